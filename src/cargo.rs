@@ -1,0 +1,178 @@
+//! Driving cargo as a subprocess: one builder for every cargo command, run
+//! with cargo's own diagnostics on the user's terminal and its JSON
+//! messages read from stdout.
+
+use std::ffi::{OsStr, OsString};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use anyhow::{Context, Result};
+use cargo_metadata::Message;
+
+use crate::error::Failure;
+use crate::shell::Shell;
+
+/// `$CARGO` as cargo sets it for subcommands, else `cargo` on `PATH`.
+pub fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+#[derive(Debug, Clone)]
+pub struct CargoCommand {
+    args: Vec<OsString>,
+    envs: Vec<(OsString, Option<OsString>)>,
+    cwd: Option<PathBuf>,
+}
+
+impl CargoCommand {
+    pub fn new(subcommand: &str) -> CargoCommand {
+        CargoCommand {
+            args: vec![subcommand.into()],
+            envs: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        for a in args {
+            self.arg(a);
+        }
+        self
+    }
+
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        self.envs
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        self.envs.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: &Path) -> &mut Self {
+        self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    /// The command as a user would type it, for `-v`.
+    pub fn display(&self) -> String {
+        let mut s = String::from("cargo");
+        for a in &self.args {
+            s.push(' ');
+            let a = a.to_string_lossy();
+            if a.contains(' ') || a.is_empty() {
+                s.push_str(&format!("'{a}'"));
+            } else {
+                s.push_str(&a);
+            }
+        }
+        s
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(cargo_program());
+        cmd.args(&self.args);
+        for (k, v) in &self.envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+
+    fn spawn_error(&self) -> String {
+        format!(
+            "failed to run `{}`; is cargo installed and on PATH?",
+            self.display()
+        )
+    }
+
+    /// Runs with stdout captured, stderr on the terminal; a failure becomes
+    /// [`Failure::Cargo`], since cargo already said why.
+    pub fn output(&self, shell: &Shell) -> Result<Vec<u8>> {
+        shell.verbose_status("Running", format_args!("`{}`", self.display()));
+        let out = self
+            .command()
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| self.spawn_error())?;
+        if !out.status.success() {
+            return Err(Failure::Cargo {
+                code: exit_code(out.status),
+            }
+            .into());
+        }
+        Ok(out.stdout)
+    }
+
+    /// Runs a build with `--message-format=json-render-diagnostics`: cargo
+    /// renders diagnostics on the terminal itself, and each JSON message is
+    /// handed to `on_message`. Returns cargo's exit status.
+    pub fn stream_messages(
+        &self,
+        shell: &Shell,
+        mut on_message: impl FnMut(Message),
+    ) -> Result<ExitStatus> {
+        shell.verbose_status("Running", format_args!("`{}`", self.display()));
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| self.spawn_error())?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("cargo's stdout was not piped")?;
+        for message in Message::parse_stream(BufReader::new(stdout)) {
+            let message = message.context("failed to read cargo's JSON messages")?;
+            on_message(message);
+        }
+        child.wait().with_context(|| self.spawn_error())
+    }
+}
+
+/// The code to exit with for a finished process: its exit code, or 128 +
+/// the signal that killed it, as a shell reports it.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    crate::error::code::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_arguments_with_spaces() {
+        let mut c = CargoCommand::new("build");
+        c.args(["--features", "a b", "-p", "x"]);
+        assert_eq!(c.display(), "cargo build --features 'a b' -p x");
+    }
+}

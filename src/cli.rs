@@ -1,0 +1,465 @@
+//! The command line. Flags are cargo's own, parsed with clap and turned back
+//! into cargo arguments by each group's `push_cargo_args`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::builder::styling::{AnsiColor, Styles};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::shell::{ColorChoice, Verbosity};
+
+const STYLES: Styles = Styles::styled()
+    .header(AnsiColor::Green.on_default().bold())
+    .usage(AnsiColor::Green.on_default().bold())
+    .literal(AnsiColor::Cyan.on_default().bold())
+    .placeholder(AnsiColor::Cyan.on_default())
+    .error(AnsiColor::Red.on_default().bold())
+    .valid(AnsiColor::Cyan.on_default().bold())
+    .invalid(AnsiColor::Yellow.on_default().bold());
+
+/// `cargo dyndev ...`: cargo runs `cargo-dyndev dyndev ...`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = STYLES)]
+pub enum Cli {
+    Dyndev(Dyndev),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    version,
+    about = "Dynamic-linking dev builds: dependencies linked once, your crates relinked in milliseconds",
+    long_about = "Dynamic-linking dev builds for any workspace.\n\n\
+        Third-party dependencies are linked once into a shared library (the bundle); \
+        your crates link against it, so after an edit the link only binds symbols. \
+        Nothing in your workspace is changed: everything dyndev makes lives in \
+        <target-dir>/dyndev.",
+    after_help = "Run `cargo dyndev plan` to see what goes into the bundle."
+)]
+pub struct Dyndev {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile the workspace, with dependencies linked dynamically
+    Build(BuildArgs),
+    /// Build and run a binary or example, with dependencies linked dynamically
+    Run(RunArgs),
+    /// Show where every package goes: into the bundle, or linked statically and why
+    Plan(PlanArgs),
+}
+
+/// `-v`, `-q`, `--color`: accepted by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Use verbose output (-vv very verbose)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Do not print cargo log messages
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Coloring
+    #[arg(long, value_name = "WHEN", global = true)]
+    pub color: Option<ColorChoice>,
+}
+
+impl GlobalArgs {
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            _ => Verbosity::Verbose,
+        }
+    }
+
+    pub fn push_cargo_args(&self, out: &mut Vec<String>) {
+        if self.quiet {
+            out.push("--quiet".into());
+        }
+        for _ in 0..self.verbose {
+            out.push("--verbose".into());
+        }
+        if let Some(color) = self.color {
+            out.push(format!("--color={}", color.as_str()));
+        }
+    }
+}
+
+/// `-p`, `--workspace`, `--exclude`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Package Selection")]
+pub struct PackageArgs {
+    /// Package to build (see `cargo help pkgid`)
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub packages: Vec<String>,
+    /// Build all packages in the workspace
+    #[arg(long)]
+    pub workspace: bool,
+    /// Exclude packages from the build
+    #[arg(long, value_name = "SPEC", requires = "workspace")]
+    pub exclude: Vec<String>,
+}
+
+impl PackageArgs {
+    pub fn push_cargo_args(&self, out: &mut Vec<String>) {
+        for p in &self.packages {
+            out.extend(["--package".into(), p.clone()]);
+        }
+        if self.workspace {
+            out.push("--workspace".into());
+        }
+        for p in &self.exclude {
+            out.extend(["--exclude".into(), p.clone()]);
+        }
+    }
+}
+
+/// `--lib`, `--bin`, `--example` and their plural forms.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Target Selection")]
+pub struct TargetArgs {
+    /// Build only this package's library
+    #[arg(long)]
+    pub lib: bool,
+    /// Build only the specified binary
+    #[arg(long = "bin", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub bins: Vec<String>,
+    /// Build all binaries
+    #[arg(long = "bins")]
+    pub all_bins: bool,
+    /// Build only the specified example
+    #[arg(long = "example", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub examples: Vec<String>,
+    /// Build all examples
+    #[arg(long = "examples")]
+    pub all_examples: bool,
+    /// Build all targets (lib, bins, examples, tests, benches)
+    #[arg(long)]
+    pub all_targets: bool,
+}
+
+impl TargetArgs {
+    pub fn push_cargo_args(&self, out: &mut Vec<String>) {
+        if self.lib {
+            out.push("--lib".into());
+        }
+        push_named(out, "--bin", &self.bins);
+        if self.all_bins {
+            out.push("--bins".into());
+        }
+        push_named(out, "--example", &self.examples);
+        if self.all_examples {
+            out.push("--examples".into());
+        }
+        if self.all_targets {
+            out.push("--all-targets".into());
+        }
+    }
+}
+
+/// `--bin NAME` for each name; a bare `--bin` (cargo then lists the bins).
+fn push_named(out: &mut Vec<String>, flag: &str, names: &[String]) {
+    for name in names {
+        if name.is_empty() {
+            out.push(flag.into());
+        } else {
+            out.push(format!("{flag}={name}"));
+        }
+    }
+}
+
+/// `-F`, `--all-features`, `--no-default-features`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Feature Selection")]
+pub struct FeatureArgs {
+    /// Space or comma separated list of features to activate
+    #[arg(short = 'F', long, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all available features
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature
+    #[arg(long)]
+    pub no_default_features: bool,
+}
+
+impl FeatureArgs {
+    pub fn push_cargo_args(&self, out: &mut Vec<String>) {
+        for f in &self.features {
+            out.extend(["--features".into(), f.clone()]);
+        }
+        if self.all_features {
+            out.push("--all-features".into());
+        }
+        if self.no_default_features {
+            out.push("--no-default-features".into());
+        }
+    }
+}
+
+/// Profile, paths, jobs and the lockfile switches.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Compilation Options")]
+pub struct CompileArgs {
+    /// Build artifacts in release mode, with optimizations
+    #[arg(short, long, conflicts_with = "profile")]
+    pub release: bool,
+    /// Build artifacts with the specified profile
+    #[arg(long, value_name = "PROFILE-NAME")]
+    pub profile: Option<String>,
+    /// Number of parallel jobs, defaults to # of CPUs
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<String>,
+    /// Directory for all generated artifacts; dyndev uses <DIRECTORY>/dyndev
+    #[arg(long, value_name = "DIRECTORY")]
+    pub target_dir: Option<PathBuf>,
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long)]
+    pub locked: bool,
+    /// Run without accessing the network
+    #[arg(long)]
+    pub offline: bool,
+    /// Equivalent to specifying both --locked and --offline
+    #[arg(long)]
+    pub frozen: bool,
+    /// Override a configuration value
+    #[arg(long = "config", value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
+}
+
+impl CompileArgs {
+    /// Arguments every cargo command accepts (`metadata` included).
+    pub fn push_workspace_args(&self, out: &mut Vec<String>) {
+        if let Some(path) = &self.manifest_path {
+            out.push(format!("--manifest-path={}", path.display()));
+        }
+        for (flag, on) in [
+            ("--locked", self.locked),
+            ("--offline", self.offline),
+            ("--frozen", self.frozen),
+        ] {
+            if on {
+                out.push(flag.into());
+            }
+        }
+        for c in &self.config {
+            out.extend(["--config".into(), c.clone()]);
+        }
+    }
+
+    /// Arguments for `cargo build`, less `--target-dir`, which dyndev sets.
+    pub fn push_build_args(&self, out: &mut Vec<String>) {
+        self.push_workspace_args(out);
+        if self.release {
+            out.push("--release".into());
+        }
+        if let Some(p) = &self.profile {
+            out.push(format!("--profile={p}"));
+        }
+        if let Some(j) = &self.jobs {
+            out.push(format!("--jobs={j}"));
+        }
+    }
+
+    /// The directory cargo uses for this profile inside a target dir.
+    pub fn profile_dir(&self, test: bool) -> String {
+        match self.profile.as_deref() {
+            _ if self.release => "release".into(),
+            None if test => "debug".into(),
+            None | Some("dev") | Some("test") => "debug".into(),
+            Some("bench") => "release".into(),
+            Some(other) => other.into(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub packages: PackageArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "To pass `--help` to the program, use `-- --help`.")]
+pub struct RunArgs {
+    /// Package with the target to run
+    #[arg(
+        short,
+        long = "package",
+        value_name = "SPEC",
+        help_heading = "Package Selection"
+    )]
+    pub package: Option<String>,
+    /// Name of the bin target to run
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection", num_args = 0..=1, default_missing_value = "")]
+    pub bin: Option<String>,
+    /// Name of the example target to run
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection", conflicts_with = "bin", num_args = 0..=1, default_missing_value = "")]
+    pub example: Option<String>,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Arguments for the binary or example to run
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// A table on stderr
+    Human,
+    /// One JSON document on stdout
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub packages: PackageArgs,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Plan for the test targets too (dev-dependencies join the bundle)
+    #[arg(long)]
+    pub tests: bool,
+    /// Output format
+    #[arg(long, value_name = "FMT", default_value = "human")]
+    pub message_format: MessageFormat,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+impl Cli {
+    /// Parses the process arguments, accepting both `cargo dyndev build`
+    /// (argv: `cargo-dyndev dyndev build`) and `cargo-dyndev build`.
+    pub fn from_env() -> Result<Dyndev, clap::Error> {
+        let mut args: Vec<OsString> = std::env::args_os().collect();
+        if args.get(1).is_none_or(|a| a != "dyndev") {
+            args.insert(1, "dyndev".into());
+        }
+        Cli::try_parse_from(args).map(|Cli::Dyndev(d)| d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Dyndev {
+        let Cli::Dyndev(d) = Cli::try_parse_from(args).unwrap();
+        d
+    }
+
+    #[test]
+    fn build_flags_round_trip_to_cargo() {
+        let d = parse(&[
+            "cargo",
+            "dyndev",
+            "build",
+            "-p",
+            "game",
+            "--bin",
+            "client",
+            "-F",
+            "fast",
+            "--no-default-features",
+            "--release",
+            "--manifest-path",
+            "x/Cargo.toml",
+            "-vv",
+            "--color",
+            "never",
+            "--locked",
+        ]);
+        let Command::Build(b) = d.command else {
+            panic!("not build")
+        };
+        let mut out = Vec::new();
+        b.packages.push_cargo_args(&mut out);
+        b.targets.push_cargo_args(&mut out);
+        b.features.push_cargo_args(&mut out);
+        b.compile.push_build_args(&mut out);
+        b.global.push_cargo_args(&mut out);
+        assert_eq!(
+            out,
+            [
+                "--package",
+                "game",
+                "--bin=client",
+                "--features",
+                "fast",
+                "--no-default-features",
+                "--manifest-path=x/Cargo.toml",
+                "--locked",
+                "--release",
+                "--verbose",
+                "--verbose",
+                "--color=never"
+            ]
+        );
+        assert_eq!(b.compile.profile_dir(false), "release");
+    }
+
+    #[test]
+    fn run_takes_program_arguments_after_double_dash() {
+        let d = parse(&[
+            "cargo",
+            "dyndev",
+            "run",
+            "--example",
+            "demo",
+            "--",
+            "-x",
+            "--help",
+        ]);
+        let Command::Run(r) = d.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.example.as_deref(), Some("demo"));
+        assert_eq!(r.args, ["-x", "--help"]);
+    }
+
+    #[test]
+    fn bare_bin_asks_cargo_for_the_list() {
+        let d = parse(&["cargo", "dyndev", "build", "--bin"]);
+        let Command::Build(b) = d.command else {
+            panic!("not build")
+        };
+        let mut out = Vec::new();
+        b.targets.push_cargo_args(&mut out);
+        assert_eq!(out, ["--bin"]);
+    }
+
+    #[test]
+    fn profile_dirs_follow_cargo() {
+        let mut c = CompileArgs::default();
+        assert_eq!(c.profile_dir(false), "debug");
+        c.profile = Some("bench".into());
+        assert_eq!(c.profile_dir(false), "release");
+        c.profile = Some("fast-dev".into());
+        assert_eq!(c.profile_dir(false), "fast-dev");
+    }
+
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,125 @@
+//! File-system helpers that say which path failed, atomic writes, and the
+//! small stable hash dyndev names things by.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))
+}
+
+pub fn read_to_string(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("failed to read `{}`", path.display()))
+}
+
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    fs::create_dir_all(path)
+        .with_context(|| format!("failed to create directory `{}`", path.display()))
+}
+
+/// Writes `contents` to a temporary file beside `path`, then renames it into
+/// place: readers see the old file or the new one, never half of one.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .with_context(|| format!("`{}` has no parent directory", path.display()))?;
+    create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut file =
+        fs::File::create(&tmp).with_context(|| format!("failed to create `{}`", tmp.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("failed to write `{}`", tmp.display()))?;
+    drop(file);
+    fs::rename(&tmp, path).with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+/// Writes the file only when its contents differ, so its mtime moves only
+/// when something changed.
+pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
+    if fs::read(path).is_ok_and(|old| old == contents) {
+        return Ok(false);
+    }
+    write_atomic(path, contents)?;
+    Ok(true)
+}
+
+/// Modification time in nanoseconds since the epoch, `None` when missing.
+pub fn mtime_nanos(path: &Path) -> Option<u128> {
+    let modified = fs::metadata(path).ok()?.modified().ok()?;
+    Some(
+        modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()?
+            .as_nanos(),
+    )
+}
+
+/// FNV-1a, 64 bits: stable across Rust releases and platforms, unlike
+/// `DefaultHasher`. Names bundles and facades, not a security boundary.
+#[derive(Debug, Clone)]
+pub struct StableHasher(u64);
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl StableHasher {
+    pub fn write(&mut self, bytes: &[u8]) -> &mut Self {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        self
+    }
+
+    pub fn write_str(&mut self, s: &str) -> &mut Self {
+        self.write(s.as_bytes())
+    }
+
+    pub fn finish_hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_hash_is_stable_and_separates_fields() {
+        let mut a = StableHasher::default();
+        a.write_str("ab").write_str("c");
+        let mut b = StableHasher::default();
+        b.write_str("a").write_str("bc");
+        assert_ne!(a.finish_hex(), b.finish_hex());
+        // Pinned: bundle names must not change between releases of the tool
+        // for the same inputs.
+        assert_eq!(
+            StableHasher::default().write_str("dyndev").finish_hex(),
+            "9a6b853ce771a3f8"
+        );
+    }
+
+    #[test]
+    fn write_if_changed_keeps_mtime_when_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert!(write_if_changed(&p, b"x").unwrap());
+        assert!(!write_if_changed(&p, b"x").unwrap());
+        assert!(write_if_changed(&p, b"y").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"y");
+    }
+}

@@ -1,0 +1,161 @@
+//! Where dyndev keeps things. Everything lives under `<target-dir>/dyndev`,
+//! a cargo target dir of its own, so plain `cargo build` and `cargo dyndev`
+//! never invalidate each other's artifacts.
+//!
+//! ```text
+//! <target-dir>/dyndev/                 cargo's --target-dir for dyndev builds
+//!   debug/                             cargo's profile dir: binaries land here
+//!     bundle/<workspace>-<hash>/       dyndev's state for one workspace
+//!       state.json                     the current bundle, read by the wrapper
+//!       lock                           one dyndev at a time
+//!       runs/<run>/                    what the wrapper saw during one build
+//!       <id>/libdyndev_bundle_<id>.so  a bundle, its facades, their sources
+//! ```
+//!
+//! Workspaces that share a target dir (a global `CARGO_TARGET_DIR`) share
+//! cargo's dependency units but keep a bundle each.
+//!
+//! ```text
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::shell::Shell;
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `<target-dir>/dyndev`: cargo's target dir for dyndev builds.
+    pub target_dir: PathBuf,
+    /// `<target-dir>/dyndev/debug` (or `release`, or a profile's name).
+    pub profile_dir: PathBuf,
+    /// `<profile_dir>/bundle/<workspace key>`.
+    pub state_dir: PathBuf,
+}
+
+impl Layout {
+    /// `base` is the user's target dir (`--target-dir` or cargo's default);
+    /// `workspace_root` names the state dir.
+    pub fn new(base: &Path, profile_dir_name: &str, workspace_root: &Path) -> Layout {
+        let target_dir = base.join("dyndev");
+        let profile_dir = target_dir.join(profile_dir_name);
+        let name: String = workspace_root
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = crate::fs::StableHasher::default()
+            .write_str(&workspace_root.to_string_lossy())
+            .finish_hex();
+        let state_dir = profile_dir
+            .join("bundle")
+            .join(format!("{name}-{}", &hash[..8]));
+        Layout {
+            target_dir,
+            profile_dir,
+            state_dir,
+        }
+    }
+
+    /// Rebuilds a layout from the state dir the wrapper is handed.
+    pub fn from_state_dir(state_dir: &Path) -> Layout {
+        let profile_dir = state_dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(state_dir)
+            .to_path_buf();
+        let target_dir = profile_dir.parent().unwrap_or(&profile_dir).to_path_buf();
+        Layout {
+            target_dir,
+            profile_dir,
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir.join("state.json")
+    }
+
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.state_dir.join("runs").join(run)
+    }
+
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.state_dir.join(id)
+    }
+
+    /// Takes the state lock, waiting (and saying so, as cargo does) while
+    /// another dyndev holds it. Released when the returned file is dropped.
+    pub fn lock(&self, shell: &Shell) -> Result<File> {
+        crate::fs::create_dir_all(&self.state_dir)?;
+        let path = self.state_dir.join("lock");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("failed to open `{}`", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                shell.status(
+                    "Blocking",
+                    "waiting for another `cargo dyndev` to finish with this target directory",
+                );
+                file.lock()
+                    .with_context(|| format!("failed to lock `{}`", path.display()))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("failed to lock `{}`", path.display()));
+            }
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_nest_under_target_dyndev() {
+        let l = Layout::new(Path::new("/w/target"), "debug", Path::new("/w/my game"));
+        assert_eq!(l.target_dir, Path::new("/w/target/dyndev"));
+        assert_eq!(l.profile_dir, Path::new("/w/target/dyndev/debug"));
+        let state = l.state_file();
+        let key = state
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            key.starts_with("my_game-") && key.len() == "my_game-".len() + 8,
+            "{key}"
+        );
+        assert_eq!(
+            state.parent().unwrap().parent().unwrap(),
+            Path::new("/w/target/dyndev/debug/bundle")
+        );
+        let other = Layout::new(Path::new("/w/target"), "debug", Path::new("/v/my game"));
+        assert_ne!(
+            other.state_dir, l.state_dir,
+            "workspaces keep a bundle each"
+        );
+        let back = Layout::from_state_dir(&l.state_dir);
+        assert_eq!(back.target_dir, l.target_dir);
+        assert_eq!(back.profile_dir, l.profile_dir);
+    }
+}

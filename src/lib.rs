@@ -1,0 +1,84 @@
+//! cargo-dyndev: dynamic-linking dev builds for any Rust workspace.
+//!
+//! Third-party dependencies are linked once into one shared library, the
+//! bundle; workspace members link against it, so after an edit the final
+//! link only binds symbols. The same executable is both the `cargo dyndev`
+//! command and, during builds, the rustc wrapper that makes it happen.
+
+pub mod bundle;
+pub mod cargo;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fs;
+pub mod inspect;
+pub mod layout;
+pub mod ops;
+pub mod plan;
+pub mod rustc_args;
+pub mod shell;
+pub mod state;
+pub mod templates;
+pub mod workspace;
+pub mod wrapper;
+
+use cli::{Cli, Command};
+use error::{Failure, code};
+use shell::{ColorChoice, Shell};
+
+/// Runs the command line and exits with its documented code.
+pub fn main() -> ! {
+    if wrapper::is_wrapper_invocation() {
+        std::process::exit(wrapper::main(std::env::args_os().collect()));
+    }
+    let cli = match Cli::from_env() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                code::USAGE
+            } else {
+                code::SUCCESS
+            });
+        }
+    };
+    let global = match &cli.command {
+        Command::Build(a) => &a.global,
+        Command::Run(a) => &a.global,
+        Command::Plan(a) => &a.global,
+    };
+    let shell = Shell::new(global.verbosity(), ColorChoice::resolve(global.color));
+    let result = match &cli.command {
+        Command::Build(args) => ops::build::exec(&shell, args),
+        Command::Run(args) => ops::run::exec(&shell, args),
+        Command::Plan(args) => ops::plan::exec(&shell, args),
+    };
+    match result {
+        Ok(()) => std::process::exit(code::SUCCESS),
+        Err(err) => std::process::exit(report(&shell, &err)),
+    }
+}
+
+/// Prints an error in cargo's form (`error: ...` then `Caused by:`) unless
+/// cargo already printed it, and returns the exit code.
+fn report(shell: &Shell, err: &anyhow::Error) -> i32 {
+    if let Some(failure) = err.downcast_ref::<Failure>() {
+        if !failure.is_silent() {
+            shell.error(failure);
+        }
+        return failure.exit_code();
+    }
+    let mut message = err.to_string();
+    let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+    if !causes.is_empty() {
+        message.push_str("\n\nCaused by:");
+        for c in causes {
+            for line in c.lines() {
+                message.push_str("\n  ");
+                message.push_str(line);
+            }
+        }
+    }
+    shell.error(message);
+    code::FAILURE
+}

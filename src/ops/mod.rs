@@ -1,0 +1,5 @@
+//! One module per command; each has an `exec`.
+
+pub mod build;
+pub mod plan;
+pub mod run;

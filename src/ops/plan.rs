@@ -1,0 +1,289 @@
+//! `cargo dyndev plan`: every package of the build and where it goes, with
+//! the reason when it is not bundled; the bundle's size and exported symbols
+//! once it is built. A table on stderr, or JSON on stdout.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::{MessageFormat, PlanArgs};
+use crate::layout::Layout;
+use crate::plan::{Graph, Placement, PlanInput, Source};
+use crate::shell::Shell;
+use crate::state::BundleState;
+use crate::workspace::Workspace;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    workspace_root: String,
+    target_dir: String,
+    /// `true` when the placements come from the bundle in use; `false` when
+    /// predicted from the package graph before any build.
+    built: bool,
+    bundle: Option<BundleReport>,
+    summary: BTreeMap<&'static str, usize>,
+    packages: Vec<PackageReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct BundleReport {
+    file: String,
+    size: u64,
+    exported_symbols: usize,
+    link_millis: u64,
+    /// The dependency units linked in, by the rlib cargo built for them.
+    roots: Vec<RootReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct RootReport {
+    package_id: String,
+    crate_name: String,
+    rlib: String,
+    facade: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PackageReport {
+    id: String,
+    name: String,
+    version: String,
+    source: Source,
+    #[serde(flatten)]
+    placement: Placement,
+    /// The reason in words, for static and host packages.
+    note: Option<String>,
+}
+
+pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
+    let host = host_triple()?;
+    let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
+    let graph = Graph::from_metadata(&ws.metadata);
+    let selected: Vec<String> = ws
+        .select(&args.packages)?
+        .iter()
+        .map(|p| p.id.repr.clone())
+        .collect();
+    let layout = Layout::new(
+        &ws.target_dir(args.compile.target_dir.as_deref()),
+        &args.compile.profile_dir(args.tests),
+        ws.root(),
+    );
+    let state =
+        BundleState::load(&layout)?.filter(|s| ws.generation().is_ok_and(|g| g == s.generation));
+    let link_failed: BTreeMap<String, String> = state
+        .iter()
+        .flat_map(|s| &s.static_packages)
+        .filter_map(|(id, why)| {
+            why.strip_prefix("link failed: ")
+                .map(|m| (id.clone(), m.to_owned()))
+        })
+        .collect();
+    let roots: Option<BTreeSet<String>> = state
+        .as_ref()
+        .map(|s| s.roots.values().map(|r| r.package_id.clone()).collect());
+    let plan = crate::plan::plan(&PlanInput {
+        graph: &graph,
+        selected,
+        dev: args.tests,
+        config: &ws.config,
+        link_failed: &link_failed,
+        hidden_native: &state
+            .as_ref()
+            .map(|s| s.hidden_native.clone())
+            .unwrap_or_default(),
+        roots: roots.as_ref(),
+    });
+
+    let mut packages: Vec<PackageReport> = plan
+        .placements
+        .iter()
+        .filter_map(|(id, placement)| {
+            let node = graph.nodes.get(id)?;
+            let note = match placement {
+                Placement::Bundle { root: true } => None,
+                Placement::Bundle { root: false } => None,
+                Placement::Static { reason } | Placement::Host { reason } => {
+                    Some(reason.to_string())
+                }
+            };
+            Some(PackageReport {
+                id: id.clone(),
+                name: node.name.clone(),
+                version: node.version.clone(),
+                source: node.source,
+                placement: placement.clone(),
+                note,
+            })
+        })
+        .collect();
+    packages.sort_by(|a, b| {
+        rank(&a.placement)
+            .cmp(&rank(&b.placement))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.version.cmp(&b.version))
+    });
+    let mut summary = BTreeMap::new();
+    for p in &packages {
+        *summary.entry(p.placement.label()).or_insert(0) += 1;
+    }
+    let report = Report {
+        workspace_root: ws.root().display().to_string(),
+        target_dir: layout.target_dir.display().to_string(),
+        built: state.is_some(),
+        bundle: state.as_ref().map(|s| BundleReport {
+            file: s.file.display().to_string(),
+            size: s.size,
+            exported_symbols: s.exported_symbols,
+            link_millis: s.link_millis,
+            roots: s
+                .roots
+                .values()
+                .map(|r| RootReport {
+                    package_id: r.package_id.clone(),
+                    crate_name: r.crate_name.clone(),
+                    rlib: r.rlib.display().to_string(),
+                    facade: r.facade.display().to_string(),
+                })
+                .collect(),
+        }),
+        summary,
+        packages,
+    };
+
+    match args.message_format {
+        MessageFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        MessageFormat::Human => print_table(shell, &ws, &report),
+    }
+    Ok(())
+}
+
+fn rank(p: &Placement) -> u8 {
+    match p {
+        Placement::Bundle { root: true } => 0,
+        Placement::Bundle { root: false } => 1,
+        Placement::Static { .. } => 2,
+        Placement::Host { .. } => 3,
+    }
+}
+
+fn print_table(shell: &Shell, ws: &Workspace, report: &Report) {
+    let count = |k: &str| report.summary.get(k).copied().unwrap_or(0);
+    shell.status(
+        "Planning",
+        format_args!(
+            "{}: {} packages: {} in the bundle, {} static, {} host-only{}",
+            ws.display_name(),
+            report.packages.len(),
+            count("bundle"),
+            count("static"),
+            count("host"),
+            if report.built {
+                ""
+            } else {
+                " (predicted; `cargo dyndev build` makes it exact)"
+            }
+        ),
+    );
+    let name_w = report
+        .packages
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let ver_w = report
+        .packages
+        .iter()
+        .map(|p| p.version.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    shell.header(format_args!(
+        "{:name_w$}  {:ver_w$}  {:9}  NOTE",
+        "PACKAGE", "VERSION", "PLACEMENT"
+    ));
+    for p in &report.packages {
+        let note = match (&p.placement, &p.note) {
+            (Placement::Bundle { root: true }, _) => "used by the workspace".to_owned(),
+            (Placement::Bundle { root: false }, _) => String::new(),
+            (_, Some(n)) => n.clone(),
+            _ => String::new(),
+        };
+        shell.print(format_args!(
+            "{:name_w$}  {:ver_w$}  {:9}  {note}",
+            p.name,
+            p.version,
+            p.placement.label()
+        ));
+    }
+    match &report.bundle {
+        Some(b) => shell.status(
+            "Bundle",
+            format_args!(
+                "{}: {}, {} exported symbols, linked in {:.1}s",
+                b.file,
+                human_size(b.size),
+                group_digits(b.exported_symbols),
+                b.link_millis as f64 / 1000.0
+            ),
+        ),
+        None => shell.status("Bundle", "not built yet; `cargo dyndev build` links it"),
+    }
+}
+
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The host triple, from the compiler cargo would use.
+pub fn host_triple() -> Result<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|e| anyhow::anyhow!("failed to run `{} -vV`: {e}", rustc.to_string_lossy()))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .ok_or_else(|| anyhow::anyhow!("`rustc -vV` did not name its host"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_read_well() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+        assert_eq!(group_digits(729_000), "729,000");
+        assert_eq!(group_digits(12), "12");
+    }
+}

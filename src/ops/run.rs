@@ -1,0 +1,291 @@
+//! `cargo dyndev run`: choose the executable as `cargo run` would, build it
+//! against the bundle, and replace this process with it, in the
+//! environment `cargo run` gives a program.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use cargo_metadata::{Artifact, BuildScript, Package, TargetKind};
+
+use crate::cli::{PackageArgs, RunArgs};
+use crate::error::Failure;
+use crate::layout::Layout;
+use crate::ops::build::{BuildRequest, Outcome, build};
+use crate::shell::Shell;
+use crate::workspace::Workspace;
+
+/// What to run, before building.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runnable {
+    Bin(String),
+    Example(String),
+    /// A bare `--bin` or `--example`: cargo lists what there is.
+    List(&'static str),
+}
+
+pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
+    let ws = Workspace::load(shell, &args.compile)?;
+    let packages = PackageArgs {
+        packages: args.package.iter().cloned().collect(),
+        ..PackageArgs::default()
+    };
+    let runnable = choose(&ws, &packages, args.bin.as_deref(), args.example.as_deref())?;
+
+    let mut cargo_args = Vec::new();
+    packages.push_cargo_args(&mut cargo_args);
+    args.features.push_cargo_args(&mut cargo_args);
+    args.compile.push_build_args(&mut cargo_args);
+    args.global.push_cargo_args(&mut cargo_args);
+    let (kind, name) = match &runnable {
+        Runnable::Bin(n) => (TargetKind::Bin, n.as_str()),
+        Runnable::Example(n) => (TargetKind::Example, n.as_str()),
+        Runnable::List(flag) => {
+            // Cargo prints the available targets and fails.
+            cargo_args.push((*flag).to_owned());
+            (TargetKind::Bin, "")
+        }
+    };
+    if !name.is_empty() {
+        let flag = if kind == TargetKind::Bin {
+            "--bin"
+        } else {
+            "--example"
+        };
+        cargo_args.push(format!("{flag}={name}"));
+    }
+
+    let layout = Layout::new(
+        &ws.target_dir(args.compile.target_dir.as_deref()),
+        &args.compile.profile_dir(false),
+        ws.root(),
+    );
+    let outcome = build(&BuildRequest {
+        shell,
+        workspace: &ws,
+        layout: layout.clone(),
+        cargo_args,
+        features: &args.features,
+        compile: &args.compile,
+    })?;
+
+    let artifact = outcome
+        .artifacts
+        .iter()
+        .find(|a| a.executable.is_some() && a.target.name == name && a.target.kind.contains(&kind))
+        .context("cargo built no executable for the selected target")?;
+    let exe = artifact
+        .executable
+        .as_ref()
+        .map(|p| p.clone().into_std_path_buf())
+        .context("artifact without an executable")?;
+    let package = ws
+        .metadata
+        .packages
+        .iter()
+        .find(|p| p.id == artifact.package_id)
+        .context("the executable's package is not in the workspace")?;
+
+    let mut command = std::process::Command::new(&exe);
+    command.args(&args.args);
+    for (key, value) in run_env(package, &outcome, &layout, artifact) {
+        command.env(key, value);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    shell.status(
+        "Running",
+        format_args!("`{}`", display_command(&exe, &args.args, &cwd)),
+    );
+    exec_replace(command, &exe)
+}
+
+/// Picks the target the way `cargo run` does: `--bin`/`--example` when
+/// given, else the selected package's `default-run`, else its only binary.
+pub fn choose(
+    ws: &Workspace,
+    packages: &PackageArgs,
+    bin: Option<&str>,
+    example: Option<&str>,
+) -> Result<Runnable> {
+    match (bin, example) {
+        (Some(""), _) => return Ok(Runnable::List("--bin")),
+        (_, Some("")) => return Ok(Runnable::List("--example")),
+        (Some(b), _) => return Ok(Runnable::Bin(b.to_owned())),
+        (_, Some(e)) => return Ok(Runnable::Example(e.to_owned())),
+        (None, None) => {}
+    }
+    let selected = ws.select(packages)?;
+    let default_runs: Vec<&str> = selected
+        .iter()
+        .filter_map(|p| p.default_run.as_deref())
+        .collect();
+    if let [only] = default_runs[..] {
+        return Ok(Runnable::Bin(only.to_owned()));
+    }
+    let mut bins: Vec<&str> = selected
+        .iter()
+        .flat_map(|p: &&Package| &p.targets)
+        .filter(|t| t.is_bin())
+        .map(|t| t.name.as_str())
+        .collect();
+    bins.sort_unstable();
+    match bins[..] {
+        [] => Err(Failure::Selection(
+            "a bin target must be available for `cargo dyndev run`".into(),
+        )
+        .into()),
+        [only] => Ok(Runnable::Bin(only.to_owned())),
+        _ => Err(Failure::Selection(format!(
+            "`cargo dyndev run` could not determine which binary to run. Use the `--bin` \
+             option to specify a binary, or the `default-run` manifest key.\n\
+             available binaries: {}",
+            bins.join(", ")
+        ))
+        .into()),
+    }
+}
+
+/// The environment `cargo run` sets for a program: the package's
+/// `CARGO_PKG_*` variables, its build script's `rustc-env` values, and a
+/// library path with the target dir, the native libraries build scripts
+/// made there, and the toolchain's libraries.
+fn run_env(
+    package: &Package,
+    outcome: &Outcome,
+    layout: &Layout,
+    artifact: &Artifact,
+) -> Vec<(String, OsString)> {
+    let mut env: Vec<(String, OsString)> = Vec::new();
+    let mut set = |k: &str, v: OsString| env.push((k.to_owned(), v));
+    set("CARGO", crate::cargo::cargo_program());
+    let manifest = package.manifest_path.as_std_path();
+    set(
+        "CARGO_MANIFEST_DIR",
+        manifest.parent().unwrap_or(manifest).into(),
+    );
+    set("CARGO_MANIFEST_PATH", manifest.into());
+    let v = &package.version;
+    set("CARGO_PKG_VERSION", v.to_string().into());
+    set("CARGO_PKG_VERSION_MAJOR", v.major.to_string().into());
+    set("CARGO_PKG_VERSION_MINOR", v.minor.to_string().into());
+    set("CARGO_PKG_VERSION_PATCH", v.patch.to_string().into());
+    set("CARGO_PKG_VERSION_PRE", v.pre.as_str().into());
+    set("CARGO_PKG_NAME", package.name.as_str().into());
+    let opt = |o: &Option<String>| o.clone().unwrap_or_default().into();
+    set("CARGO_PKG_DESCRIPTION", opt(&package.description));
+    set("CARGO_PKG_HOMEPAGE", opt(&package.homepage));
+    set("CARGO_PKG_REPOSITORY", opt(&package.repository));
+    set("CARGO_PKG_LICENSE", opt(&package.license));
+    set(
+        "CARGO_PKG_LICENSE_FILE",
+        package
+            .license_file
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+            .into(),
+    );
+    set("CARGO_PKG_AUTHORS", package.authors.join(":").into());
+    set(
+        "CARGO_PKG_RUST_VERSION",
+        package
+            .rust_version
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+            .into(),
+    );
+    set(
+        "CARGO_PKG_README",
+        package
+            .readme
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default()
+            .into(),
+    );
+    for script in outcome
+        .build_scripts
+        .iter()
+        .filter(|s| s.package_id == artifact.package_id)
+    {
+        for (k, v) in &script.env {
+            set(k, v.into());
+        }
+    }
+    let mut paths: Vec<PathBuf> = native_dirs(&outcome.build_scripts, &layout.target_dir);
+    paths.push(layout.profile_dir.clone());
+    paths.push(layout.profile_dir.join("deps"));
+    paths.push(outcome.bundle.sysroot_lib.clone());
+    paths.extend(
+        std::env::var_os("LD_LIBRARY_PATH")
+            .map_or_else(Vec::new, |p| std::env::split_paths(&p).collect()),
+    );
+    if let Ok(joined) = std::env::join_paths(paths) {
+        set("LD_LIBRARY_PATH", joined);
+    }
+    env
+}
+
+/// Link-search dirs build scripts made inside the target dir, where cargo
+/// looks for native shared libraries at run time too.
+fn native_dirs(scripts: &[BuildScript], target_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for s in scripts {
+        for p in &s.linked_paths {
+            let p = p.as_str();
+            let path = Path::new(p.split_once('=').map_or(p, |(_, path)| path));
+            if path.starts_with(target_dir) && !dirs.iter().any(|d| d == path) {
+                dirs.push(path.to_owned());
+            }
+        }
+    }
+    dirs
+}
+
+fn display_command(exe: &Path, args: &[OsString], cwd: &Path) -> String {
+    let shown = exe.strip_prefix(cwd).unwrap_or(exe);
+    let mut s = shown.display().to_string();
+    for a in args {
+        let a = a.to_string_lossy();
+        s.push(' ');
+        if a.is_empty() || a.contains(char::is_whitespace) {
+            s.push_str(&format!("'{a}'"));
+        } else {
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+/// Becomes the program, so its exit status, signals, stdin and stdout are
+/// exactly its own.
+#[cfg(unix)]
+fn exec_replace(mut command: std::process::Command, exe: &Path) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let err = command.exec();
+    Err(err).with_context(|| format!("failed to run `{}`", exe.display()))
+}
+
+#[cfg(not(unix))]
+fn exec_replace(mut command: std::process::Command, exe: &Path) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("failed to run `{}`", exe.display()))?;
+    std::process::exit(crate::cargo::exit_code(status));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_the_command_relative_to_the_working_directory() {
+        let s = display_command(
+            Path::new("/w/target/dyndev/debug/game"),
+            &["--level".into(), "two words".into()],
+            Path::new("/w"),
+        );
+        assert_eq!(s, "target/dyndev/debug/game --level 'two words'");
+    }
+}

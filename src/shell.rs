@@ -1,0 +1,121 @@
+//! Human output on stderr in cargo's voice: right-aligned bold status words,
+//! `warning:` and `error:` prefixes, honouring `--color`, `CARGO_TERM_COLOR`,
+//! `-q` and `-v`.
+
+use std::fmt::Display;
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// `--color` values, as cargo spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// The choice from the flag, else from `CARGO_TERM_COLOR`, else auto.
+    pub fn resolve(flag: Option<ColorChoice>) -> ColorChoice {
+        flag.or_else(|| match std::env::var("CARGO_TERM_COLOR").ok()?.as_str() {
+            "always" => Some(ColorChoice::Always),
+            "never" => Some(ColorChoice::Never),
+            "auto" => Some(ColorChoice::Auto),
+            _ => None,
+        })
+        .unwrap_or(ColorChoice::Auto)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }
+    }
+}
+
+const STATUS: Style = AnsiColor::Green.on_default().bold();
+const WARN: Style = AnsiColor::Yellow.on_default().bold();
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+const NOTE: Style = AnsiColor::Cyan.on_default().bold();
+const HEADER: Style = Style::new().bold();
+
+#[derive(Debug, Clone)]
+pub struct Shell {
+    verbosity: Verbosity,
+    color: ColorChoice,
+}
+
+impl Shell {
+    pub fn new(verbosity: Verbosity, color: ColorChoice) -> Shell {
+        Shell { verbosity, color }
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    pub fn color(&self) -> ColorChoice {
+        self.color
+    }
+
+    fn stderr(&self) -> anstream::AutoStream<std::io::Stderr> {
+        let choice = match self.color {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        };
+        anstream::AutoStream::new(std::io::stderr(), choice)
+    }
+
+    /// `    Bundling 42 crates into ...`: the word right-aligned in 12 columns.
+    pub fn status(&self, word: &str, message: impl Display) {
+        if self.verbosity > Verbosity::Quiet {
+            let _ = writeln!(self.stderr(), "{STATUS}{word:>12}{STATUS:#} {message}");
+        }
+    }
+
+    /// A status line shown only with `-v`.
+    pub fn verbose_status(&self, word: &str, message: impl Display) {
+        if self.verbosity >= Verbosity::Verbose {
+            self.status(word, message);
+        }
+    }
+
+    pub fn warn(&self, message: impl Display) {
+        if self.verbosity > Verbosity::Quiet {
+            let _ = writeln!(self.stderr(), "{WARN}warning{WARN:#}: {message}");
+        }
+    }
+
+    pub fn note(&self, message: impl Display) {
+        if self.verbosity > Verbosity::Quiet {
+            let _ = writeln!(self.stderr(), "{NOTE}note{NOTE:#}: {message}");
+        }
+    }
+
+    /// Errors are printed even under `-q`.
+    pub fn error(&self, message: impl Display) {
+        let _ = writeln!(self.stderr(), "{ERROR}error{ERROR:#}: {message}");
+    }
+
+    /// A plain line on stderr (tables, summaries), not hidden by `-q`
+    /// because the user asked for it.
+    pub fn print(&self, line: impl Display) {
+        let _ = writeln!(self.stderr(), "{line}");
+    }
+
+    /// A bold line, for table headers.
+    pub fn header(&self, line: impl Display) {
+        let _ = writeln!(self.stderr(), "{HEADER}{line}{HEADER:#}");
+    }
+}

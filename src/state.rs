@@ -1,0 +1,152 @@
+//! The files the driver and the wrapper share: the current bundle
+//! (`state.json`) and the journal of one build (`runs/<run>/*.json`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::layout::Layout;
+
+/// Bumped whenever the meaning of the state files changes; state written by
+/// another version is ignored and rebuilt.
+pub const STATE_VERSION: u32 = 1;
+
+/// The bundle currently in use for one target dir and profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleState {
+    pub state_version: u32,
+    /// Content hash of everything the bundle was linked from.
+    pub id: String,
+    /// Hash of `Cargo.lock` and the workspace manifests when it was made.
+    pub generation: String,
+    /// The crate name of the bundle, `dyndev_bundle_<id prefix>`.
+    pub crate_name: String,
+    /// `<state>/<id>`: the bundle and its facades.
+    pub dir: PathBuf,
+    /// The shared library itself.
+    pub file: PathBuf,
+    /// rustc's `target-libdir`, where `libstd-*.so` lives.
+    pub sysroot_lib: PathBuf,
+    /// Dependency units linked into the bundle, by unit stem
+    /// (`libregex-0123abcd`).
+    pub roots: BTreeMap<String, Root>,
+    /// Dependency units the members use that stay static, by unit stem.
+    pub static_stems: BTreeSet<String>,
+    /// Packages that stay static, and why, by package id.
+    pub static_packages: BTreeMap<String, String>,
+    /// Packages inside the bundle (roots and what they pull in), by id.
+    pub bundled_packages: BTreeSet<String>,
+    /// Packages whose C code hides its symbols, with one of them, by id.
+    pub hidden_native: BTreeMap<String, String>,
+    /// Size of the shared library in bytes.
+    pub size: u64,
+    /// Symbols the shared library exports.
+    pub exported_symbols: usize,
+    /// Wall time of linking the bundle and its facades, in milliseconds.
+    pub link_millis: u64,
+}
+
+/// One dependency unit linked into the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    pub package_id: String,
+    /// The crate's name, as its rlib is named.
+    pub crate_name: String,
+    /// The name the bundle re-exports it under (`regex_0123abcd`).
+    pub alias: String,
+    /// The unit's rlib, as cargo built it for the user's build.
+    pub rlib: PathBuf,
+    /// The rlib's mtime when the bundle was linked: a rebuilt rlib means a
+    /// stale bundle.
+    pub rlib_mtime: u128,
+    /// The facade rlib that user crates get in its place.
+    pub facade: PathBuf,
+}
+
+impl BundleState {
+    pub fn load(layout: &Layout) -> Result<Option<BundleState>> {
+        let path = layout.state_file();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        // State from another version of dyndev is not an error: rebuild.
+        match serde_json::from_str::<BundleState>(&text) {
+            Ok(state) if state.state_version == STATE_VERSION && state.file.exists() => {
+                Ok(Some(state))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn save(&self, layout: &Layout) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).context("failed to serialize bundle state")?;
+        crate::fs::write_atomic(&layout.state_file(), &json)
+    }
+}
+
+/// What the wrapper saw of one member unit during one build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The unit's own stem (`app-0123abcd`, `libcore-4567ef01`).
+    pub stem: String,
+    /// `CARGO_PKG_NAME` of the member.
+    pub package: String,
+    /// Whether the wrapper probed instead of compiling.
+    pub probed: bool,
+    /// Why it probed, for `-v` and for errors.
+    pub probe_reason: Option<String>,
+    pub executable: bool,
+    /// The compiler cargo asked for.
+    pub rustc: PathBuf,
+    /// `--extern` dependencies that are compiled units (rlib or rmeta).
+    pub externs: Vec<JournalExtern>,
+    /// `-L` values.
+    pub search_paths: Vec<String>,
+    /// Link-shaping `-C` options, for the bundle's own link.
+    pub link_args: Vec<String>,
+    /// `--target`, when cross-compiling.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalExtern {
+    pub name: String,
+    pub stem: String,
+    pub path: PathBuf,
+}
+
+impl JournalEntry {
+    pub fn write(&self, run_dir: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).context("failed to serialize journal entry")?;
+        crate::fs::write_atomic(&run_dir.join(format!("{}.json", self.stem)), &json)
+    }
+
+    pub fn read(run_dir: &Path, stem: &str) -> Option<JournalEntry> {
+        let text = std::fs::read_to_string(run_dir.join(format!("{stem}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Every entry of one build, sorted by stem.
+    pub fn read_all(run_dir: &Path) -> Result<Vec<JournalEntry>> {
+        let mut entries = Vec::new();
+        let Ok(dir) = std::fs::read_dir(run_dir) else {
+            return Ok(entries);
+        };
+        for item in dir {
+            let path = item
+                .with_context(|| format!("failed to list `{}`", run_dir.display()))?
+                .path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = crate::fs::read_to_string(&path)?;
+                entries.push(
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("failed to parse `{}`", path.display()))?,
+                );
+            }
+        }
+        entries.sort_by(|a: &JournalEntry, b| a.stem.cmp(&b.stem));
+        Ok(entries)
+    }
+}

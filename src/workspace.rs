@@ -1,0 +1,199 @@
+//! Reading the user's workspace through `cargo metadata`: its members,
+//! targets and settings, the package graph for planning, and the
+//! generation hash that says when the dependency set may have changed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId, TargetKind};
+
+use crate::cargo::CargoCommand;
+use crate::cli::{CompileArgs, FeatureArgs, PackageArgs};
+use crate::config::Config;
+use crate::error::Failure;
+use crate::fs::StableHasher;
+use crate::shell::Shell;
+
+#[derive(Debug)]
+pub struct Workspace {
+    pub metadata: Metadata,
+    pub config: Config,
+}
+
+impl Workspace {
+    /// `cargo metadata --no-deps`: members and targets only, fast, and never
+    /// writes a lockfile. A broken manifest or a missing project is cargo's
+    /// error, printed once by cargo.
+    pub fn load(shell: &Shell, compile: &CompileArgs) -> Result<Workspace> {
+        let mut args = vec![
+            "--format-version=1".to_owned(),
+            "--no-deps".into(),
+            "--color=never".into(),
+        ];
+        compile.push_workspace_args(&mut args);
+        Workspace::from_args(shell, args)
+    }
+
+    /// `cargo metadata` with the dependency graph, resolved with the given
+    /// features for `platform` (the host triple, normally).
+    pub fn load_with_deps(
+        shell: &Shell,
+        compile: &CompileArgs,
+        features: &FeatureArgs,
+        platform: &str,
+    ) -> Result<Workspace> {
+        let mut args = vec![
+            "--format-version=1".to_owned(),
+            "--color=never".into(),
+            "--filter-platform".into(),
+            platform.into(),
+        ];
+        compile.push_workspace_args(&mut args);
+        features.push_cargo_args(&mut args);
+        Workspace::from_args(shell, args)
+    }
+
+    fn from_args(shell: &Shell, args: Vec<String>) -> Result<Workspace> {
+        let out = CargoCommand::new("metadata").args(args).output(shell)?;
+        let metadata = MetadataCommand::parse(String::from_utf8_lossy(&out))
+            .context("failed to parse the output of `cargo metadata`")?;
+        let root_metadata = metadata.root_package().map(|p| &p.metadata);
+        let (config, warnings) = Config::from_metadata(&metadata.workspace_metadata, root_metadata);
+        for w in warnings {
+            shell.warn(w);
+        }
+        Ok(Workspace { metadata, config })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.metadata.workspace_root.as_std_path()
+    }
+
+    /// A short name for messages: the root package, or the root directory.
+    pub fn display_name(&self) -> String {
+        match self.metadata.root_package() {
+            Some(p) => format!("`{}`", p.name),
+            None => format!(
+                "`{}`",
+                self.root()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| self.root().display().to_string())
+            ),
+        }
+    }
+
+    /// The user's target dir: `--target-dir`, else what cargo resolved
+    /// (`CARGO_TARGET_DIR`, `build.target-dir`, `<root>/target`).
+    pub fn target_dir(&self, flag: Option<&Path>) -> PathBuf {
+        match flag {
+            Some(dir) if dir.is_absolute() => dir.to_owned(),
+            Some(dir) => std::env::current_dir()
+                .map(|cwd| cwd.join(dir))
+                .unwrap_or_else(|_| dir.to_owned()),
+            None => self.metadata.target_directory.clone().into_std_path_buf(),
+        }
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Package> {
+        self.metadata.workspace_packages().into_iter()
+    }
+
+    pub fn is_member(&self, id: &PackageId) -> bool {
+        self.metadata.workspace_members.contains(id)
+    }
+
+    /// The crate names of members' library targets: a dependency on one of
+    /// these is a dependency on workspace code, never bundled.
+    pub fn member_lib_crates(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .members()
+            .flat_map(|p| &p.targets)
+            .filter(|t| {
+                t.kind.iter().any(|k| {
+                    matches!(
+                        k,
+                        TargetKind::Lib
+                            | TargetKind::RLib
+                            | TargetKind::DyLib
+                            | TargetKind::CDyLib
+                            | TargetKind::StaticLib
+                            | TargetKind::ProcMacro
+                    )
+                })
+            })
+            .map(|t| t.name.replace('-', "_"))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The packages a build selects, as cargo would: `-p` specs, or
+    /// `--workspace`, or the default members.
+    pub fn select(&self, packages: &PackageArgs) -> Result<Vec<&Package>> {
+        if packages.workspace {
+            return Ok(self
+                .members()
+                .filter(|p| !packages.exclude.iter().any(|e| spec_matches(e, p)))
+                .collect());
+        }
+        if packages.packages.is_empty() {
+            let defaults = &self.metadata.workspace_default_members;
+            return Ok(self
+                .members()
+                .filter(|p| defaults.contains(&p.id))
+                .collect());
+        }
+        let mut out = Vec::new();
+        for spec in &packages.packages {
+            let found: Vec<_> = self.members().filter(|p| spec_matches(spec, p)).collect();
+            if found.is_empty() {
+                return Err(Failure::Selection(format!(
+                    "package ID specification `{spec}` did not match any packages in the workspace"
+                ))
+                .into());
+            }
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// A hash of everything that decides which dependency units exist:
+    /// `Cargo.lock` and every workspace manifest. Bundles of one generation
+    /// may share roots; a new generation starts afresh.
+    pub fn generation(&self) -> Result<String> {
+        let mut h = StableHasher::default();
+        let lock = self.root().join("Cargo.lock");
+        h.write(&std::fs::read(&lock).unwrap_or_default());
+        let mut manifests: Vec<&Path> = self
+            .members()
+            .map(|p| p.manifest_path.as_std_path())
+            .collect();
+        let root_manifest = self.root().join("Cargo.toml");
+        manifests.push(&root_manifest);
+        manifests.sort();
+        manifests.dedup();
+        for m in manifests {
+            h.write_str(&m.to_string_lossy());
+            h.write(&crate::fs::read(m)?);
+        }
+        Ok(h.finish_hex())
+    }
+}
+
+/// Does a package ID spec (`name`, `name@1.2`, `name:1.2`, or a URL ending
+/// in `#name@1.2`) name this package?
+pub fn spec_matches(spec: &str, pkg: &Package) -> bool {
+    let spec = spec.rsplit('#').next().unwrap_or(spec);
+    let (name, version) = match spec.split_once(['@', ':']) {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    };
+    // A URL fragment may hold only a version (`...#1.2.3`).
+    let name_ok = name == pkg.name.as_str()
+        || (version.is_none()
+            && name.parse::<cargo_metadata::semver::Version>().is_ok()
+            && pkg.version.to_string() == name);
+    name_ok && version.is_none_or(|v| pkg.version.to_string().starts_with(v))
+}

@@ -1,0 +1,419 @@
+//! The rustc wrapper. Cargo runs it (`RUSTC_WORKSPACE_WRAPPER`) for every
+//! compilation of a workspace member. For libraries and executables it
+//! either compiles against the bundle, swapping each bundled dependency for
+//! its facade and linking executables with `-C prefer-dynamic`, or, when
+//! the bundle does not cover the unit, probes: records what the unit needs
+//! and compiles nothing, so the driver can link a new bundle and build
+//! again. Everything else (build scripts, proc-macros, cdylibs, queries)
+//! goes to rustc untouched.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::layout::Layout;
+use crate::rustc_args::{Invocation, UnitKind, set_extern_path};
+use crate::state::{BundleState, JournalEntry, JournalExtern};
+
+/// The wrapper's inputs, set by the driver on cargo's environment.
+pub mod env {
+    /// The state dir; its presence is what makes this process a wrapper.
+    pub const STATE_DIR: &str = "__CARGO_DYNDEV_STATE";
+    /// The bundle id members are compiled against. Written into each
+    /// member's dep-info, so cargo rebuilds members when it changes.
+    pub const BUNDLE: &str = "CARGO_DYNDEV_BUNDLE";
+    /// The journal of this build.
+    pub const RUN: &str = "__CARGO_DYNDEV_RUN";
+    /// Comma-separated crate names of the members' libraries.
+    pub const MEMBER_LIBS: &str = "__CARGO_DYNDEV_MEMBER_LIBS";
+    /// A `RUSTC_WORKSPACE_WRAPPER` the user had set, run inside ours.
+    pub const INNER_WRAPPER: &str = "__CARGO_DYNDEV_INNER_WRAPPER";
+    /// `BUNDLE` value: probe every member.
+    pub const PROBE: &str = "probe";
+    /// `BUNDLE` value: there is no bundle yet.
+    pub const NONE: &str = "none";
+}
+
+/// Whether this process was started by cargo as the rustc wrapper.
+pub fn is_wrapper_invocation() -> bool {
+    std::env::var_os(env::STATE_DIR).is_some()
+}
+
+/// What to do with one member compilation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Compile with these arguments (facades swapped in, link flags added).
+    Compile(Vec<String>),
+    /// Compile nothing; record the unit for the next bundle.
+    Probe(String),
+}
+
+/// The facts `decide` needs from outside, so it can be tested.
+#[allow(missing_debug_implementations)]
+pub struct Facts<'a> {
+    pub bundle_env: &'a str,
+    pub state: Option<&'a BundleState>,
+    pub member_libs: &'a [String],
+    /// Was the member unit with this stem probed earlier in this build?
+    pub member_probed: &'a dyn Fn(&str) -> bool,
+    pub mtime: &'a dyn Fn(&Path) -> Option<u128>,
+}
+
+/// The crate name in a unit stem: `libregex-0123` -> `regex`.
+pub fn crate_of_stem(stem: &str) -> &str {
+    let stem = stem.strip_prefix("lib").unwrap_or(stem);
+    stem.rsplit_once('-').map_or(stem, |(name, _)| name)
+}
+
+pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
+    if facts.bundle_env == env::PROBE {
+        return Decision::Probe("the bundle is being planned".into());
+    }
+    let Some(state) = facts.state else {
+        return Decision::Probe("there is no bundle yet".into());
+    };
+    if state.id != facts.bundle_env {
+        return Decision::Probe("the bundle changed during the build".into());
+    }
+    let mut args = inv.args.clone();
+    for ext in &inv.externs {
+        let Some(stem) = ext.unit_stem() else {
+            continue;
+        };
+        let krate = crate_of_stem(stem);
+        if let Some(root) = state.roots.get(stem) {
+            if (facts.mtime)(&root.rlib) != Some(root.rlib_mtime) {
+                return Decision::Probe(format!(
+                    "`{krate}` was rebuilt after the bundle was linked"
+                ));
+            }
+            set_extern_path(&mut args, ext, &root.facade);
+            continue;
+        }
+        if facts.member_libs.iter().any(|m| m == krate) {
+            if (facts.member_probed)(stem) {
+                return Decision::Probe(format!("workspace member `{krate}` was probed"));
+            }
+            continue;
+        }
+        if state.static_stems.contains(stem) {
+            continue;
+        }
+        return Decision::Probe(format!("`{krate}` ({stem}) is new to the bundle"));
+    }
+    args.push("-L".into());
+    args.push(format!("dependency={}", state.dir.display()));
+    if inv.kind() == UnitKind::Executable {
+        args.extend(["-C".into(), "prefer-dynamic".into()]);
+        for dir in [&state.dir, &state.sysroot_lib] {
+            args.extend([
+                "-C".into(),
+                format!("link-arg=-Wl,-rpath,{}", dir.display()),
+            ]);
+        }
+    }
+    Decision::Compile(args)
+}
+
+/// Entry point when cargo runs us as the wrapper: `argv[1]` is rustc.
+/// Returns the exit code.
+pub fn main(argv: Vec<OsString>) -> i32 {
+    match run(argv) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: cargo-dyndev's rustc wrapper failed: {e:#}");
+            crate::error::code::FAILURE
+        }
+    }
+}
+
+fn run(argv: Vec<OsString>) -> Result<i32> {
+    let rustc = argv
+        .get(1)
+        .context("expected the path of rustc as the first argument")?
+        .clone();
+    let raw: Vec<OsString> = argv[2..].to_vec();
+    let Some(args) = raw
+        .iter()
+        .map(|a| a.to_str().map(str::to_owned))
+        .collect::<Option<Vec<String>>>()
+    else {
+        return passthrough(&rustc, &raw);
+    };
+    let inv = Invocation::parse(args);
+    let handled = matches!(inv.kind(), UnitKind::Rlib | UnitKind::Executable)
+        && inv.links()
+        && inv.crate_name.is_some();
+    if !handled {
+        return passthrough(&rustc, &raw);
+    }
+
+    let state_dir = PathBuf::from(std::env::var_os(env::STATE_DIR).unwrap_or_default());
+    let layout = Layout::from_state_dir(&state_dir);
+    let bundle_env = std::env::var(env::BUNDLE).unwrap_or_else(|_| env::NONE.into());
+    let run_id = std::env::var(env::RUN).unwrap_or_default();
+    let run_dir = layout.run_dir(&run_id);
+    let member_libs: Vec<String> = std::env::var(env::MEMBER_LIBS)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let state = BundleState::load(&layout)?;
+    let member_probed =
+        |stem: &str| JournalEntry::read(&run_dir, stem).is_some_and(|entry| entry.probed);
+    let decision = decide(
+        &inv,
+        &Facts {
+            bundle_env: &bundle_env,
+            state: state.as_ref(),
+            member_libs: &member_libs,
+            member_probed: &member_probed,
+            mtime: &crate::fs::mtime_nanos,
+        },
+    );
+
+    let stem = inv.unit_stem().context("unit without a crate name")?;
+    let entry = JournalEntry {
+        stem,
+        package: std::env::var("CARGO_PKG_NAME").unwrap_or_default(),
+        probed: matches!(decision, Decision::Probe(_)),
+        probe_reason: match &decision {
+            Decision::Probe(reason) => Some(reason.clone()),
+            Decision::Compile(_) => None,
+        },
+        executable: inv.kind() == UnitKind::Executable,
+        rustc: PathBuf::from(&rustc),
+        externs: inv
+            .externs
+            .iter()
+            .filter_map(|e| {
+                Some(JournalExtern {
+                    name: e.name.clone(),
+                    stem: e.unit_stem()?.to_owned(),
+                    path: e.path.clone()?,
+                })
+            })
+            .collect(),
+        search_paths: inv.search_paths.clone(),
+        link_args: inv.link_codegen_args(),
+        target: target_of(&inv),
+    };
+    entry.write(&run_dir)?;
+
+    match decision {
+        Decision::Probe(_) => {
+            write_probe_dep_info(&inv)?;
+            Ok(0)
+        }
+        Decision::Compile(args) => {
+            let status = rustc_command(&rustc)
+                .args(&args)
+                .status()
+                .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
+            if status.success() {
+                append_env_dep(&inv, &bundle_env)?;
+            }
+            Ok(crate::cargo::exit_code(status))
+        }
+    }
+}
+
+fn target_of(inv: &Invocation) -> Option<String> {
+    inv.args
+        .iter()
+        .position(|a| a == "--target")
+        .and_then(|i| inv.args.get(i + 1).cloned())
+        .or_else(|| {
+            inv.args
+                .iter()
+                .find_map(|a| a.strip_prefix("--target=").map(str::to_owned))
+        })
+}
+
+/// rustc, or the user's own workspace wrapper around it.
+fn rustc_command(rustc: &OsString) -> Command {
+    match std::env::var_os(env::INNER_WRAPPER).filter(|w| !w.is_empty()) {
+        Some(inner) => {
+            let mut cmd = Command::new(inner);
+            cmd.arg(rustc);
+            cmd
+        }
+        None => Command::new(rustc),
+    }
+}
+
+fn passthrough(rustc: &OsString, args: &[OsString]) -> Result<i32> {
+    let mut cmd = rustc_command(rustc);
+    cmd.args(args);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = cmd.exec();
+        Err(err).with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd
+            .status()
+            .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
+        Ok(crate::cargo::exit_code(status))
+    }
+}
+
+/// A probed unit still leaves the dep-info cargo expects, naming the probe
+/// in its env-dep so that the next build with a real bundle recompiles it.
+fn write_probe_dep_info(inv: &Invocation) -> Result<()> {
+    let path = inv
+        .dep_info_path()
+        .context("cannot tell where rustc would write dep-info")?;
+    let target = path.with_extension("");
+    let text = format!(
+        "{}: \n\n# env-dep:{}={}\n",
+        target.display(),
+        env::BUNDLE,
+        env::PROBE
+    );
+    crate::fs::write_atomic(&path, text.as_bytes())
+}
+
+/// Makes the unit depend on the bundle's id: cargo reads `# env-dep:` lines
+/// from dep-info and rebuilds the unit when the variable changes.
+fn append_env_dep(inv: &Invocation, bundle: &str) -> Result<()> {
+    let Some(path) = inv.dep_info_path() else {
+        return Ok(());
+    };
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    writeln!(file, "\n# env-dep:{}={bundle}", env::BUNDLE)
+        .with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Root;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn state() -> BundleState {
+        BundleState {
+            state_version: crate::state::STATE_VERSION,
+            id: "b1".into(),
+            generation: "g".into(),
+            crate_name: "dyndev_bundle_b1".into(),
+            dir: "/s/b1".into(),
+            file: "/s/b1/libdyndev_bundle_b1.so".into(),
+            sysroot_lib: "/sys/lib".into(),
+            roots: BTreeMap::from([(
+                "liblog-1".to_owned(),
+                Root {
+                    package_id: "log".into(),
+                    crate_name: "log".into(),
+                    alias: "log_1".into(),
+                    rlib: "/t/deps/liblog-1.rlib".into(),
+                    rlib_mtime: 7,
+                    facade: "/s/b1/liblog-f1.rlib".into(),
+                },
+            )]),
+            static_stems: BTreeSet::from(["libengine-2".to_owned()]),
+            static_packages: BTreeMap::new(),
+            bundled_packages: BTreeSet::new(),
+            hidden_native: BTreeMap::new(),
+            size: 0,
+            exported_symbols: 0,
+            link_millis: 0,
+        }
+    }
+
+    fn decide_with(cmd: &str, bundle_env: &str, mtime: u128) -> Decision {
+        let inv = Invocation::parse(words(cmd));
+        let s = state();
+        let libs = vec!["core".to_owned()];
+        decide(
+            &inv,
+            &Facts {
+                bundle_env,
+                state: Some(&s),
+                member_libs: &libs,
+                member_probed: &|stem| stem == "libcore-probed",
+                mtime: &|_| Some(mtime),
+            },
+        )
+    }
+
+    const APP: &str = "--crate-name app --crate-type bin --emit=dep-info,link -C extra-filename=-9 \
+        --extern log=/t/deps/liblog-1.rlib --extern engine=/t/deps/libengine-2.rlib \
+        --extern core=/t/deps/libcore-3.rmeta --extern serde_derive=/t/deps/libserde_derive-4.so";
+
+    #[test]
+    fn swaps_bundled_crates_for_facades_and_links_dynamically() {
+        let Decision::Compile(args) = decide_with(APP, "b1", 7) else {
+            panic!("expected a compile")
+        };
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--extern log=/s/b1/liblog-f1.rlib"),
+            "{joined}"
+        );
+        assert!(joined.contains("--extern engine=/t/deps/libengine-2.rlib"));
+        assert!(joined.contains("--extern core=/t/deps/libcore-3.rmeta"));
+        assert!(joined.contains("--extern serde_derive=/t/deps/libserde_derive-4.so"));
+        assert!(joined.ends_with(
+            "-L dependency=/s/b1 -C prefer-dynamic -C link-arg=-Wl,-rpath,/s/b1 -C link-arg=-Wl,-rpath,/sys/lib"
+        ));
+    }
+
+    #[test]
+    fn libraries_get_facades_but_no_link_flags() {
+        let Decision::Compile(args) = decide_with(
+            "--crate-name core --crate-type lib --emit=dep-info,metadata,link --extern log=/t/deps/liblog-1.rmeta",
+            "b1",
+            7,
+        ) else {
+            panic!("expected a compile")
+        };
+        assert!(args.contains(&"log=/s/b1/liblog-f1.rlib".to_owned()));
+        assert!(!args.contains(&"prefer-dynamic".to_owned()));
+    }
+
+    #[test]
+    fn probes_when_the_bundle_does_not_cover_the_unit() {
+        let unknown = APP.replace("libengine-2", "libengine-5");
+        assert_eq!(
+            decide_with(&unknown, "b1", 7),
+            Decision::Probe("`engine` (libengine-5) is new to the bundle".into())
+        );
+        assert_eq!(
+            decide_with(APP, "b1", 8),
+            Decision::Probe("`log` was rebuilt after the bundle was linked".into())
+        );
+        assert!(matches!(
+            decide_with(APP, env::PROBE, 7),
+            Decision::Probe(_)
+        ));
+        assert!(matches!(decide_with(APP, "b0", 7), Decision::Probe(_)));
+        let after_probe = APP.replace("libcore-3", "libcore-probed");
+        assert_eq!(
+            decide_with(&after_probe, "b1", 7),
+            Decision::Probe("workspace member `core` was probed".into())
+        );
+    }
+
+    #[test]
+    fn crate_names_come_from_stems() {
+        assert_eq!(crate_of_stem("libregex_syntax-0123"), "regex_syntax");
+        assert_eq!(crate_of_stem("app-9"), "app");
+    }
+}
