@@ -277,8 +277,12 @@ fn link(
     placed: &Placed,
     native: &BTreeMap<String, NativeSymbols>,
 ) -> Result<Linked> {
+    // The state dir is part of the id: workspaces sharing a target dir can
+    // share member units (cargo hashes a member's path relative to its
+    // workspace), and each must see the other's build as stale.
     let mut h = StableHasher::default();
-    h.write_str(&STATE_VERSION.to_string())
+    h.write_str(&req.layout.state_dir.to_string_lossy())
+        .write_str(&STATE_VERSION.to_string())
         .write_str(env!("CARGO_PKG_VERSION"))
         .write_str(&toolchain.rustc.to_string_lossy())
         .write_str(toolchain.target.as_deref().unwrap_or(""));
@@ -578,21 +582,23 @@ fn culprits(message: &str, req: &Request<'_>, state: &BundleState) -> BTreeMap<S
         // An rlib of the build: name it by its stem.
         if path.extension().is_some_and(|e| e == "rlib") {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str())
-                && let Some(id) = req.packages_by_stem.get(stem) {
-                    found.insert(id.clone(), summary.clone());
-                }
+                && let Some(id) = req.packages_by_stem.get(stem)
+            {
+                found.insert(id.clone(), summary.clone());
+            }
             continue;
         }
         // A build script's output dir: `build/<package>-<hash>/out/...`.
         let comps: Vec<&str> = word.split('/').collect();
         if let Some(i) = comps.iter().position(|c| *c == "build")
-            && let Some((name, _hash)) = comps.get(i + 1).and_then(|c| c.rsplit_once('-')) {
-                for id in &state.bundled_packages {
-                    if req.graph.nodes.get(id).is_some_and(|n| n.name == name) {
-                        found.insert(id.clone(), summary.clone());
-                    }
+            && let Some((name, _hash)) = comps.get(i + 1).and_then(|c| c.rsplit_once('-'))
+        {
+            for id in &state.bundled_packages {
+                if req.graph.nodes.get(id).is_some_and(|n| n.name == name) {
+                    found.insert(id.clone(), summary.clone());
                 }
             }
+        }
     }
     // Never blame a package that is not in the bundle.
     found.retain(|id, _| state.bundled_packages.contains(id));

@@ -81,7 +81,6 @@ pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
 pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let _lock = req.layout.lock(req.shell)?;
     let previous = BundleState::load(&req.layout)?;
-    let generation = req.workspace.generation()?;
     let bundle_env = previous.as_ref().map_or(env::NONE, |s| s.id.as_str());
 
     let first = pass(req, bundle_env)?;
@@ -118,6 +117,8 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         pass(req, env::PROBE)?
     };
 
+    // After the first pass: cargo may have just written `Cargo.lock`.
+    let generation = req.workspace.generation()?;
     let bundle = new_bundle(req, &planning, &generation, previous.as_ref())?;
     bundle.save(&req.layout)?;
     let keep: Vec<&str> = std::iter::once(bundle.dir.as_path())
@@ -155,9 +156,10 @@ fn new_bundle(
     for a in &planning.artifacts {
         for f in &a.filenames {
             if matches!(f.extension(), Some("rlib" | "rmeta"))
-                && let Some(stem) = f.file_stem() {
-                    packages_by_stem.insert(stem.to_owned(), a.package_id.repr.clone());
-                }
+                && let Some(stem) = f.file_stem()
+            {
+                packages_by_stem.insert(stem.to_owned(), a.package_id.repr.clone());
+            }
             if f.extension() == Some("rlib") {
                 rlibs_by_package
                     .entry(a.package_id.repr.clone())

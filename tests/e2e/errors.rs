@@ -1,0 +1,102 @@
+//! Bad input gets cargo's message once and a documented exit code; two
+//! runs at once both finish.
+
+use std::process::Stdio;
+
+use crate::support::*;
+
+#[test]
+fn outside_a_cargo_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dyndev_cmd(dir.path(), &["build"])).code(101);
+    assert!(out.stderr.contains("could not find `Cargo.toml`"), "{out}");
+    assert_eq!(out.stderr_count("error"), 1, "said once: {out}");
+}
+
+#[test]
+fn a_broken_manifest_is_cargos_error_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]\nname = \n").unwrap();
+    let out = run(dyndev_cmd(dir.path(), &["run"])).code(101);
+    // Cargo's own words, pointing into the manifest, exactly once.
+    assert_eq!(out.stderr_count("error: "), 1, "{out}");
+    assert!(out.stderr.contains("--> Cargo.toml:2:8"), "{out}");
+}
+
+#[test]
+fn a_compile_error_shows_rustcs_diagnostic_once_and_exits_101() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"broken-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nitoa = \"=1.0.18\"\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { let n: u32 = \"not a number\"; println!(\"{}\", itoa::Buffer::new().format(n)); }\n",
+        )
+        .build();
+    // Before any bundle exists...
+    let out = p.dyndev(&["build"]).code(101);
+    assert_eq!(
+        out.stderr_count("error[E0308]: mismatched types"),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.stderr_count("could not compile `broken-app`"),
+        1,
+        "{out}"
+    );
+    // ...and once there is one, after a fix and a new mistake.
+    p.write(
+        "src/main.rs",
+        "fn main() { println!(\"{}\", itoa::Buffer::new().format(1u8)); }\n",
+    );
+    p.dyndev(&["build"]).success();
+    p.write("src/main.rs", "fn main() { undefined_function(); }\n");
+    let out = p.dyndev(&["run"]).code(101);
+    assert_eq!(
+        out.stderr_count("cannot find function `undefined_function`"),
+        1,
+        "{out}"
+    );
+    assert!(!out.stderr.contains("Running"), "nothing ran: {out}");
+}
+
+#[test]
+fn a_bad_flag_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dyndev_cmd(dir.path(), &["build", "--frobnicate"])).code(2);
+    assert!(
+        out.stderr.contains("unexpected argument '--frobnicate'"),
+        "{out}"
+    );
+}
+
+#[test]
+fn two_runs_at_once_both_finish() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"twice-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nitoa = \"=1.0.18\"\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(2u8)); }\n",
+        )
+        .build();
+    let spawn = || {
+        dyndev_cmd(&p.root, &["run"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = Run::from_output(child.wait_with_output().unwrap()).success();
+        assert_eq!(out.stdout, "2\n");
+    }
+}

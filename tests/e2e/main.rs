@@ -1,0 +1,9 @@
+//! End-to-end tests: real throwaway projects built with `cargo dyndev`.
+//! One test binary (one link), one shared target dir (each dependency
+//! compiles once for the whole suite).
+
+mod basic;
+mod edit;
+mod errors;
+mod support;
+mod workspace;

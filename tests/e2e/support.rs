@@ -1,0 +1,209 @@
+//! Throwaway projects for end-to-end tests, and ways to look at what
+//! dyndev made of them. All projects build into one shared target dir, so
+//! each dependency compiles once for the whole suite.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The target dir every project shares.
+pub fn shared_target_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-target");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// `cargo-dyndev dyndev ARGS`, run in `dir` with the shared target dir.
+pub fn dyndev_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"));
+    cmd.arg("dyndev")
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// What a finished command printed, for assertions with context.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from_output(out: Output) -> Run {
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            code: out.status.code(),
+            signal: out.status.signal(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, Some(0), "command failed:\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, Some(code), "unexpected exit status:\n{self}");
+        self
+    }
+
+    /// How many times `needle` appears on stderr.
+    pub fn stderr_count(&self, needle: &str) -> usize {
+        self.stderr.matches(needle).count()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {:?}, signal {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn run(mut cmd: Command) -> Run {
+    Run::from_output(cmd.output().expect("failed to start the command"))
+}
+
+/// A project in a temporary directory. `root` holds the workspace; files
+/// may also be written next to it (`../shared/...`) for path dependencies
+/// outside the workspace.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+pub struct ProjectBuilder {
+    files: Vec<(String, String)>,
+}
+
+pub fn project() -> ProjectBuilder {
+    ProjectBuilder { files: Vec::new() }
+}
+
+impl ProjectBuilder {
+    pub fn file(mut self, path: &str, contents: &str) -> Self {
+        self.files.push((path.to_owned(), contents.to_owned()));
+        self
+    }
+
+    /// Writes the files and a `Cargo.lock`, as a user's checkout has.
+    pub fn build(self) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("dyndev-e2e-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("ws");
+        for (path, contents) in &self.files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, contents).unwrap();
+        }
+        let lock = Command::new(env!("CARGO"))
+            .arg("generate-lockfile")
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            lock.status.success(),
+            "cargo generate-lockfile failed:\n{}",
+            String::from_utf8_lossy(&lock.stderr)
+        );
+        Project { _dir: dir, root }
+    }
+}
+
+impl Project {
+    pub fn dyndev(&self, args: &[&str]) -> Run {
+        run(dyndev_cmd(&self.root, args))
+    }
+
+    pub fn dyndev_in(&self, subdir: &str, args: &[&str]) -> Run {
+        run(dyndev_cmd(&self.root.join(subdir), args))
+    }
+
+    /// Every file of the project outside target dirs, with its bytes: to
+    /// compare before and after, proving dyndev changed nothing.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let top = self.root.parent().unwrap();
+        let mut stack = vec![top.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let path = entry.path();
+                if entry.file_type().unwrap().is_dir() {
+                    if path.file_name().unwrap() != "target" {
+                        stack.push(path);
+                    }
+                } else {
+                    let rel = path.strip_prefix(top).unwrap().to_path_buf();
+                    files.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    pub fn write(&self, path: &str, contents: &str) {
+        std::fs::write(self.root.join(path), contents).unwrap();
+    }
+
+    /// `<target>/dyndev/debug/<name>`: where dyndev puts binaries.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        shared_target_dir().join("dyndev/debug").join(name)
+    }
+
+    /// The `plan --message-format json` report.
+    pub fn plan_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["plan", "--message-format", "json"];
+        full.extend_from_slice(args);
+        let out = self.dyndev(&full).success();
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+
+    /// The bundle's shared library, from the plan report.
+    pub fn bundle_file(&self) -> PathBuf {
+        let plan = self.plan_json(&[]);
+        PathBuf::from(plan["bundle"]["file"].as_str().expect("no bundle built"))
+    }
+}
+
+/// Finds a package's entry in a plan report by name.
+pub fn plan_entry<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    plan["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("`{name}` not in the plan: {plan:#}"))
+}
+
+/// Runs a built binary directly, as a user would outside cargo: no
+/// library path set, so only its run path can find the libraries.
+pub fn run_outside_cargo(bin: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdin(Stdio::null());
+    run(cmd)
+}
