@@ -62,6 +62,18 @@ pub fn mtime_nanos(path: &Path) -> Option<u128> {
     )
 }
 
+/// This executable's path. On Linux, a binary replaced while it runs (say,
+/// by `cargo install`) reads as `path (deleted)`; the path itself is where
+/// the new one is.
+pub fn self_exe() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("failed to find cargo-dyndev's own path")?;
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(live) => std::path::PathBuf::from(live),
+        None => exe,
+    })
+}
+
 /// FNV-1a, 64 bits: stable across Rust releases and platforms, unlike
 /// `DefaultHasher`. Names bundles and facades, not a security boundary.
 #[derive(Debug, Clone)]
