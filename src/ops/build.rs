@@ -80,6 +80,9 @@ pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
 
 pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let _lock = req.layout.lock(req.shell)?;
+    // Journals left by an interrupted build; with the lock held, no other
+    // build is writing one.
+    let _ = std::fs::remove_dir_all(req.layout.state_dir.join("runs"));
     let previous = BundleState::load(&req.layout)?;
     let bundle_env = previous.as_ref().map_or(env::NONE, |s| s.id.as_str());
 
@@ -216,7 +219,7 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
             .unwrap_or_default()
     );
     let run_dir = req.layout.run_dir(&run);
-    let wrapper = std::env::current_exe().context("failed to find cargo-dyndev's own path")?;
+    let wrapper = crate::fs::self_exe()?;
     let mut cmd = CargoCommand::new("build");
     cmd.args(&req.cargo_args)
         .arg("--message-format=json-render-diagnostics")
