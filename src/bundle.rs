@@ -336,6 +336,7 @@ fn link(
         size: 0,
         exported_symbols: 0,
         link_millis: 0,
+        link_peak_kib: 0,
     };
 
     // The same inputs were linked before (say, switching back to an earlier
@@ -436,16 +437,20 @@ fn link(
             .arg(format!("{}={}", root.alias, root.rlib.display()));
     }
     shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
-    let out = cmd
-        .output()
+    let log = dir.join("link.log");
+    let log_file = std::fs::File::create(&log)
+        .with_context(|| format!("failed to create `{}`", log.display()))?;
+    cmd.stdout(std::process::Stdio::null()).stderr(log_file);
+    let (status, _, peak_kib) = crate::measure::run_measured(&mut cmd)
         .with_context(|| format!("failed to run `{}`", toolchain.rustc.display()))?;
-    if !out.status.success() {
-        let message = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !status.success() {
+        let message = crate::fs::read_to_string(&log)?;
         return Ok(Linked::Failed {
             culprits: culprits(&message, req, &state),
             message,
         });
     }
+    state.link_peak_kib = peak_kib;
 
     compile_facades(shell, toolchain, &state)?;
 

@@ -49,10 +49,13 @@ pub enum Command {
     Run(RunArgs),
     /// Show where every package goes: into the bundle, or linked statically and why
     Plan(PlanArgs),
+    /// Measure edit -> binary time statically and with dyndev, side by side
+    Compare(CompareArgs),
 }
 
 /// `-v`, `-q`, `--color`: accepted by every command.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Display Options")]
 pub struct GlobalArgs {
     /// Use verbose output (-vv very verbose)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -316,7 +319,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Arguments for the binary or example to run
-    #[arg(last = true, value_name = "ARGS")]
+    #[arg(last = true, value_name = "ARGS", help_heading = "Arguments")]
     pub args: Vec<OsString>,
 }
 
@@ -344,6 +347,61 @@ pub struct PlanArgs {
     pub message_format: MessageFormat,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Works on a copy of the sources under <target-dir>/dyndev-compare: \
+    your files are never changed. Every mode builds into one target dir, so \
+    dependencies compile once."
+)]
+pub struct CompareArgs {
+    /// Package with the target to measure
+    #[arg(
+        short,
+        long = "package",
+        value_name = "SPEC",
+        help_heading = "Package Selection"
+    )]
+    pub package: Option<String>,
+    /// Name of the bin target to measure
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection", num_args = 0..=1, default_missing_value = "")]
+    pub bin: Option<String>,
+    /// Name of the example target to measure
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection", conflicts_with = "bin", num_args = 0..=1, default_missing_value = "")]
+    pub example: Option<String>,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Timed builds per mode; the modes alternate run by run
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Before each build, change this file so its crate compiles again
+    /// [default: the root file of the target]
+    #[arg(long, value_name = "FILE", conflicts_with = "touch")]
+    pub edit: Option<PathBuf>,
+    /// Before each build, only update this file's modification time
+    #[arg(long, value_name = "FILE")]
+    pub touch: Option<PathBuf>,
+    /// Also time one build of each mode from an empty target dir
+    #[arg(long)]
+    pub cold: bool,
+    /// Static linkers to compare besides rustc's default: a comma-separated
+    /// list, or `none` [default: every one found on PATH]
+    #[arg(long, value_name = "LIST")]
+    pub linkers: Option<String>,
+    /// Seconds to let the program run when measuring its start-up
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub timeout: u64,
+    /// Output format
+    #[arg(long, value_name = "FMT", default_value = "human")]
+    pub message_format: MessageFormat,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Arguments for the program when its start-up is measured
+    #[arg(last = true, value_name = "ARGS", help_heading = "Arguments")]
+    pub args: Vec<OsString>,
 }
 
 impl Cli {

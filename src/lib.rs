@@ -8,11 +8,13 @@
 pub mod bundle;
 pub mod cargo;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod error;
 pub mod fs;
 pub mod inspect;
 pub mod layout;
+pub mod measure;
 pub mod ops;
 pub mod plan;
 pub mod rustc_args;
@@ -28,6 +30,14 @@ use shell::{ColorChoice, Shell};
 
 /// Runs the command line and exits with its documented code.
 pub fn main() -> ! {
+    // The instruments `compare` installs are this executable under other
+    // names; they can run inside a wrapped build, so they come first.
+    if measure::is_linker_invocation() {
+        std::process::exit(measure::linker_main());
+    }
+    if measure::is_timer_invocation() {
+        std::process::exit(measure::timer_main());
+    }
     if wrapper::is_wrapper_invocation() {
         std::process::exit(wrapper::main(std::env::args_os().collect()));
     }
@@ -46,12 +56,14 @@ pub fn main() -> ! {
         Command::Build(a) => &a.global,
         Command::Run(a) => &a.global,
         Command::Plan(a) => &a.global,
+        Command::Compare(a) => &a.global,
     };
     let shell = Shell::new(global.verbosity(), ColorChoice::resolve(global.color));
     let result = match &cli.command {
         Command::Build(args) => ops::build::exec(&shell, args),
         Command::Run(args) => ops::run::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
+        Command::Compare(args) => compare::exec(&shell, args),
     };
     match result {
         Ok(()) => std::process::exit(code::SUCCESS),

@@ -46,6 +46,8 @@ pub struct BundleState {
     pub exported_symbols: usize,
     /// Wall time of linking the bundle and its facades, in milliseconds.
     pub link_millis: u64,
+    /// Peak resident memory of linking the bundle, in KiB.
+    pub link_peak_kib: u64,
 }
 
 /// One dependency unit linked into the bundle.

@@ -334,6 +334,7 @@ mod tests {
             size: 0,
             exported_symbols: 0,
             link_millis: 0,
+            link_peak_kib: 0,
         }
     }
 

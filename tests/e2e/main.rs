@@ -3,7 +3,9 @@
 //! compiles once for the whole suite).
 
 mod basic;
+mod compare;
 mod edit;
 mod errors;
+mod help;
 mod support;
 mod workspace;

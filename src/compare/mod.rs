@@ -1,0 +1,966 @@
+//! `cargo dyndev compare`: edit -> binary time, static against dynamic,
+//! measured on the user's own project. It works on a copy of the sources
+//! under the target dir, builds every mode into one target dir (the linker
+//! is a proxy that picks the real linker per mode, so switching modes never
+//! invalidates cargo's fingerprints), alternates the modes run by run, and
+//! reports the time, its parts, memory, sizes and start-up cost as a table,
+//! JSON and an SVG chart.
+
+pub mod chart;
+pub mod mirror;
+pub mod scenario;
+pub mod stats;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cargo_metadata::{Package, Target};
+use serde::Serialize;
+
+use crate::cli::{CompareArgs, MessageFormat, PackageArgs};
+use crate::error::Failure;
+use crate::layout::Layout;
+use crate::measure::{self, CompileRecord, LinkRecord, LinkerMode};
+use crate::ops::run::{Runnable, choose};
+use crate::shell::Shell;
+use crate::state::BundleState;
+use crate::workspace::Workspace;
+use mirror::Mirror;
+use scenario::{Kind, Scenario};
+use stats::{Summary, duration};
+
+/// How one mode builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mode {
+    /// `static rust-lld`, `dyndev`, `static mold`.
+    pub name: String,
+    pub dyndev: bool,
+    pub linker: LinkerMode,
+}
+
+impl Mode {
+    fn slug(&self) -> String {
+        self.name.replace(' ', "-")
+    }
+}
+
+/// One timed build.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    wall_ms: f64,
+    link_ms: f64,
+    compile_ms: f64,
+    peak_kib: u64,
+    link_peak_kib: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Startup {
+    /// Cycles the dynamic loader spent before `main` (glibc's statistics).
+    pub loader_cycles: u64,
+    pub relocations: u64,
+    /// The cycles in milliseconds, at the CPU's nominal clock.
+    pub loader_ms: Option<f64>,
+    /// Median wall time of whole runs of the program, when it finished
+    /// within the timeout.
+    pub run_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeReport {
+    pub name: String,
+    pub dyndev: bool,
+    pub linker: String,
+    /// One-edit -> binary-ready wall time.
+    pub edit_to_binary: Summary,
+    /// This mode's median against the default static mode's: above 1 is
+    /// faster.
+    pub speedup: f64,
+    /// The final link(s) of the build.
+    pub link: Summary,
+    /// Compiling without linking: what dynamic linking cannot remove.
+    pub compile: Summary,
+    /// Peak resident memory of the whole build (median over runs), KiB.
+    pub peak_kib: u64,
+    /// Peak resident memory of the final link (median), KiB.
+    pub link_peak_kib: u64,
+    pub binary_bytes: u64,
+    pub startup: Option<Startup>,
+    /// A build from an empty target dir, when asked with `--cold`.
+    pub cold_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleReport {
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub exported_symbols: usize,
+    /// Linking the bundle and its facades, once per dependency change.
+    pub link_ms: u64,
+    pub link_peak_kib: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub workspace: PathBuf,
+    pub target: String,
+    pub scenario: String,
+    pub file: PathBuf,
+    pub runs: u32,
+    pub modes: Vec<ModeReport>,
+    pub bundle: Option<BundleReport>,
+    pub verdict: String,
+    pub chart: PathBuf,
+}
+
+/// Everything the builds of one comparison share.
+struct Bench {
+    copy_root: PathBuf,
+    manifest: PathBuf,
+    target_dir: PathBuf,
+    target_flag: Vec<String>,
+    build_args: Vec<String>,
+    env: Vec<(String, OsString)>,
+    link_log: PathBuf,
+    rustc_log: PathBuf,
+    stderr_log: PathBuf,
+}
+
+pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
+    let host = crate::ops::plan::host_triple()?;
+    let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
+    let packages = PackageArgs {
+        packages: args.package.iter().cloned().collect(),
+        ..PackageArgs::default()
+    };
+    let runnable = choose(&ws, &packages, args.bin.as_deref(), args.example.as_deref())?;
+    let (package, target) = find_target(&ws, &packages, &runnable)?;
+
+    let base = ws.target_dir(args.compile.target_dir.as_deref());
+    let dir = base.join("dyndev-compare");
+    crate::fs::create_dir_all(&dir)?;
+    let lock_layout = Layout {
+        target_dir: dir.clone(),
+        profile_dir: dir.clone(),
+        state_dir: dir.clone(),
+    };
+    let _lock = lock_layout.lock(shell)?;
+
+    // The copy: the workspace and its path dependencies outside it.
+    let mut roots = vec![ws.root().to_owned()];
+    for p in &ws.metadata.packages {
+        if p.source.is_none()
+            && let Some(d) = p.manifest_path.parent()
+            && !d.as_std_path().starts_with(ws.root())
+        {
+            roots.push(d.as_std_path().to_owned());
+        }
+    }
+    let mirror = Mirror::new(&dir.join("src"), &roots, std::slice::from_ref(&base));
+    let synced = mirror.sync()?;
+    shell.verbose_status(
+        "Copied",
+        format_args!(
+            "{} files ({}), {} unchanged, {} removed",
+            synced.copied,
+            crate::ops::plan::human_size(synced.bytes_copied),
+            synced.unchanged,
+            synced.removed
+        ),
+    );
+    let copy_root = mirror
+        .map(ws.root())
+        .context("the workspace is not in its copy")?;
+    mirror::make_workspace_root(&copy_root.join("Cargo.toml"))?;
+    let manifest = mirror
+        .map(package.manifest_path.as_std_path())
+        .context("the package is not in the copy")?;
+
+    let (kind, user_file) = match (&args.edit, &args.touch) {
+        (Some(f), _) => (Kind::Edit, absolute(f)?),
+        (None, Some(f)) => (Kind::Touch, absolute(f)?),
+        (None, None) => (Kind::Edit, target.src_path.clone().into_std_path_buf()),
+    };
+    let copy_file = mirror
+        .map(&user_file)
+        .filter(|f| f.exists())
+        .with_context(|| {
+            format!(
+                "`{}` is not a file of the workspace or its path dependencies",
+                user_file.display()
+            )
+        })?;
+    let shown_file = user_file
+        .strip_prefix(ws.root())
+        .unwrap_or(&user_file)
+        .to_owned();
+    let scenario = Scenario::new(kind, &copy_file)?;
+
+    let modes = modes(args.linkers.as_deref())?;
+    let tools = dir.join("bin");
+    let linker = measure::install_instrument(&tools, measure::LINKER_NAME)?;
+    let timer = measure::install_instrument(&tools, measure::TIMER_NAME)?;
+    let logs = dir.join("logs");
+    crate::fs::create_dir_all(&logs)?;
+    let target_dir = dir.join("target");
+    let target_flag = match &runnable {
+        Runnable::Bin(n) => vec![format!("--bin={n}")],
+        Runnable::Example(n) => vec![format!("--example={n}")],
+        Runnable::List(_) => unreachable!("checked by find_target"),
+    };
+    let mut build_args = Vec::new();
+    args.features.push_cargo_args(&mut build_args);
+    let c = &args.compile;
+    for (flag, on) in [
+        ("--release", c.release),
+        ("--locked", c.locked),
+        ("--offline", c.offline),
+        ("--frozen", c.frozen),
+    ] {
+        if on {
+            build_args.push(flag.into());
+        }
+    }
+    if let Some(p) = &c.profile {
+        build_args.push(format!("--profile={p}"));
+    }
+    if let Some(j) = &c.jobs {
+        build_args.push(format!("--jobs={j}"));
+    }
+    for cfg in &c.config {
+        build_args.extend(["--config".into(), cfg.clone()]);
+    }
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        host.to_uppercase().replace(['-', '.'], "_")
+    );
+    let bench = Bench {
+        copy_root: copy_root.clone(),
+        manifest,
+        target_dir: target_dir.clone(),
+        target_flag,
+        build_args,
+        env: vec![
+            (linker_var, linker.into_os_string()),
+            ("RUSTC_WRAPPER".into(), timer.into_os_string()),
+            (
+                measure::env::LINK_LOG.into(),
+                logs.join("links.jsonl").into(),
+            ),
+            (
+                measure::env::RUSTC_LOG.into(),
+                logs.join("rustc.jsonl").into(),
+            ),
+        ],
+        link_log: logs.join("links.jsonl"),
+        rustc_log: logs.join("rustc.jsonl"),
+        stderr_log: logs.join("stderr.txt"),
+    };
+
+    let mut cold: Vec<Option<f64>> = vec![None; modes.len()];
+    if args.cold {
+        for (i, mode) in modes.iter().enumerate() {
+            shell.status(
+                "Cold",
+                format_args!("build of {} from an empty target dir", mode.name),
+            );
+            if target_dir.exists() {
+                std::fs::remove_dir_all(&target_dir)
+                    .with_context(|| format!("failed to remove `{}`", target_dir.display()))?;
+            }
+            let sample = bench.build(shell, mode, false)?;
+            cold[i] = Some(sample.wall_ms);
+        }
+    }
+
+    shell.status(
+        "Preparing",
+        format_args!(
+            "{} modes: {} (the first build compiles the dependencies)",
+            modes.len(),
+            modes
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let mut bundle_link_peak = 0;
+    for mode in &modes {
+        bench.clear_logs();
+        bench.build(shell, mode, true)?;
+        if mode.dyndev {
+            bundle_link_peak = bundle_link_peak.max(read_bundle_link_peak(&bench)?);
+        }
+    }
+    // One untimed edit per mode, so incremental caches are warm.
+    let mut build_number = std::process::id() as u64 * 1000;
+    for mode in &modes {
+        build_number += 1;
+        scenario.apply(build_number)?;
+        bench.build(shell, mode, false)?;
+    }
+
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
+    let mut last_binary: Vec<PathBuf> = vec![PathBuf::new(); modes.len()];
+    for run in 0..args.runs {
+        for k in 0..modes.len() {
+            // Rotate the order, so drift hits every mode alike.
+            let i = (k + run as usize) % modes.len();
+            let mode = &modes[i];
+            build_number += 1;
+            scenario.apply(build_number)?;
+            bench.clear_logs();
+            let mut sample = bench.build(shell, mode, false)?;
+            let links: Vec<LinkRecord> = measure::read_log(&bench.link_log)?;
+            let compiles: Vec<CompileRecord> = measure::read_log(&bench.rustc_log)?;
+            let final_links: Vec<&LinkRecord> = links
+                .iter()
+                .filter(|l| !is_bundle_output(&l.output))
+                .collect();
+            sample.link_ms = final_links.iter().map(|l| l.millis as f64).sum();
+            sample.link_peak_kib = final_links.iter().map(|l| l.max_rss_kib).max().unwrap_or(0);
+            sample.compile_ms =
+                (compiles.iter().map(|c| c.millis as f64).sum::<f64>() - sample.link_ms).max(0.0);
+            if let Some(l) = final_links.last() {
+                last_binary[i] = l.output.clone();
+            }
+            shell.status(
+                "Measured",
+                format_args!(
+                    "run {}/{}: {:<16} {}",
+                    run + 1,
+                    args.runs,
+                    mode.name,
+                    duration(sample.wall_ms)
+                ),
+            );
+            samples[i].push(sample);
+        }
+    }
+    scenario.restore()?;
+
+    // Keep each mode's binary: the modes share a target dir.
+    let mut binaries = Vec::new();
+    for (mode, path) in modes.iter().zip(&last_binary) {
+        let kept = dir.join("binaries").join(mode.slug());
+        crate::fs::create_dir_all(&kept)?;
+        let dest = kept.join(path.file_name().unwrap_or_default());
+        if path.exists() {
+            std::fs::copy(path, &dest)
+                .with_context(|| format!("failed to copy `{}`", path.display()))?;
+        }
+        binaries.push(dest);
+    }
+
+    let program_args = &args.args;
+    let mut reports = Vec::new();
+    for (i, mode) in modes.iter().enumerate() {
+        shell.status(
+            "Starting",
+            format_args!("{} binary to measure its start-up", mode.name),
+        );
+        let startup = measure_startup(
+            &binaries[i],
+            program_args,
+            &copy_root,
+            package,
+            Duration::from_secs(args.timeout),
+        );
+        let s = &samples[i];
+        let pick = |f: fn(&Sample) -> f64| {
+            Summary::of(&s.iter().map(f).collect::<Vec<_>>()).unwrap_or_default()
+        };
+        let median_u64 = |f: fn(&Sample) -> u64| {
+            let mut v: Vec<u64> = s.iter().map(f).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        reports.push(ModeReport {
+            name: mode.name.clone(),
+            dyndev: mode.dyndev,
+            linker: mode.linker.name.clone(),
+            edit_to_binary: pick(|s| s.wall_ms),
+            speedup: 0.0,
+            link: pick(|s| s.link_ms),
+            compile: pick(|s| s.compile_ms),
+            peak_kib: median_u64(|s| s.peak_kib),
+            link_peak_kib: median_u64(|s| s.link_peak_kib),
+            binary_bytes: std::fs::metadata(&binaries[i])
+                .map(|m| m.len())
+                .unwrap_or(0),
+            startup,
+            cold_ms: cold[i],
+        });
+    }
+    let baseline = reports
+        .iter()
+        .find(|r| !r.dyndev)
+        .map(|r| r.edit_to_binary.median_ms)
+        .unwrap_or(1.0);
+    for r in &mut reports {
+        r.speedup = baseline / r.edit_to_binary.median_ms.max(1.0);
+    }
+
+    let bundle = BundleState::load(&Layout::new(
+        &target_dir,
+        &bench.profile_dir(args),
+        &copy_root,
+    ))?
+    .map(|b| BundleReport {
+        bytes: b.size,
+        exported_symbols: b.exported_symbols,
+        link_ms: b.link_millis,
+        link_peak_kib: bundle_link_peak.max(b.link_peak_kib),
+        file: b.file,
+    });
+    let target_label = format!(
+        "{} `{}`",
+        if matches!(runnable, Runnable::Example(_)) {
+            "example"
+        } else {
+            "bin"
+        },
+        target.name
+    );
+    let chart_path = dir.join("compare.svg");
+    let report = Report {
+        workspace: ws.root().to_owned(),
+        target: target_label,
+        scenario: kind.as_str().into(),
+        file: shown_file,
+        runs: args.runs,
+        verdict: verdict(&reports),
+        modes: reports,
+        bundle,
+        chart: chart_path.clone(),
+    };
+    let title = format!(
+        "{} of {}: {} -> binary ready, median of {} runs",
+        report.scenario,
+        report.file.display(),
+        report.target,
+        report.runs
+    );
+    crate::fs::write_atomic(
+        &chart_path,
+        chart::render(&title, &bars(&report)).as_bytes(),
+    )?;
+
+    match args.message_format {
+        MessageFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        MessageFormat::Human => print_report(shell, &report),
+    }
+    Ok(())
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    p.canonicalize()
+        .with_context(|| format!("failed to find `{}`", p.display()))
+}
+
+fn find_target<'w>(
+    ws: &'w Workspace,
+    packages: &PackageArgs,
+    runnable: &Runnable,
+) -> Result<(&'w Package, &'w Target)> {
+    let (name, example) = match runnable {
+        Runnable::Bin(n) => (n.as_str(), false),
+        Runnable::Example(n) => (n.as_str(), true),
+        Runnable::List(flag) => {
+            return Err(Failure::Selection(format!(
+                "`{flag}` needs a name: `cargo dyndev compare` measures one binary"
+            ))
+            .into());
+        }
+    };
+    let selected = if packages.packages.is_empty() {
+        ws.members().collect()
+    } else {
+        ws.select(packages)?
+    };
+    for p in selected {
+        for t in &p.targets {
+            let kind_ok = if example { t.is_example() } else { t.is_bin() };
+            if kind_ok && t.name == name {
+                return Ok((p, t));
+            }
+        }
+    }
+    Err(Failure::Selection(format!(
+        "no {} target named `{name}`",
+        if example { "example" } else { "bin" }
+    ))
+    .into())
+}
+
+/// dyndev, the default static link, then each other linker asked for.
+fn modes(linkers: Option<&str>) -> Result<Vec<Mode>> {
+    let mut modes = vec![
+        Mode {
+            name: "static rust-lld".into(),
+            dyndev: false,
+            linker: LinkerMode::default_linker(),
+        },
+        Mode {
+            name: "dyndev".into(),
+            dyndev: true,
+            linker: LinkerMode::default_linker(),
+        },
+    ];
+    let found = LinkerMode::found_on_path();
+    let chosen: Vec<LinkerMode> = match linkers {
+        None => found,
+        Some("none") => Vec::new(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match found.iter().find(|m| m.name == name) {
+                    Some(m) => out.push(m.clone()),
+                    None => bail!(
+                        "linker `{name}` was not found on PATH (found: {})",
+                        if found.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            found
+                                .iter()
+                                .map(|m| m.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                }
+            }
+            out
+        }
+    };
+    for linker in chosen {
+        modes.push(Mode {
+            name: format!("static {}", linker.name),
+            dyndev: false,
+            linker,
+        });
+    }
+    Ok(modes)
+}
+
+fn is_bundle_output(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libdyndev_bundle_"))
+}
+
+fn read_bundle_link_peak(bench: &Bench) -> Result<u64> {
+    let links: Vec<LinkRecord> = measure::read_log(&bench.link_log)?;
+    Ok(links
+        .iter()
+        .filter(|l| is_bundle_output(&l.output))
+        .map(|l| l.max_rss_kib)
+        .max()
+        .unwrap_or(0))
+}
+
+impl Bench {
+    fn profile_dir(&self, args: &CompareArgs) -> String {
+        args.compile.profile_dir(false)
+    }
+
+    fn clear_logs(&self) {
+        let _ = std::fs::remove_file(&self.link_log);
+        let _ = std::fs::remove_file(&self.rustc_log);
+    }
+
+    /// Builds one mode, timed; `show` lets cargo's progress through (for
+    /// the long first build), otherwise output is kept and shown on failure.
+    fn build(&self, shell: &Shell, mode: &Mode, show: bool) -> Result<Sample> {
+        let mut cmd = if mode.dyndev {
+            let mut c = Command::new(crate::fs::self_exe()?);
+            c.args(["dyndev", "build"]);
+            c.arg(format!("--target-dir={}", self.target_dir.display()));
+            c
+        } else {
+            let mut c = Command::new(crate::cargo::cargo_program());
+            c.arg("build");
+            // Static builds share dyndev's cargo target dir, so each
+            // dependency compiles once for all modes.
+            c.arg(format!(
+                "--target-dir={}",
+                self.target_dir.join("dyndev").display()
+            ));
+            c
+        };
+        cmd.arg(format!("--manifest-path={}", self.manifest.display()))
+            .args(&self.target_flag)
+            .args(&self.build_args)
+            .current_dir(&self.copy_root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .env(
+                measure::env::LINKER_MODE,
+                serde_json::to_string(&mode.linker)?,
+            )
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove(crate::wrapper::env::STATE_DIR);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if show && shell.verbosity() > crate::shell::Verbosity::Quiet {
+            cmd.stderr(Stdio::inherit());
+        } else {
+            cmd.arg("--quiet");
+            let log = std::fs::File::create(&self.stderr_log)
+                .with_context(|| format!("failed to create `{}`", self.stderr_log.display()))?;
+            cmd.stderr(Stdio::from(log));
+        }
+        let (status, ms, peak) = measure::run_measured(&mut cmd)
+            .with_context(|| format!("failed to run the {} build", mode.name))?;
+        if !status.success() {
+            let output = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+            bail!(
+                "the {} build of the copy in `{}` failed\n\n{}",
+                mode.name,
+                self.copy_root.display(),
+                output.trim_end()
+            );
+        }
+        Ok(Sample {
+            wall_ms: ms as f64,
+            peak_kib: peak,
+            ..Sample::default()
+        })
+    }
+}
+
+/// Runs the program with glibc's loader statistics on, a few times, and
+/// reads how long the loader worked before `main`.
+fn measure_startup(
+    binary: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    package: &Package,
+    timeout: Duration,
+) -> Option<Startup> {
+    let mut cycles = Vec::new();
+    let mut relocations = 0;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let mut cmd = Command::new(binary);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("LD_DEBUG", "statistics")
+            .env(
+                "CARGO_MANIFEST_DIR",
+                package
+                    .manifest_path
+                    .parent()
+                    .map(|p| p.as_std_path())
+                    .unwrap_or(cwd),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let Ok(mut child) = cmd.spawn() else {
+            return None;
+        };
+        let mut stderr = child.stderr.take()?;
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let finished = loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break true;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        if finished {
+            runs.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        let text = reader.join().unwrap_or_default();
+        if let Some(stats) = parse_loader_statistics(&text) {
+            cycles.push(stats.0 as f64);
+            relocations = stats.1;
+        }
+    }
+    let cycles = Summary::of(&cycles)?.median_ms as u64;
+    Some(Startup {
+        loader_cycles: cycles,
+        relocations,
+        loader_ms: cpu_mhz().map(|mhz| cycles as f64 / (mhz * 1000.0)),
+        run_ms: Summary::of(&runs).map(|s| s.median_ms),
+    })
+}
+
+/// `(cycles, relocations)` from glibc's `LD_DEBUG=statistics` output.
+pub fn parse_loader_statistics(text: &str) -> Option<(u64, u64)> {
+    let number_after = |key: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.contains(key))?
+            .split(key)
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .replace(',', "")
+            .parse()
+            .ok()
+    };
+    let cycles = number_after("total startup time in dynamic loader:")?;
+    let relocations = number_after("number of relocations:").unwrap_or(0);
+    Some((cycles, relocations))
+}
+
+fn cpu_mhz() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What the numbers say, in one or two sentences.
+pub fn verdict(modes: &[ModeReport]) -> String {
+    let Some(stat) = modes.iter().find(|m| !m.dyndev) else {
+        return String::new();
+    };
+    let Some(dyn_) = modes.iter().find(|m| m.dyndev) else {
+        return String::new();
+    };
+    let total = stat.edit_to_binary.median_ms;
+    let link = stat.link.median_ms;
+    let mut out = if dyn_.speedup >= 1.5 {
+        format!(
+            "dyndev makes an edit {:.1}x faster here: the static link takes {} of {}, \
+             the dynamic one {}.",
+            dyn_.speedup,
+            duration(link),
+            duration(total),
+            duration(dyn_.link.median_ms)
+        )
+    } else if dyn_.speedup >= 1.1 {
+        format!(
+            "dyndev helps a little here ({:.1}x): the static link takes {} of {}.",
+            dyn_.speedup,
+            duration(link),
+            duration(total)
+        )
+    } else {
+        format!(
+            "dynamic linking does not help here: the static link takes only {} of {}; \
+             the time goes into compiling, which no linker choice changes.",
+            duration(link),
+            duration(total)
+        )
+    };
+    if let Some(best) = modes
+        .iter()
+        .filter(|m| !m.dyndev && m.name != stat.name)
+        .max_by(|a, b| a.speedup.total_cmp(&b.speedup))
+        && best.speedup >= dyn_.speedup * 0.9
+    {
+        out.push_str(&format!(
+            " {} gets {:.1}x with no change to how the program loads.",
+            best.name, best.speedup
+        ));
+    }
+    if let Some(ms) = dyn_.startup.as_ref().and_then(|s| s.loader_ms)
+        && ms >= 5.0
+    {
+        out.push_str(&format!(
+            " The price: about {ms:.0} ms of dynamic loading at each start"
+        ));
+        match (
+            stat.startup.as_ref().and_then(|s| s.run_ms),
+            dyn_.startup.as_ref().and_then(|s| s.run_ms),
+        ) {
+            (Some(s), Some(d)) if d > s * 1.1 => out.push_str(&format!(
+                ", and the program ran {:.0}% slower (calls into the bundle go through \
+                 the PLT, thread-locals through `__tls_get_addr`).",
+                (d / s - 1.0) * 100.0
+            )),
+            _ => out.push('.'),
+        }
+    }
+    out
+}
+
+fn bars(report: &Report) -> Vec<chart::Bar> {
+    report
+        .modes
+        .iter()
+        .map(|m| {
+            let total = m.edit_to_binary.median_ms;
+            let compile = m.compile.median_ms.min(total);
+            let link = m.link.median_ms.min(total - compile);
+            chart::Bar {
+                label: m.name.clone(),
+                rustc_ms: compile,
+                link_ms: link,
+                other_ms: (total - compile - link).max(0.0),
+                startup_ms: m.startup.as_ref().and_then(|s| s.loader_ms).unwrap_or(0.0),
+                note: format!("{} ({:.1}x)", duration(total), m.speedup),
+            }
+        })
+        .collect()
+}
+
+fn kib(k: u64) -> String {
+    crate::ops::plan::human_size(k * 1024)
+}
+
+fn print_report(shell: &Shell, report: &Report) {
+    shell.status(
+        "Compared",
+        format_args!(
+            "{} of {} for {}, {} runs per mode",
+            report.scenario,
+            report.file.display(),
+            report.target,
+            report.runs
+        ),
+    );
+    shell.header(format_args!(
+        "{:<16} {:>26} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "MODE",
+        "EDIT -> BINARY",
+        "SPEEDUP",
+        "LINK",
+        "COMPILE",
+        "PEAK MEM",
+        "BINARY",
+        "START-UP",
+        "RUN"
+    ));
+    for m in &report.modes {
+        let e = &m.edit_to_binary;
+        let startup = match &m.startup {
+            Some(s) => match s.loader_ms {
+                Some(ms) => format!("{ms:.1} ms"),
+                None => format!("{}k cyc", s.loader_cycles / 1000),
+            },
+            None => "-".into(),
+        };
+        let run = m
+            .startup
+            .as_ref()
+            .and_then(|s| s.run_ms)
+            .map_or_else(|| "-".to_owned(), duration);
+        shell.print(format_args!(
+            "{:<16} {:>26} {:>7.1}x {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
+            m.name,
+            format!(
+                "{} ({}-{})",
+                duration(e.median_ms),
+                duration(e.min_ms),
+                duration(e.max_ms)
+            ),
+            m.speedup,
+            duration(m.link.median_ms),
+            duration(m.compile.median_ms),
+            kib(m.peak_kib),
+            crate::ops::plan::human_size(m.binary_bytes),
+            startup,
+            run
+        ));
+    }
+    if report.modes.iter().any(|m| m.cold_ms.is_some()) {
+        let cold: Vec<String> = report
+            .modes
+            .iter()
+            .filter_map(|m| Some(format!("{} {}", m.name, duration(m.cold_ms?))))
+            .collect();
+        shell.status("Cold", cold.join(", "));
+    }
+    if let Some(b) = &report.bundle {
+        shell.status(
+            "Bundle",
+            format_args!(
+                "{}, {} exported symbols, linked once in {} ({} peak)",
+                crate::ops::plan::human_size(b.bytes),
+                crate::ops::plan::group_digits(b.exported_symbols),
+                duration(b.link_ms as f64),
+                kib(b.link_peak_kib)
+            ),
+        );
+    }
+    shell.status("Verdict", &report.verdict);
+    shell.status("Chart", report.chart.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_glibc_loader_statistics() {
+        let text = "\
+     16224:\t\n\
+     16224:\truntime linker statistics:\n\
+     16224:\t  total startup time in dynamic loader: 20866759 cycles\n\
+     16224:\t            time needed for relocation: 20761376 cycles (99.4%)\n\
+     16224:\t                 number of relocations: 359314\n";
+        assert_eq!(parse_loader_statistics(text), Some((20_866_759, 359_314)));
+        assert_eq!(parse_loader_statistics("no statistics"), None);
+    }
+
+    fn mode(name: &str, dyndev: bool, median: f64, link: f64, speedup: f64) -> ModeReport {
+        let s = |v| Summary {
+            median_ms: v,
+            min_ms: v,
+            max_ms: v,
+            samples: 1,
+        };
+        ModeReport {
+            name: name.into(),
+            dyndev,
+            linker: "rust-lld".into(),
+            edit_to_binary: s(median),
+            speedup,
+            link: s(link),
+            compile: s(median - link),
+            peak_kib: 0,
+            link_peak_kib: 0,
+            binary_bytes: 0,
+            startup: None,
+            cold_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_verdict_says_when_dynamic_linking_helps_and_when_not() {
+        let helps = verdict(&[
+            mode("static rust-lld", false, 3500.0, 2900.0, 1.0),
+            mode("dyndev", true, 700.0, 80.0, 5.0),
+        ]);
+        assert!(
+            helps.starts_with("dyndev makes an edit 5.0x faster here"),
+            "{helps}"
+        );
+        let not = verdict(&[
+            mode("static rust-lld", false, 900.0, 250.0, 1.0),
+            mode("dyndev", true, 880.0, 60.0, 1.02),
+        ]);
+        assert!(
+            not.starts_with("dynamic linking does not help here"),
+            "{not}"
+        );
+        let mold = verdict(&[
+            mode("static rust-lld", false, 3500.0, 2900.0, 1.0),
+            mode("dyndev", true, 700.0, 80.0, 5.0),
+            mode("static mold", false, 760.0, 150.0, 4.6),
+        ]);
+        assert!(mold.contains("static mold gets 4.6x"), "{mold}");
+    }
+}

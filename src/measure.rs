@@ -1,0 +1,359 @@
+//! Instruments for `compare`, played by this same executable under other
+//! names (symlinks), so they can sit where cargo expects a program:
+//!
+//! - `dyndev-linker`, set as rustc's linker: runs the real linker the mode
+//!   asks for and logs each link's output, wall time and peak memory;
+//! - `dyndev-rustc-timer`, set as `RUSTC_WRAPPER`: logs how long each
+//!   compilation takes, so a crate's compile time without its link (the
+//!   floor dynamic linking can reach) can be read off.
+//!
+//! Both keep the linker and compiler paths fixed across modes, so switching
+//! modes never invalidates cargo's fingerprints.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const LINKER_NAME: &str = "dyndev-linker";
+pub const TIMER_NAME: &str = "dyndev-rustc-timer";
+
+pub mod env {
+    /// The linker mode, as JSON ([`super::LinkerMode`]).
+    pub const LINKER_MODE: &str = "__CARGO_DYNDEV_LINKER_MODE";
+    /// Where link records are appended, one JSON line each.
+    pub const LINK_LOG: &str = "__CARGO_DYNDEV_LINK_LOG";
+    /// Where compile records are appended, one JSON line each.
+    pub const RUSTC_LOG: &str = "__CARGO_DYNDEV_RUSTC_LOG";
+}
+
+/// The program name this process was started as.
+fn invoked_as() -> Option<String> {
+    let arg0 = std::env::args_os().next()?;
+    Some(Path::new(&arg0).file_name()?.to_string_lossy().into_owned())
+}
+
+pub fn is_linker_invocation() -> bool {
+    invoked_as().as_deref() == Some(LINKER_NAME)
+}
+
+pub fn is_timer_invocation() -> bool {
+    invoked_as().as_deref() == Some(TIMER_NAME)
+}
+
+/// How one mode links: the C compiler driver rustc would run, with the
+/// linker-selecting arguments replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkerMode {
+    /// A short name for tables: `rust-lld`, `mold`, `bfd`.
+    pub name: String,
+    /// Drop rustc's own choice (`-fuse-ld=lld` and its `-B` to the bundled
+    /// `gcc-ld` dir) before adding `args`.
+    pub replace_default: bool,
+    /// Arguments added for the driver, such as `-fuse-ld=mold`.
+    pub args: Vec<String>,
+}
+
+impl LinkerMode {
+    /// rustc's default on this platform (rust-lld through `cc`).
+    pub fn default_linker() -> LinkerMode {
+        LinkerMode {
+            name: "rust-lld".into(),
+            replace_default: false,
+            args: Vec::new(),
+        }
+    }
+
+    /// The linkers found on `PATH`, each as a mode.
+    pub fn found_on_path() -> Vec<LinkerMode> {
+        let mut modes = Vec::new();
+        let mut add = |program: &str, name: &str, args: Vec<String>| {
+            if which::which(program).is_ok() {
+                modes.push(LinkerMode {
+                    name: name.into(),
+                    replace_default: true,
+                    args,
+                });
+            }
+        };
+        // mold forks and leaves its child to finish up; without the fork
+        // its time and memory are the link's own.
+        add(
+            "mold",
+            "mold",
+            vec!["-fuse-ld=mold".into(), "-Wl,--no-fork".into()],
+        );
+        add("ld.lld", "ld.lld", vec!["-fuse-ld=lld".into()]);
+        add("ld.gold", "gold", vec!["-fuse-ld=gold".into()]);
+        add("ld.bfd", "bfd", vec!["-fuse-ld=bfd".into()]);
+        if let Ok(wild) = which::which("wild") {
+            modes.push(LinkerMode {
+                name: "wild".into(),
+                replace_default: true,
+                args: vec![format!("--ld-path={}", wild.display())],
+            });
+        }
+        modes
+    }
+
+    /// The driver's arguments for this mode, from rustc's.
+    pub fn rewrite(&self, args: Vec<OsString>) -> Vec<OsString> {
+        let mut out: Vec<OsString> = if self.replace_default {
+            args.into_iter()
+                .filter(|a| {
+                    let s = a.to_string_lossy();
+                    !(s.starts_with("-fuse-ld=") || (s.starts_with("-B") && s.ends_with("gcc-ld")))
+                })
+                .collect()
+        } else {
+            args
+        };
+        out.extend(self.args.iter().map(OsString::from));
+        out
+    }
+}
+
+/// One link, as logged by the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// The file written (`-o`).
+    pub output: PathBuf,
+    pub linker: String,
+    pub millis: u64,
+    /// Peak resident memory of the linker, in KiB.
+    pub max_rss_kib: u64,
+    pub success: bool,
+}
+
+/// One compilation, as logged by the timer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileRecord {
+    pub crate_name: String,
+    /// `CARGO_PKG_NAME` of the unit.
+    pub package: String,
+    /// Wall time of rustc, its link included.
+    pub millis: u64,
+    /// The primary output (`-o` or the out dir and crate name), to match
+    /// links to the compilation they belong to.
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Runs a process to completion and returns its status, wall time in
+/// milliseconds and the peak resident memory of it and its descendants in
+/// KiB (from `wait4`).
+pub fn run_measured(cmd: &mut Command) -> std::io::Result<(ExitStatus, u64, u64)> {
+    let start = Instant::now();
+    let child = cmd.spawn()?;
+    let (status, max_rss_kib) = wait_with_rusage(child)?;
+    Ok((status, start.elapsed().as_millis() as u64, max_rss_kib))
+}
+
+#[allow(unsafe_code)]
+fn wait_with_rusage(child: std::process::Child) -> std::io::Result<(ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; all-zero is a valid
+    // value for it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not yet waited for (we took the
+        // Child by value and never call its wait); the pointers are to
+        // locals that outlive the call.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    // The child is reaped; forget the handle so its Drop does nothing more.
+    std::mem::forget(child);
+    // ru_maxrss is in KiB on Linux.
+    Ok((ExitStatus::from_raw(status), usage.ru_maxrss.max(0) as u64))
+}
+
+fn append_json_line<T: Serialize>(log: &Path, record: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(record)?;
+    line.push(b'\n');
+    // One `write` of a short line to an O_APPEND file: lines from parallel
+    // processes do not interleave.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("failed to open `{}`", log.display()))?;
+    file.write_all(&line)
+        .with_context(|| format!("failed to write `{}`", log.display()))
+}
+
+/// Reads a log of JSON lines.
+pub fn read_log<T: for<'de> Deserialize<'de>>(log: &Path) -> Result<Vec<T>> {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).with_context(|| format!("bad line in `{}`", log.display()))
+        })
+        .collect()
+}
+
+/// The linker proxy's entry point. Returns the exit code.
+pub fn linker_main() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mode = std::env::var(env::LINKER_MODE)
+        .ok()
+        .and_then(|m| serde_json::from_str::<LinkerMode>(&m).ok())
+        .unwrap_or_else(LinkerMode::default_linker);
+    let output = args
+        .iter()
+        .position(|a| a == "-o")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let driver = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let mut cmd = Command::new(&driver);
+    cmd.args(mode.rewrite(args));
+    match run_measured(&mut cmd) {
+        Ok((status, millis, max_rss_kib)) => {
+            if let Ok(log) = std::env::var(env::LINK_LOG) {
+                let record = LinkRecord {
+                    output,
+                    linker: mode.name,
+                    millis,
+                    max_rss_kib,
+                    success: status.success(),
+                };
+                if let Err(e) = append_json_line(Path::new(&log), &record) {
+                    eprintln!("warning: {e:#}");
+                }
+            }
+            crate::cargo::exit_code(status)
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cargo-dyndev's linker proxy could not run `{}`: {e}",
+                driver.to_string_lossy()
+            );
+            crate::error::code::FAILURE
+        }
+    }
+}
+
+/// The rustc timer's entry point: `argv[1]` is the compiler (or the next
+/// wrapper). Returns the exit code.
+pub fn timer_main() -> i32 {
+    let mut argv = std::env::args_os().skip(1);
+    let Some(program) = argv.next() else {
+        eprintln!("error: cargo-dyndev's rustc timer expects the compiler as its first argument");
+        return crate::error::code::FAILURE;
+    };
+    let args: Vec<OsString> = argv.collect();
+    let text: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let inv = crate::rustc_args::Invocation::parse(text);
+    let start = Instant::now();
+    let status = match Command::new(&program).args(&args).status() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: failed to run `{}`: {e}", program.to_string_lossy());
+            return crate::error::code::FAILURE;
+        }
+    };
+    if let (Ok(log), Some(name)) = (std::env::var(env::RUSTC_LOG), inv.crate_name.clone())
+        && inv.links()
+    {
+        let record = CompileRecord {
+            crate_name: name,
+            package: std::env::var("CARGO_PKG_NAME").unwrap_or_default(),
+            millis: start.elapsed().as_millis() as u64,
+            out_dir: inv.out_dir.clone(),
+        };
+        if let Err(e) = append_json_line(Path::new(&log), &record) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+    crate::cargo::exit_code(status)
+}
+
+/// Makes `dir/<name>` a symlink to this executable, for the instruments.
+pub fn install_instrument(dir: &Path, name: &str) -> Result<PathBuf> {
+    crate::fs::create_dir_all(dir)?;
+    let exe = crate::fs::self_exe()?;
+    let link = dir.join(name);
+    if std::fs::read_link(&link).ok().as_deref() != Some(exe.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&exe, &link)
+            .with_context(|| format!("failed to create `{}`", link.display()))?;
+    }
+    Ok(link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn replacing_the_default_linker_drops_rustcs_choice() {
+        let rustc_args = os(&[
+            "-m64",
+            "main.o",
+            "-B/sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld",
+            "-fuse-ld=lld",
+            "-o",
+            "app",
+        ]);
+        let mold = LinkerMode {
+            name: "mold".into(),
+            replace_default: true,
+            args: vec!["-fuse-ld=mold".into()],
+        };
+        assert_eq!(
+            mold.rewrite(rustc_args.clone()),
+            os(&["-m64", "main.o", "-o", "app", "-fuse-ld=mold"])
+        );
+        assert_eq!(
+            LinkerMode::default_linker().rewrite(rustc_args.clone()),
+            rustc_args
+        );
+    }
+
+    #[test]
+    fn measures_a_process() {
+        let (status, millis, rss) =
+            run_measured(Command::new("sh").args(["-c", "sleep 0.05"])).unwrap();
+        assert!(status.success());
+        assert!(millis >= 40, "{millis}");
+        assert!(rss > 0);
+    }
+
+    #[test]
+    fn logs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("links.jsonl");
+        let r = LinkRecord {
+            output: "app".into(),
+            linker: "mold".into(),
+            millis: 12,
+            max_rss_kib: 3000,
+            success: true,
+        };
+        append_json_line(&log, &r).unwrap();
+        append_json_line(&log, &r).unwrap();
+        assert_eq!(read_log::<LinkRecord>(&log).unwrap(), vec![r.clone(), r]);
+    }
+}
