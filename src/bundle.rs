@@ -256,6 +256,15 @@ impl Toolchain {
     }
 }
 
+impl Toolchain {
+    /// `-L` for every search path the members were compiled with.
+    fn search_path_args(&self) -> impl Iterator<Item = String> + '_ {
+        self.search_paths
+            .iter()
+            .flat_map(|p| ["-L".to_owned(), p.clone()])
+    }
+}
+
 enum Linked {
     Done(Box<BundleState>),
     /// Linking failed; the packages to blame (id -> linker message).
@@ -420,12 +429,7 @@ fn link(
         .args(["-C", "prefer-dynamic", "-C", &format!("metadata={id}")])
         .arg("--out-dir")
         .arg(&dir)
-        .args(
-            toolchain
-                .search_paths
-                .iter()
-                .flat_map(|p| ["-L".to_owned(), p.clone()]),
-        )
+        .args(toolchain.search_path_args())
         .args(&toolchain.link_args)
         .args(&export_args)
         .args([
@@ -546,12 +550,7 @@ fn compile_facade(
         .arg(&state.dir)
         .arg("-L")
         .arg(format!("dependency={}", state.dir.display()))
-        .args(
-            toolchain
-                .search_paths
-                .iter()
-                .flat_map(|p| ["-L".to_owned(), p.clone()]),
-        )
+        .args(toolchain.search_path_args())
         .args(["--extern", bundle_extern]);
     shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
     let out = cmd

@@ -149,6 +149,24 @@ impl CargoCommand {
     }
 }
 
+/// `$RUSTC` as cargo would use it, else `rustc` on `PATH`.
+pub fn rustc_program() -> OsString {
+    std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
+
+/// The host triple of a compiler, from `rustc -vV`.
+pub fn host_triple(rustc: &OsStr) -> Result<String> {
+    let shown = rustc.to_string_lossy();
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .with_context(|| format!("failed to run `{shown} -vV`"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .with_context(|| format!("`{shown} -vV` did not name its host"))
+}
+
 /// The code to exit with for a finished process: its exit code, or 128 +
 /// the signal that killed it, as a shell reports it.
 pub fn exit_code(status: ExitStatus) -> i32 {

@@ -295,10 +295,11 @@ pub struct BuildArgs {
     pub global: GlobalArgs,
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "To pass `--help` to the program, use `-- --help`.")]
-pub struct RunArgs {
-    /// Package with the target to run
+/// `-p`, `--bin`, `--example`: the one executable `run` and `compare` are
+/// about. Chosen as `cargo run` chooses when none is named.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExecutableArgs {
+    /// Package with the target
     #[arg(
         short,
         long = "package",
@@ -306,12 +307,28 @@ pub struct RunArgs {
         help_heading = "Package Selection"
     )]
     pub package: Option<String>,
-    /// Name of the bin target to run
+    /// Name of the bin target
     #[arg(long, value_name = "NAME", help_heading = "Target Selection", num_args = 0..=1, default_missing_value = "")]
     pub bin: Option<String>,
-    /// Name of the example target to run
+    /// Name of the example target
     #[arg(long, value_name = "NAME", help_heading = "Target Selection", conflicts_with = "bin", num_args = 0..=1, default_missing_value = "")]
     pub example: Option<String>,
+}
+
+impl ExecutableArgs {
+    pub fn packages(&self) -> PackageArgs {
+        PackageArgs {
+            packages: self.package.iter().cloned().collect(),
+            ..PackageArgs::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "To pass `--help` to the program, use `-- --help`.")]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub executable: ExecutableArgs,
     #[command(flatten)]
     pub features: FeatureArgs,
     #[command(flatten)]
@@ -356,20 +373,8 @@ pub struct PlanArgs {
     dependencies compile once."
 )]
 pub struct CompareArgs {
-    /// Package with the target to measure
-    #[arg(
-        short,
-        long = "package",
-        value_name = "SPEC",
-        help_heading = "Package Selection"
-    )]
-    pub package: Option<String>,
-    /// Name of the bin target to measure
-    #[arg(long, value_name = "NAME", help_heading = "Target Selection", num_args = 0..=1, default_missing_value = "")]
-    pub bin: Option<String>,
-    /// Name of the example target to measure
-    #[arg(long, value_name = "NAME", help_heading = "Target Selection", conflicts_with = "bin", num_args = 0..=1, default_missing_value = "")]
-    pub example: Option<String>,
+    #[command(flatten)]
+    pub executable: ExecutableArgs,
     #[command(flatten)]
     pub features: FeatureArgs,
     #[command(flatten)]
@@ -490,7 +495,7 @@ mod tests {
         let Command::Run(r) = d.command else {
             panic!("not run")
         };
-        assert_eq!(r.example.as_deref(), Some("demo"));
+        assert_eq!(r.executable.example.as_deref(), Some("demo"));
         assert_eq!(r.args, ["-x", "--help"]);
     }
 

@@ -520,17 +520,28 @@ mod tests {
         }
     }
 
-    fn run(f: &Fixture, config: &Config, dev: bool) -> Plan {
-        let failed = BTreeMap::new();
+    /// Plans `app` of the fixture with the given inputs.
+    fn plan_app(
+        f: &Fixture,
+        config: &Config,
+        dev: bool,
+        link_failed: &BTreeMap<String, String>,
+        hidden_native: &BTreeMap<String, String>,
+        roots: Option<&BTreeSet<String>>,
+    ) -> Plan {
         plan(&PlanInput {
             graph: &f.graph,
             selected: vec!["app".into()],
             dev,
             config,
-            link_failed: &failed,
-            hidden_native: &BTreeMap::new(),
-            roots: None,
+            link_failed,
+            hidden_native,
+            roots,
         })
+    }
+
+    fn run(f: &Fixture, config: &Config, dev: bool) -> Plan {
+        plan_app(f, config, dev, &BTreeMap::new(), &BTreeMap::new(), None)
     }
 
     fn label(p: &Plan, id: &str) -> String {
@@ -614,16 +625,14 @@ mod tests {
         f.graph.nodes.get_mut("itoa").unwrap().source = Source::Registry;
         f.graph.nodes.get_mut("log").unwrap().lib_types = Some(vec!["cdylib".into()]);
         let failed = BTreeMap::from([("serde".to_owned(), "relocation R_X86_64_32".to_owned())]);
-        let config = Config::default();
-        let p = plan(&PlanInput {
-            graph: &f.graph,
-            selected: vec!["app".into()],
-            dev: false,
-            config: &config,
-            link_failed: &failed,
-            hidden_native: &BTreeMap::new(),
-            roots: None,
-        });
+        let p = plan_app(
+            &f,
+            &Config::default(),
+            false,
+            &failed,
+            &BTreeMap::new(),
+            None,
+        );
         assert_eq!(
             label(&p, "log"),
             "static: cannot be a dylib: its library is cdylib"
@@ -635,17 +644,14 @@ mod tests {
     fn hidden_c_symbols_keep_a_package_and_its_users_static() {
         let f = fixture();
         let hidden = BTreeMap::from([("cfg-if".to_owned(), "z_deflate".to_owned())]);
-        let failed = BTreeMap::new();
-        let config = Config::default();
-        let p = plan(&PlanInput {
-            graph: &f.graph,
-            selected: vec!["app".into()],
-            dev: false,
-            config: &config,
-            link_failed: &failed,
-            hidden_native: &hidden,
-            roots: None,
-        });
+        let p = plan_app(
+            &f,
+            &Config::default(),
+            false,
+            &BTreeMap::new(),
+            &hidden,
+            None,
+        );
         assert!(label(&p, "cfg-if").contains("hides its symbols (`z_deflate`)"));
         assert_eq!(
             label(&p, "log"),
@@ -657,17 +663,8 @@ mod tests {
     fn given_roots_limit_the_bundle() {
         let f = fixture();
         let roots = BTreeSet::from(["serde".to_owned()]);
-        let failed = BTreeMap::new();
-        let config = Config::default();
-        let p = plan(&PlanInput {
-            graph: &f.graph,
-            selected: vec!["app".into()],
-            dev: false,
-            config: &config,
-            link_failed: &failed,
-            hidden_native: &BTreeMap::new(),
-            roots: Some(&roots),
-        });
+        let none = BTreeMap::new();
+        let p = plan_app(&f, &Config::default(), false, &none, &none, Some(&roots));
         assert_eq!(label(&p, "serde"), "bundle root");
         assert_eq!(
             label(&p, "log"),

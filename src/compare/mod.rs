@@ -130,13 +130,10 @@ struct Bench {
 }
 
 pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
-    let host = crate::ops::plan::host_triple()?;
+    let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
     let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
-    let packages = PackageArgs {
-        packages: args.package.iter().cloned().collect(),
-        ..PackageArgs::default()
-    };
-    let runnable = choose(&ws, &packages, args.bin.as_deref(), args.example.as_deref())?;
+    let packages = args.executable.packages();
+    let runnable = choose(&ws, &packages, &args.executable)?;
     let (package, target) = find_target(&ws, &packages, &runnable)?;
 
     let base = ws.target_dir(args.compile.target_dir.as_deref());

@@ -195,18 +195,10 @@ fn host_triple(journal: &[JournalEntry]) -> Result<String> {
     if let Some(t) = journal.iter().find_map(|e| e.target.clone()) {
         return Ok(t);
     }
-    let rustc = journal
-        .first()
-        .map(|e| e.rustc.clone())
-        .unwrap_or_else(|| PathBuf::from("rustc"));
-    let out = std::process::Command::new(&rustc)
-        .arg("-vV")
-        .output()
-        .with_context(|| format!("failed to run `{} -vV`", rustc.display()))?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .with_context(|| format!("`{} -vV` did not name its host", rustc.display()))
+    match journal.first() {
+        Some(e) => crate::cargo::host_triple(e.rustc.as_os_str()),
+        None => crate::cargo::host_triple(&crate::cargo::rustc_program()),
+    }
 }
 
 fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {

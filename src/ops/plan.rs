@@ -57,7 +57,7 @@ struct PackageReport {
 }
 
 pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
-    let host = host_triple()?;
+    let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
     let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
     let graph = Graph::from_metadata(&ws.metadata);
     let selected: Vec<String> = ws
@@ -260,19 +260,6 @@ pub fn group_digits(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-/// The host triple, from the compiler cargo would use.
-pub fn host_triple() -> Result<String> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = std::process::Command::new(&rustc)
-        .arg("-vV")
-        .output()
-        .map_err(|e| anyhow::anyhow!("failed to run `{} -vV`: {e}", rustc.to_string_lossy()))?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("`rustc -vV` did not name its host"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use cargo_metadata::{Artifact, BuildScript, Package, TargetKind};
 
-use crate::cli::{PackageArgs, RunArgs};
+use crate::cli::{ExecutableArgs, PackageArgs, RunArgs};
 use crate::error::Failure;
 use crate::layout::Layout;
 use crate::ops::build::{BuildRequest, Outcome, build};
@@ -26,11 +26,8 @@ pub enum Runnable {
 
 pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
     let ws = Workspace::load(shell, &args.compile)?;
-    let packages = PackageArgs {
-        packages: args.package.iter().cloned().collect(),
-        ..PackageArgs::default()
-    };
-    let runnable = choose(&ws, &packages, args.bin.as_deref(), args.example.as_deref())?;
+    let packages = args.executable.packages();
+    let runnable = choose(&ws, &packages, &args.executable)?;
 
     let mut cargo_args = Vec::new();
     packages.push_cargo_args(&mut cargo_args);
@@ -101,13 +98,8 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
 
 /// Picks the target the way `cargo run` does: `--bin`/`--example` when
 /// given, else the selected package's `default-run`, else its only binary.
-pub fn choose(
-    ws: &Workspace,
-    packages: &PackageArgs,
-    bin: Option<&str>,
-    example: Option<&str>,
-) -> Result<Runnable> {
-    match (bin, example) {
+pub fn choose(ws: &Workspace, packages: &PackageArgs, exe: &ExecutableArgs) -> Result<Runnable> {
+    match (exe.bin.as_deref(), exe.example.as_deref()) {
         (Some(""), _) => return Ok(Runnable::List("--bin")),
         (_, Some("")) => return Ok(Runnable::List("--example")),
         (Some(b), _) => return Ok(Runnable::Bin(b.to_owned())),
