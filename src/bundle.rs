@@ -100,9 +100,24 @@ fn scan_native_code(req: &Request<'_>) -> Result<BTreeMap<String, NativeSymbols>
         if req.graph.nodes.get(id).is_some_and(|n| n.member) {
             continue;
         }
-        let paths: Vec<&Path> = rlibs.iter().map(PathBuf::as_path).collect();
-        let symbols = crate::inspect::native_symbols(&paths)?;
-        if !symbols.exported.is_empty() || !symbols.hidden.is_empty() {
+        // Which variant of the package the bundle links is rustc's choice:
+        // export only what every variant defines, so each export exists.
+        let mut symbols: Option<NativeSymbols> = None;
+        for rlib in rlibs {
+            let found = crate::inspect::native_symbols(&[rlib.as_path()])?;
+            symbols = Some(match symbols {
+                None => found,
+                Some(mut all) => {
+                    all.exported
+                        .retain(|s| found.exported.binary_search(s).is_ok());
+                    all.hidden.extend(found.hidden);
+                    all.hidden.sort();
+                    all.hidden.dedup();
+                    all
+                }
+            });
+        }
+        if let Some(symbols) = symbols.filter(|s| !s.exported.is_empty() || !s.hidden.is_empty()) {
             out.insert(id.clone(), symbols);
         }
     }
@@ -390,31 +405,26 @@ fn link(
     )?;
 
     // C code that `-sys` crates bundle into their rlibs is linked into the
-    // bundle, but rustc exports only Rust symbols from a dylib. Export the
-    // C symbols too, so members that call them directly still link.
+    // bundle, but rustc exports only Rust symbols from a dylib. The linker
+    // proxy exports the C symbols too, so members that call them directly
+    // still link.
     let native: BTreeSet<&String> = state
         .bundled_packages
         .iter()
         .filter_map(|id| native.get(id))
         .flat_map(|n| &n.exported)
         .collect();
-    let mut export_args = Vec::new();
-    if !native.is_empty() {
-        let map = dir.join("native-exports.map");
-        let mut text = String::from("{\n  global:\n");
-        for name in &native {
-            text.push_str(&format!("    {name};\n"));
-        }
-        text.push_str("};\n");
-        crate::fs::write_atomic(&map, text.as_bytes())?;
-        export_args = vec![
-            "-C".to_owned(),
-            format!("link-arg=-Wl,--version-script={}", map.display()),
-            // A package's rlibs may list symbols the link leaves out.
-            "-C".to_owned(),
-            "link-arg=-Wl,--undefined-version".to_owned(),
-        ];
+    let exports = dir.join("native-exports.txt");
+    let mut list: String = native.iter().map(|s| format!("{s}\n")).collect();
+    if list.is_empty() {
+        list.push('\n');
     }
+    crate::fs::write_atomic(&exports, list.as_bytes())?;
+    let proxy = crate::measure::install_instrument(
+        &req.layout.state_dir.join("bin"),
+        crate::linker::LINKER_NAME,
+    )?;
+    let (user_linker, link_args) = split_linker(&toolchain.link_args);
 
     let mut cmd = rustc(toolchain);
     cmd.args(["--crate-name", &crate_name, "--edition=2021"])
@@ -430,8 +440,10 @@ fn link(
         .arg("--out-dir")
         .arg(&dir)
         .args(toolchain.search_path_args())
-        .args(&toolchain.link_args)
-        .args(&export_args)
+        .args(&link_args)
+        .arg("-C")
+        .arg(format!("linker={}", proxy.display()))
+        .env(crate::linker::env::EXPORTS, &exports)
         .args([
             "-C".to_owned(),
             format!("link-arg=-Wl,-rpath,{}", toolchain.sysroot_lib.display()),
@@ -439,6 +451,14 @@ fn link(
     for root in state.roots.values() {
         cmd.arg("--extern")
             .arg(format!("{}={}", root.alias, root.rlib.display()));
+    }
+    // The user's own linker runs behind the proxy, unless it is the proxy
+    // already (as under `compare`).
+    match user_linker {
+        Some(l) if Path::new(&l).file_name() != Some(crate::linker::LINKER_NAME.as_ref()) => {
+            cmd.env(crate::linker::env::REAL_LINKER, l);
+        }
+        _ => {}
     }
     shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
     let log = dir.join("link.log");
@@ -470,6 +490,25 @@ fn link(
     )?;
     crate::fs::write_atomic(&done_marker, b"")?;
     Ok(Linked::Done(Box::new(state)))
+}
+
+/// Takes `-C linker=...` out of link arguments: `(the linker, the rest)`.
+fn split_linker(args: &[String]) -> (Option<String>, Vec<String>) {
+    let mut linker = None;
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "-C"
+            && let Some(l) = args.get(i + 1).and_then(|v| v.strip_prefix("linker="))
+        {
+            linker = Some(l.to_owned());
+            i += 2;
+            continue;
+        }
+        rest.push(args[i].clone());
+        i += 1;
+    }
+    (linker, rest)
 }
 
 fn rustc(toolchain: &Toolchain) -> Command {
@@ -571,15 +610,22 @@ fn compile_facade(
 /// (`.../build/foo-sys-0123abcd/out/libfoo.a`).
 fn culprits(message: &str, req: &Request<'_>, state: &BundleState) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
-    let summary = message
+    // Only the linker's own words: rustc also quotes the whole command
+    // line, which names every rlib.
+    let linker_says: String = message
         .lines()
-        .find(|l| l.contains("relocation") || l.contains("undefined") || l.contains("error:"))
+        .filter(|l| !l.contains("\" \""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let summary = linker_says
+        .lines()
+        .map(|l| l.trim().trim_start_matches("= note:").trim())
+        .find(|l| l.contains("error:") && !l.starts_with("error: linking with"))
         .unwrap_or("the linker failed")
-        .trim()
         .chars()
         .take(200)
         .collect::<String>();
-    for word in message.split(|c: char| {
+    for word in linker_says.split(|c: char| {
         c.is_whitespace() || c == '\'' || c == '"' || c == '(' || c == ')' || c == '`'
     }) {
         let path = Path::new(word);
@@ -630,6 +676,96 @@ pub fn collect_garbage(layout: &Layout, keep: &[&str]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_users_linker_is_taken_out_of_the_link_arguments() {
+        let args: Vec<String> = [
+            "-C",
+            "debuginfo=2",
+            "-C",
+            "linker=clang",
+            "-C",
+            "link-arg=-fuse-ld=mold",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let (linker, rest) = split_linker(&args);
+        assert_eq!(linker.as_deref(), Some("clang"));
+        assert_eq!(rest, ["-C", "debuginfo=2", "-C", "link-arg=-fuse-ld=mold"]);
+    }
+
+    #[test]
+    fn the_linker_is_blamed_only_for_what_it_names() {
+        let message = r#"error: linking with `cc` failed: exit status: 1
+  |
+  = note:  "cc" "-Wl,--version-script=/tmp/list" "/t/deps/libgood-1.rlib" "/t/deps/libbad-2.rlib" "-o" "x.so"
+  = note: rust-lld: error: relocation R_X86_64_TPOFF32 against counter cannot be used with -shared
+          >>> defined in /t/deps/libbad-2.rlib(c.o)
+"#;
+        let graph = Graph {
+            nodes: ["good", "bad"]
+                .into_iter()
+                .map(|n| {
+                    (
+                        n.to_owned(),
+                        crate::plan::Node {
+                            id: n.into(),
+                            name: n.into(),
+                            version: "1.0.0".into(),
+                            source: crate::plan::Source::Registry,
+                            member: false,
+                            proc_macro: false,
+                            lib_types: Some(vec!["lib".into()]),
+                            deps: Vec::new(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        let by_stem = BTreeMap::from([
+            ("libgood-1".to_owned(), "good".to_owned()),
+            ("libbad-2".to_owned(), "bad".to_owned()),
+        ]);
+        let layout = Layout::new(Path::new("/t"), "debug", Path::new("/w"));
+        let req = Request {
+            layout: &layout,
+            workspace_name: "w",
+            generation: "g",
+            entries: &[],
+            packages_by_stem: &by_stem,
+            rlibs_by_package: &BTreeMap::new(),
+            graph: &graph,
+            config: &Config::default(),
+            previous: None,
+        };
+        let mut state = crate::state::BundleState {
+            state_version: STATE_VERSION,
+            id: "i".into(),
+            generation: "g".into(),
+            crate_name: "b".into(),
+            dir: "/d".into(),
+            file: "/d/b.so".into(),
+            sysroot_lib: "/s".into(),
+            roots: BTreeMap::new(),
+            static_stems: BTreeSet::new(),
+            static_packages: BTreeMap::new(),
+            bundled_packages: BTreeSet::new(),
+            hidden_native: BTreeMap::new(),
+            size: 0,
+            exported_symbols: 0,
+            link_millis: 0,
+            link_peak_kib: 0,
+        };
+        state
+            .bundled_packages
+            .extend(["good".to_owned(), "bad".to_owned()]);
+        let blamed = culprits(message, &req, &state);
+        assert_eq!(blamed.keys().collect::<Vec<_>>(), ["bad"]);
+        assert!(
+            blamed["bad"].starts_with("rust-lld: error: relocation R_X86_64_TPOFF32"),
+            "{blamed:?}"
+        );
+    }
 
     #[test]
     fn aliases_are_unique_per_unit() {

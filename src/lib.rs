@@ -14,6 +14,7 @@ pub mod error;
 pub mod fs;
 pub mod inspect;
 pub mod layout;
+pub mod linker;
 pub mod measure;
 pub mod ops;
 pub mod plan;
@@ -32,8 +33,8 @@ use shell::{ColorChoice, Shell};
 pub fn main() -> ! {
     // The instruments `compare` installs are this executable under other
     // names; they can run inside a wrapped build, so they come first.
-    if measure::is_linker_invocation() {
-        std::process::exit(measure::linker_main());
+    if linker::is_linker_invocation() {
+        std::process::exit(linker::linker_main());
     }
     if measure::is_timer_invocation() {
         std::process::exit(measure::timer_main());

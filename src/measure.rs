@@ -1,14 +1,7 @@
-//! Instruments for `compare`, played by this same executable under other
-//! names (symlinks), so they can sit where cargo expects a program:
-//!
-//! - `dyndev-linker`, set as rustc's linker: runs the real linker the mode
-//!   asks for and logs each link's output, wall time and peak memory;
-//! - `dyndev-rustc-timer`, set as `RUSTC_WRAPPER`: logs how long each
-//!   compilation takes, so a crate's compile time without its link (the
-//!   floor dynamic linking can reach) can be read off.
-//!
-//! Both keep the linker and compiler paths fixed across modes, so switching
-//! modes never invalidates cargo's fingerprints.
+//! Measuring processes: wall time and peak memory (`wait4`), and the
+//! rustc timer `compare` installs as `RUSTC_WRAPPER` (this executable under
+//! the name `dyndev-rustc-timer`), which logs how long each compilation
+//! takes, so a crate's compile time without its link can be read off.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -19,114 +12,21 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub const LINKER_NAME: &str = "dyndev-linker";
 pub const TIMER_NAME: &str = "dyndev-rustc-timer";
 
 pub mod env {
-    /// The linker mode, as JSON ([`super::LinkerMode`]).
-    pub const LINKER_MODE: &str = "__CARGO_DYNDEV_LINKER_MODE";
-    /// Where link records are appended, one JSON line each.
-    pub const LINK_LOG: &str = "__CARGO_DYNDEV_LINK_LOG";
     /// Where compile records are appended, one JSON line each.
     pub const RUSTC_LOG: &str = "__CARGO_DYNDEV_RUSTC_LOG";
 }
 
 /// The program name this process was started as.
-fn invoked_as() -> Option<String> {
+pub(crate) fn invoked_as() -> Option<String> {
     let arg0 = std::env::args_os().next()?;
     Some(Path::new(&arg0).file_name()?.to_string_lossy().into_owned())
 }
 
-pub fn is_linker_invocation() -> bool {
-    invoked_as().as_deref() == Some(LINKER_NAME)
-}
-
 pub fn is_timer_invocation() -> bool {
     invoked_as().as_deref() == Some(TIMER_NAME)
-}
-
-/// How one mode links: the C compiler driver rustc would run, with the
-/// linker-selecting arguments replaced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkerMode {
-    /// A short name for tables: `rust-lld`, `mold`, `bfd`.
-    pub name: String,
-    /// Drop rustc's own choice (`-fuse-ld=lld` and its `-B` to the bundled
-    /// `gcc-ld` dir) before adding `args`.
-    pub replace_default: bool,
-    /// Arguments added for the driver, such as `-fuse-ld=mold`.
-    pub args: Vec<String>,
-}
-
-impl LinkerMode {
-    /// rustc's default on this platform (rust-lld through `cc`).
-    pub fn default_linker() -> LinkerMode {
-        LinkerMode {
-            name: "rust-lld".into(),
-            replace_default: false,
-            args: Vec::new(),
-        }
-    }
-
-    /// The linkers found on `PATH`, each as a mode.
-    pub fn found_on_path() -> Vec<LinkerMode> {
-        let mut modes = Vec::new();
-        let mut add = |program: &str, name: &str, args: Vec<String>| {
-            if which::which(program).is_ok() {
-                modes.push(LinkerMode {
-                    name: name.into(),
-                    replace_default: true,
-                    args,
-                });
-            }
-        };
-        // mold forks and leaves its child to finish up; without the fork
-        // its time and memory are the link's own.
-        add(
-            "mold",
-            "mold",
-            vec!["-fuse-ld=mold".into(), "-Wl,--no-fork".into()],
-        );
-        add("ld.lld", "ld.lld", vec!["-fuse-ld=lld".into()]);
-        add("ld.gold", "gold", vec!["-fuse-ld=gold".into()]);
-        add("ld.bfd", "bfd", vec!["-fuse-ld=bfd".into()]);
-        if let Ok(wild) = which::which("wild") {
-            modes.push(LinkerMode {
-                name: "wild".into(),
-                replace_default: true,
-                args: vec![format!("--ld-path={}", wild.display())],
-            });
-        }
-        modes
-    }
-
-    /// The driver's arguments for this mode, from rustc's.
-    pub fn rewrite(&self, args: Vec<OsString>) -> Vec<OsString> {
-        let mut out: Vec<OsString> = if self.replace_default {
-            args.into_iter()
-                .filter(|a| {
-                    let s = a.to_string_lossy();
-                    !(s.starts_with("-fuse-ld=") || (s.starts_with("-B") && s.ends_with("gcc-ld")))
-                })
-                .collect()
-        } else {
-            args
-        };
-        out.extend(self.args.iter().map(OsString::from));
-        out
-    }
-}
-
-/// One link, as logged by the proxy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkRecord {
-    /// The file written (`-o`).
-    pub output: PathBuf,
-    pub linker: String,
-    pub millis: u64,
-    /// Peak resident memory of the linker, in KiB.
-    pub max_rss_kib: u64,
-    pub success: bool,
 }
 
 /// One compilation, as logged by the timer.
@@ -179,7 +79,7 @@ fn wait_with_rusage(child: std::process::Child) -> std::io::Result<(ExitStatus, 
     Ok((ExitStatus::from_raw(status), usage.ru_maxrss.max(0) as u64))
 }
 
-fn append_json_line<T: Serialize>(log: &Path, record: &T) -> Result<()> {
+pub(crate) fn append_json_line<T: Serialize>(log: &Path, record: &T) -> Result<()> {
     let mut line = serde_json::to_vec(record)?;
     line.push(b'\n');
     // One `write` of a short line to an O_APPEND file: lines from parallel
@@ -204,48 +104,6 @@ pub fn read_log<T: for<'de> Deserialize<'de>>(log: &Path) -> Result<Vec<T>> {
             serde_json::from_str(l).with_context(|| format!("bad line in `{}`", log.display()))
         })
         .collect()
-}
-
-/// The linker proxy's entry point. Returns the exit code.
-pub fn linker_main() -> i32 {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let mode = std::env::var(env::LINKER_MODE)
-        .ok()
-        .and_then(|m| serde_json::from_str::<LinkerMode>(&m).ok())
-        .unwrap_or_else(LinkerMode::default_linker);
-    let output = args
-        .iter()
-        .position(|a| a == "-o")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let driver = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let mut cmd = Command::new(&driver);
-    cmd.args(mode.rewrite(args));
-    match run_measured(&mut cmd) {
-        Ok((status, millis, max_rss_kib)) => {
-            if let Ok(log) = std::env::var(env::LINK_LOG) {
-                let record = LinkRecord {
-                    output,
-                    linker: mode.name,
-                    millis,
-                    max_rss_kib,
-                    success: status.success(),
-                };
-                if let Err(e) = append_json_line(Path::new(&log), &record) {
-                    eprintln!("warning: {e:#}");
-                }
-            }
-            crate::cargo::exit_code(status)
-        }
-        Err(e) => {
-            eprintln!(
-                "error: cargo-dyndev's linker proxy could not run `{}`: {e}",
-                driver.to_string_lossy()
-            );
-            crate::error::code::FAILURE
-        }
-    }
 }
 
 /// The rustc timer's entry point: `argv[1]` is the compiler (or the next
@@ -303,35 +161,6 @@ pub fn install_instrument(dir: &Path, name: &str) -> Result<PathBuf> {
 mod tests {
     use super::*;
 
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn replacing_the_default_linker_drops_rustcs_choice() {
-        let rustc_args = os(&[
-            "-m64",
-            "main.o",
-            "-B/sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld",
-            "-fuse-ld=lld",
-            "-o",
-            "app",
-        ]);
-        let mold = LinkerMode {
-            name: "mold".into(),
-            replace_default: true,
-            args: vec!["-fuse-ld=mold".into()],
-        };
-        assert_eq!(
-            mold.rewrite(rustc_args.clone()),
-            os(&["-m64", "main.o", "-o", "app", "-fuse-ld=mold"])
-        );
-        assert_eq!(
-            LinkerMode::default_linker().rewrite(rustc_args.clone()),
-            rustc_args
-        );
-    }
-
     #[test]
     fn measures_a_process() {
         let (status, millis, rss) =
@@ -345,15 +174,14 @@ mod tests {
     fn logs_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("links.jsonl");
-        let r = LinkRecord {
-            output: "app".into(),
-            linker: "mold".into(),
+        let r = CompileRecord {
+            crate_name: "app".into(),
+            package: "app".into(),
             millis: 12,
-            max_rss_kib: 3000,
-            success: true,
+            out_dir: None,
         };
         append_json_line(&log, &r).unwrap();
         append_json_line(&log, &r).unwrap();
-        assert_eq!(read_log::<LinkRecord>(&log).unwrap(), vec![r.clone(), r]);
+        assert_eq!(read_log::<CompileRecord>(&log).unwrap(), vec![r.clone(), r]);
     }
 }

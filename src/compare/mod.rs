@@ -23,7 +23,8 @@ use serde::Serialize;
 use crate::cli::{CompareArgs, MessageFormat, PackageArgs};
 use crate::error::Failure;
 use crate::layout::Layout;
-use crate::measure::{self, CompileRecord, LinkRecord, LinkerMode};
+use crate::linker::{self, LinkRecord, LinkerMode};
+use crate::measure::{self, CompileRecord};
 use crate::ops::run::{Runnable, choose};
 use crate::shell::Shell;
 use crate::state::BundleState;
@@ -198,7 +199,7 @@ pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
 
     let modes = modes(args.linkers.as_deref())?;
     let tools = dir.join("bin");
-    let linker = measure::install_instrument(&tools, measure::LINKER_NAME)?;
+    let linker = measure::install_instrument(&tools, linker::LINKER_NAME)?;
     let timer = measure::install_instrument(&tools, measure::TIMER_NAME)?;
     let logs = dir.join("logs");
     crate::fs::create_dir_all(&logs)?;
@@ -244,7 +245,7 @@ pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
             (linker_var, linker.into_os_string()),
             ("RUSTC_WRAPPER".into(), timer.into_os_string()),
             (
-                measure::env::LINK_LOG.into(),
+                linker::env::LINK_LOG.into(),
                 logs.join("links.jsonl").into(),
             ),
             (
@@ -596,7 +597,7 @@ impl Bench {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .env(
-                measure::env::LINKER_MODE,
+                linker::env::LINKER_MODE,
                 serde_json::to_string(&mode.linker)?,
             )
             .env_remove("RUSTC_WORKSPACE_WRAPPER")

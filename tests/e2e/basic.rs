@@ -49,15 +49,24 @@ use std::process::Command;
 
 fn main() {
     let out = std::env::var("OUT_DIR").unwrap();
-    let obj = format!("{out}/native.o");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let ok = Command::new(cc).args(["-c", "-fPIC", "native.c", "-o", &obj]).status().unwrap();
-    assert!(ok.success(), "compiling native.c failed");
-    let ok = Command::new("ar").args(["crs", &format!("{out}/libnative.a"), &obj]).status().unwrap();
-    assert!(ok.success(), "archiving native.o failed");
+    let mut objects = Vec::new();
+    for c in ["native.c", "only_declared.c"] {
+        let obj = format!("{out}/{c}.o");
+        let ok = Command::new(&cc).args(["-c", "-fPIC", c, "-o", &obj]).status().unwrap();
+        assert!(ok.success(), "compiling {c} failed");
+        objects.push(obj);
+    }
+    let ok = Command::new("ar")
+        .args(["crs", &format!("{out}/libnative.a")])
+        .args(&objects)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "archiving failed");
     println!("cargo:rustc-link-search=native={out}");
     println!("cargo:rustc-link-lib=static=native");
     println!("cargo:rerun-if-changed=native.c");
+    println!("cargo:rerun-if-changed=only_declared.c");
     std::fs::write(
         format!("{out}/generated.rs"),
         "pub const GREETING: &str = \"hello from a build script\";\n",
@@ -69,12 +78,17 @@ fn main() {
 const NATIVE_C: &str =
     "static int calls;\nint native_add(int a, int b) { calls++; return a + b; }\n";
 
+/// In an object of its own that no Rust code of the crate calls: only an
+/// explicit export can bring it into the bundle.
+const ONLY_DECLARED_C: &str = "int native_mul(int a, int b) { return a * b; }\n";
+
 const NATIVE_LIB: &str = r#"
 #![no_std]
 include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 
 extern "C" {
     pub fn native_add(a: i32, b: i32) -> i32;
+    pub fn native_mul(a: i32, b: i32) -> i32;
 }
 
 pub fn add(a: i32, b: i32) -> i32 {
@@ -122,7 +136,8 @@ fn main() {
     let zlib = unsafe { std::ffi::CStr::from_ptr(libz_sys::zlibVersion()) };
     println!("zlib: {}", zlib.to_str().unwrap());
     let direct = unsafe { native_sys::native_add(4, 5) };
-    println!("native: {} {} {}", native_sys::add(2, 3), direct, native_sys::GREETING);
+    let declared = unsafe { native_sys::native_mul(6, 7) };
+    println!("native: {} {} {} {}", native_sys::add(2, 3), direct, declared, native_sys::GREETING);
     println!("args: {args:?}");
 }
 "##;
@@ -142,6 +157,7 @@ fn fixture() -> &'static Fixture {
             .file("../native-sys/Cargo.toml", NATIVE_MANIFEST)
             .file("../native-sys/build.rs", NATIVE_BUILD)
             .file("../native-sys/native.c", NATIVE_C)
+            .file("../native-sys/only_declared.c", ONLY_DECLARED_C)
             .file("../native-sys/src/lib.rs", NATIVE_LIB)
             .build();
         let before = project.snapshot();
@@ -162,7 +178,7 @@ fn run_passes_arguments_output_and_exit_code() {
     assert_eq!(
         out.stdout,
         "itoa 1: 42\nitoa 0.4: 7\njson: {\"x\":1,\"y\":2}\nzlib: 1.3.2\n\
-         native: 5 9 hello from a build script\nargs: [\"hello\", \"--help\"]\n"
+         native: 5 9 42 hello from a build script\nargs: [\"hello\", \"--help\"]\n"
     );
     assert!(
         out.stderr.contains("Running `"),
@@ -257,17 +273,17 @@ fn the_binary_links_the_bundle_and_std_dynamically() {
     assert!(!cargo_dyndev::inspect::defines_symbol_containing(&bin, "parse_whitespace").unwrap());
     // C compiled by a bundled crate's build script is exported by the
     // bundle, so the binary's direct call binds to it.
-    assert!(
-        info.imported.iter().any(|s| s == "native_add"),
-        "{:?}",
-        info.imported
-    );
-    assert!(
-        bundle_info
-            .defined
-            .binary_search(&"native_add".to_owned())
-            .is_ok()
-    );
+    for c_fn in ["native_add", "native_mul"] {
+        assert!(
+            info.imported.iter().any(|s| s == c_fn),
+            "{c_fn}: {:?}",
+            info.imported
+        );
+        assert!(
+            bundle_info.defined.binary_search(&c_fn.to_owned()).is_ok(),
+            "{c_fn}"
+        );
+    }
     // zlib hides its symbols, so libz-sys stays static: the code is in the
     // binary and not imported.
     assert!(!info.imported.iter().any(|s| s == "zlibVersion"));

@@ -7,5 +7,6 @@ mod compare;
 mod edit;
 mod errors;
 mod help;
+mod linkers;
 mod support;
 mod workspace;
