@@ -269,6 +269,15 @@ impl CompileArgs {
         }
     }
 
+    /// The profile's name, as cargo's manifests spell it.
+    pub fn profile_name(&self) -> String {
+        match &self.profile {
+            _ if self.release => "release".into(),
+            Some(p) => p.clone(),
+            None => "dev".into(),
+        }
+    }
+
     /// The directory cargo uses for this profile inside a target dir.
     pub fn profile_dir(&self, test: bool) -> String {
         match self.profile.as_deref() {

@@ -25,6 +25,8 @@ pub enum Failure {
     /// The selection names no runnable target, or too many: cargo's wording,
     /// cargo's exit code.
     Selection(String),
+    /// The build asks for something dynamic linking cannot give.
+    Unsupported { setting: String, profile: String },
 }
 
 impl Failure {
@@ -32,6 +34,7 @@ impl Failure {
         match self {
             Failure::Cargo { code } => *code,
             Failure::Selection(_) => code::CARGO,
+            Failure::Unsupported { .. } => code::FAILURE,
         }
     }
 
@@ -46,6 +49,13 @@ impl fmt::Display for Failure {
         match self {
             Failure::Cargo { code } => write!(f, "cargo exited with status {code}"),
             Failure::Selection(message) => f.write_str(message),
+            Failure::Unsupported { setting, profile } => write!(
+                f,
+                "the `{profile}` profile sets {setting}, which cannot work with a shared \
+                 standard library\n\n\
+                 help: build with a profile without it (say `[profile.{profile}] lto = false, \
+                 panic = \"unwind\"`), or use plain cargo for this profile"
+            ),
         }
     }
 }

@@ -184,6 +184,20 @@ impl Invocation {
         )
     }
 
+    /// Why a shared standard library cannot serve this unit, if it cannot:
+    /// std's dylib unwinds and cannot take part in LTO.
+    pub fn unsupported(&self) -> Option<String> {
+        if self.codegen_value("panic") == Some("abort") {
+            return Some("`panic = \"abort\"`".into());
+        }
+        let lto_off = |v: &str| matches!(v, "off" | "no" | "n" | "false");
+        match self.codegen.iter().rev().find(|(k, _)| k == "lto") {
+            Some((_, None)) => Some("`lto = true`".into()),
+            Some((_, Some(v))) if !lto_off(v) => Some(format!("`lto = \"{v}\"`")),
+            _ => None,
+        }
+    }
+
     /// `-L dependency=` directories.
     pub fn dependency_dirs(&self) -> impl Iterator<Item = &Path> {
         self.search_paths.iter().filter_map(|s| {
@@ -406,6 +420,25 @@ mod tests {
                 "--extern=priv:itoa=/f/libitoa-8.rlib"
             ]
         );
+    }
+
+    #[test]
+    fn knows_what_a_shared_std_cannot_serve() {
+        let unit = |flags: &str| Invocation::parse(words(&format!("--crate-name a {flags}")));
+        assert_eq!(
+            unit("-C panic=abort").unsupported().as_deref(),
+            Some("`panic = \"abort\"`")
+        );
+        assert_eq!(
+            unit("-C lto").unsupported().as_deref(),
+            Some("`lto = true`")
+        );
+        assert_eq!(
+            unit("-C lto=thin").unsupported().as_deref(),
+            Some("`lto = \"thin\"`")
+        );
+        assert_eq!(unit("-C lto=off -C panic=unwind").unsupported(), None);
+        assert_eq!(unit("-C debuginfo=2").unsupported(), None);
     }
 
     #[test]

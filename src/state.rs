@@ -110,6 +110,8 @@ pub struct JournalEntry {
     pub link_args: Vec<String>,
     /// `--target`, when cross-compiling.
     pub target: Option<String>,
+    /// A profile setting a shared standard library cannot serve.
+    pub unsupported: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

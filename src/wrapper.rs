@@ -69,6 +69,10 @@ pub fn crate_of_stem(stem: &str) -> &str {
 }
 
 pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
+    // Compiling would fail with rustc's puzzling error; the driver says why.
+    if let Some(setting) = inv.unsupported() {
+        return Decision::Probe(format!("{setting} cannot link with a shared std"));
+    }
     if facts.bundle_env == env::PROBE {
         return Decision::Probe("the bundle is being planned".into());
     }
@@ -201,6 +205,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         search_paths: inv.search_paths.clone(),
         link_args: inv.link_codegen_args(),
         target: target_of(&inv),
+        unsupported: inv.unsupported(),
     };
     entry.write(&run_dir)?;
 

@@ -35,6 +35,8 @@ pub struct BuildRequest<'a> {
     pub cargo_args: Vec<String>,
     pub features: &'a FeatureArgs,
     pub compile: &'a CompileArgs,
+    /// The profile's name, for messages.
+    pub profile: String,
 }
 
 /// What a successful build made.
@@ -74,6 +76,7 @@ pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
         cargo_args,
         features: &args.features,
         compile: &args.compile,
+        profile: args.compile.profile_name(),
     })?;
     Ok(())
 }
@@ -87,6 +90,13 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let bundle_env = previous.as_ref().map_or(env::NONE, |s| s.id.as_str());
 
     let first = pass(req, bundle_env)?;
+    if let Some(setting) = first.journal.iter().find_map(|e| e.unsupported.clone()) {
+        return Err(Failure::Unsupported {
+            setting,
+            profile: req.profile.clone(),
+        }
+        .into());
+    }
     let probed: Vec<&JournalEntry> = first.journal.iter().filter(|e| e.probed).collect();
     if probed.is_empty() {
         let bundle = previous.context("the build finished without a bundle")?;

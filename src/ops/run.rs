@@ -64,6 +64,7 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
         cargo_args,
         features: &args.features,
         compile: &args.compile,
+        profile: args.compile.profile_name(),
     })?;
 
     let artifact = outcome

@@ -100,3 +100,30 @@ fn two_runs_at_once_both_finish() {
         assert_eq!(out.stdout, "2\n");
     }
 }
+
+#[test]
+fn a_profile_a_shared_std_cannot_serve_is_refused_plainly() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"abort-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nitoa = \"=1.0.18\"\n\n[profile.dev]\npanic = \"abort\"\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(1u8)); }\n",
+        )
+        .build();
+    let out = p.dyndev(&["build"]).code(1);
+    assert!(
+        out.stderr.contains(
+            "error: the `dev` profile sets `panic = \"abort\"`, which cannot work with a shared standard library"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("help: build with a profile without it"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("error[E"), "no compiler error: {out}");
+}
