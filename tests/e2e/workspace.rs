@@ -1,7 +1,8 @@
 //! A virtual workspace: a library member with a build script, a binary
-//! member with two bins and an example, `workspace = true` inheritance, an
-//! optional dependency behind a feature, `[patch]`, and a path dependency
-//! outside the workspace.
+//! member with two bins and an example, a member that is both an rlib and a
+//! cdylib, a proc-macro member, `workspace = true` inheritance, an optional
+//! dependency behind a feature, `[patch]`, and a path dependency outside
+//! the workspace.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ fn workspace_project() -> Project {
             "Cargo.toml",
             r#"
 [workspace]
-members = ["core", "app"]
+members = ["core", "app", "plugin", "macros"]
 resolver = "2"
 
 [workspace.package]
@@ -71,6 +72,52 @@ pub fn render(n: u32) -> String {
 "#,
         )
         .file(
+            "plugin/Cargo.toml",
+            r#"
+[package]
+name = "plugin"
+version.workspace = true
+edition.workspace = true
+
+[lib]
+crate-type = ["rlib", "cdylib"]
+
+[dependencies]
+log.workspace = true
+"#,
+        )
+        .file(
+            "plugin/src/lib.rs",
+            "pub fn plugin_name() -> &'static str { log::trace!(\"asked\"); \"plugin\" }\n",
+        )
+        .file(
+            "macros/Cargo.toml",
+            "[package]\nname = \"macros\"\nversion = \"0.2.0\"\nedition = \"2021\"\n\n\
+             [lib]\nproc-macro = true\n",
+        )
+        .file(
+            "macros/src/lib.rs",
+            r#"
+use proc_macro::{TokenStream, TokenTree};
+
+/// `impl X { fn type_name() }` for `struct X`, without syn.
+#[proc_macro_derive(Named)]
+pub fn named(input: TokenStream) -> TokenStream {
+    let mut tokens = input.into_iter();
+    let name = loop {
+        match tokens.next() {
+            Some(TokenTree::Ident(i)) if i.to_string() == "struct" => break tokens.next().unwrap(),
+            Some(_) => {}
+            None => panic!("Named works on structs"),
+        }
+    };
+    format!("impl {name} {{ pub fn type_name() -> &'static str {{ \"{name}\" }} }}")
+        .parse()
+        .unwrap()
+}
+"#,
+        )
+        .file(
             "app/Cargo.toml",
             r#"
 [package]
@@ -81,6 +128,8 @@ default-run = "ws-app"
 
 [dependencies]
 core-lib = { path = "../core" }
+plugin = { path = "../plugin" }
+macros = { path = "../macros" }
 log.workspace = true
 cfg-if = "=1.0.5"
 shared = { path = "../../shared" }
@@ -93,8 +142,12 @@ fast = ["dep:memchr"]
         .file(
             "app/src/main.rs",
             r#"
+#[derive(macros::Named)]
+struct Player;
+
 fn main() {
     println!("{}", core_lib::render(5));
+    println!("{} from {}", Player::type_name(), plugin::plugin_name());
     println!("shared: {}", shared::hello());
     println!("patched cfg-if: {}", cfg_if::PATCHED);
     #[cfg(feature = "fast")]
@@ -150,7 +203,8 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-const APP_OUTPUT: &str = "hi from core's build script #5\nshared: hello\npatched cfg-if: true\n";
+const APP_OUTPUT: &str =
+    "hi from core's build script #5\nPlayer from plugin\nshared: hello\npatched cfg-if: true\n";
 
 #[test]
 fn build_makes_every_binary_of_the_default_members() {
@@ -234,6 +288,11 @@ fn plan_explains_the_workspace() {
         plan_entry(&plan, "ws-app")["reason"]["kind"],
         "workspace-member"
     );
+    assert_eq!(
+        plan_entry(&plan, "plugin")["reason"]["kind"],
+        "workspace-member"
+    );
+    assert_eq!(plan_entry(&plan, "macros")["placement"], "host");
     for local in ["shared", "cfg-if"] {
         let e = plan_entry(&plan, local);
         assert_eq!(e["placement"], "static", "{local}: {e}");
