@@ -56,6 +56,31 @@ struct Sample {
     compile_ms: f64,
     peak_kib: u64,
     link_peak_kib: u64,
+    /// Each link of the build: (artifact, milliseconds, peak KiB).
+    links: Vec<(String, f64, u64)>,
+}
+
+/// The links of one artifact over a mode's runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactLink {
+    /// The file linked, without cargo's hash: `game`, `libfoo.so`.
+    pub artifact: String,
+    pub link: Summary,
+    pub peak_kib: u64,
+}
+
+/// `deps/game-0123abcd` -> `game`.
+fn artifact_name(output: &Path) -> String {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    match name.rsplit_once('-') {
+        Some((base, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) && !hash.is_empty() => {
+            base.to_owned()
+        }
+        _ => name.into_owned(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,8 +105,10 @@ pub struct ModeReport {
     /// This mode's median against the default static mode's: above 1 is
     /// faster.
     pub speedup: f64,
-    /// The final link(s) of the build.
+    /// The final link(s) of the build, together.
     pub link: Summary,
+    /// Each linked artifact on its own.
+    pub links: Vec<ArtifactLink>,
     /// Compiling without linking: what dynamic linking cannot remove.
     pub compile: Summary,
     /// Peak resident memory of the whole build (median over runs), KiB.
@@ -320,6 +347,10 @@ pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
                 .filter(|l| !is_bundle_output(&l.output))
                 .collect();
             sample.link_ms = final_links.iter().map(|l| l.millis as f64).sum();
+            sample.links = final_links
+                .iter()
+                .map(|l| (artifact_name(&l.output), l.millis as f64, l.max_rss_kib))
+                .collect();
             sample.link_peak_kib = final_links.iter().map(|l| l.max_rss_kib).max().unwrap_or(0);
             sample.compile_ms =
                 (compiles.iter().map(|c| c.millis as f64).sum::<f64>() - sample.link_ms).max(0.0);
@@ -384,6 +415,7 @@ pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
             edit_to_binary: pick(|s| s.wall_ms),
             speedup: 0.0,
             link: pick(|s| s.link_ms),
+            links: per_artifact(s),
             compile: pick(|s| s.compile_ms),
             peak_kib: median_u64(|s| s.peak_kib),
             link_peak_kib: median_u64(|s| s.link_peak_kib),
@@ -453,6 +485,28 @@ pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
         MessageFormat::Human => print_report(shell, &report),
     }
     Ok(())
+}
+
+/// Link times grouped by artifact, over a mode's runs.
+fn per_artifact(samples: &[Sample]) -> Vec<ArtifactLink> {
+    let mut by_name: std::collections::BTreeMap<&str, (Vec<f64>, u64)> = Default::default();
+    for s in samples {
+        for (name, ms, peak) in &s.links {
+            let entry = by_name.entry(name).or_default();
+            entry.0.push(*ms);
+            entry.1 = entry.1.max(*peak);
+        }
+    }
+    by_name
+        .into_iter()
+        .filter_map(|(name, (ms, peak))| {
+            Some(ArtifactLink {
+                artifact: name.to_owned(),
+                link: Summary::of(&ms)?,
+                peak_kib: peak,
+            })
+        })
+        .collect()
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
@@ -902,6 +956,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn artifacts_are_named_without_cargos_hash() {
+        assert_eq!(
+            artifact_name(Path::new("/t/debug/deps/game-0123abcdef")),
+            "game"
+        );
+        assert_eq!(
+            artifact_name(Path::new("/t/debug/examples/my-demo-99")),
+            "my-demo"
+        );
+        assert_eq!(
+            artifact_name(Path::new("/t/libdyndev_bundle_ab.so")),
+            "libdyndev_bundle_ab.so"
+        );
+    }
+
+    #[test]
     fn reads_glibc_loader_statistics() {
         let text = "\
      16224:\t\n\
@@ -927,6 +997,7 @@ mod tests {
             edit_to_binary: s(median),
             speedup,
             link: s(link),
+            links: Vec::new(),
             compile: s(median - link),
             peak_kib: 0,
             link_peak_kib: 0,

@@ -112,6 +112,24 @@ mod tests {
     }
 
     #[test]
+    fn touch_moves_the_mtime_and_keeps_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("lib.rs");
+        std::fs::write(&f, "pub fn f() {}").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let s = Scenario::new(Kind::Touch, &f).unwrap();
+        s.apply(1).unwrap();
+        assert!(std::fs::metadata(&f).unwrap().modified().unwrap() > old);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "pub fn f() {}");
+    }
+
+    #[test]
     fn edited_code_compiles() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("main.rs");

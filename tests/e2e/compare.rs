@@ -24,6 +24,7 @@ fn compare_measures_each_mode_on_a_copy() {
             "2",
             "--linkers",
             "none",
+            "--cold",
             "--message-format",
             "json",
         ])
@@ -60,6 +61,11 @@ fn compare_measures_each_mode_on_a_copy() {
         assert!(m["link_peak_kib"].as_u64().unwrap() > 0, "{m}");
         assert!(m["binary_bytes"].as_u64().unwrap() > 1000, "{m}");
         assert!(m["speedup"].as_f64().unwrap() > 0.0);
+        let links = m["links"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "one artifact linked: {m}");
+        assert_eq!(links[0]["artifact"], "cmp_app", "{m}");
+        let cold = m["cold_ms"].as_f64().expect("--cold times each mode");
+        assert!(cold > med, "a cold build takes longer than an edit: {m}");
         let startup = &m["startup"];
         assert!(startup["loader_cycles"].as_u64().unwrap() > 0, "{m}");
         assert!(startup["run_ms"].as_f64().unwrap() > 0.0, "{m}");
