@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use cargo_metadata::{Artifact, BuildScript, Message};
 
 use crate::bundle;
@@ -44,9 +44,9 @@ pub struct BuildRequest<'a> {
 pub struct Outcome {
     pub artifacts: Vec<Artifact>,
     pub build_scripts: Vec<BuildScript>,
-    pub bundle: BundleState,
-    /// Whether this build linked a new bundle.
-    pub rebundled: bool,
+    /// The bundle in use; none when the build linked nothing against one
+    /// (only proc-macros or cdylibs, say).
+    pub bundle: Option<BundleState>,
 }
 
 /// One `cargo build` and what it reported.
@@ -99,12 +99,10 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     }
     let probed: Vec<&JournalEntry> = first.journal.iter().filter(|e| e.probed).collect();
     if probed.is_empty() {
-        let bundle = previous.context("the build finished without a bundle")?;
         return Ok(Outcome {
             artifacts: first.artifacts,
             build_scripts: first.build_scripts,
-            bundle,
-            rebundled: false,
+            bundle: previous,
         });
     }
     for e in &probed {
@@ -152,8 +150,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     Ok(Outcome {
         artifacts: last.artifacts,
         build_scripts: last.build_scripts,
-        bundle,
-        rebundled: true,
+        bundle: Some(bundle),
     })
 }
 

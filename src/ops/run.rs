@@ -209,7 +209,9 @@ fn run_env(
     let mut paths: Vec<PathBuf> = native_dirs(&outcome.build_scripts, &layout.target_dir);
     paths.push(layout.profile_dir.clone());
     paths.push(layout.profile_dir.join("deps"));
-    paths.push(outcome.bundle.sysroot_lib.clone());
+    if let Some(bundle) = &outcome.bundle {
+        paths.push(bundle.sysroot_lib.clone());
+    }
     paths.extend(
         std::env::var_os("LD_LIBRARY_PATH")
             .map_or_else(Vec::new, |p| std::env::split_paths(&p).collect()),

@@ -277,6 +277,12 @@ fn an_unknown_bin_is_cargos_error_listing_the_bins() {
 }
 
 #[test]
+fn a_build_of_only_a_proc_macro_needs_no_bundle() {
+    let f = fixture();
+    f.project.dyndev(&["build", "-p", "macros"]).success();
+}
+
+#[test]
 fn plan_explains_the_workspace() {
     let f = fixture();
     let plan = f.project.plan_json(&[]);
