@@ -57,13 +57,7 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
     let mut link_failed: BTreeMap<String, String> = req
         .previous
         .filter(|p| p.generation == req.generation)
-        .map(|p| {
-            p.static_packages
-                .iter()
-                .filter(|(_, reason)| reason.starts_with(LINK_FAILED))
-                .map(|(id, reason)| (id.clone(), reason[LINK_FAILED.len()..].to_owned()))
-                .collect()
-        })
+        .map(|p| p.link_failed.clone())
         .unwrap_or_default();
 
     loop {
@@ -78,19 +72,22 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
                          of the bundle with `[workspace.metadata.dyndev] exclude = [\"NAME\"]`"
                     );
                 }
+                let mut learned = false;
                 for (id, why) in culprits {
                     let name = req.graph.nodes.get(&id).map_or(id.as_str(), |n| &n.name);
                     shell.warn(format_args!(
                         "`{name}` cannot be linked into a shared library; it stays static ({why})"
                     ));
-                    link_failed.insert(id, why);
+                    learned |= link_failed.insert(id, why).is_none();
+                }
+                // Blaming the same packages again would loop for ever.
+                if !learned {
+                    bail!("failed to link the bundle\n\n{message}");
                 }
             }
         }
     }
 }
-
-const LINK_FAILED: &str = "link failed: ";
 
 /// The C code inside each dependency's rlibs, by package id; packages
 /// without any are left out.
@@ -167,6 +164,7 @@ struct Placed {
     static_packages: BTreeMap<String, String>,
     bundled_packages: BTreeSet<String>,
     hidden_native: BTreeMap<String, String>,
+    link_failed: BTreeMap<String, String>,
 }
 
 fn place(
@@ -199,6 +197,7 @@ fn place(
         static_packages: BTreeMap::new(),
         bundled_packages: plan.bundled().map(str::to_owned).collect(),
         hidden_native: hidden_native.clone(),
+        link_failed: link_failed.clone(),
     };
     for c in candidates {
         match plan.placement(&c.package_id) {
@@ -210,11 +209,9 @@ fn place(
     }
     for (id, placement) in &plan.placements {
         if let Placement::Static { reason } = placement {
-            let text = match reason {
-                crate::plan::Reason::LinkFailed { message } => format!("{LINK_FAILED}{message}"),
-                other => other.to_string(),
-            };
-            placed.static_packages.insert(id.clone(), text);
+            placed
+                .static_packages
+                .insert(id.clone(), reason.to_string());
         }
     }
     placed
@@ -357,6 +354,7 @@ fn link(
         static_packages: placed.static_packages.clone(),
         bundled_packages: placed.bundled_packages.clone(),
         hidden_native: placed.hidden_native.clone(),
+        link_failed: placed.link_failed.clone(),
         size: 0,
         exported_symbols: 0,
         link_millis: 0,
@@ -376,6 +374,7 @@ fn link(
             reused.static_packages = state.static_packages;
             reused.bundled_packages = state.bundled_packages;
             reused.hidden_native = state.hidden_native;
+            reused.link_failed = state.link_failed;
             return Ok(Linked::Done(Box::new(reused)));
         }
     }
@@ -751,6 +750,7 @@ mod tests {
             static_packages: BTreeMap::new(),
             bundled_packages: BTreeSet::new(),
             hidden_native: BTreeMap::new(),
+            link_failed: BTreeMap::new(),
             size: 0,
             exported_symbols: 0,
             link_millis: 0,

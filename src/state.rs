@@ -40,6 +40,9 @@ pub struct BundleState {
     pub bundled_packages: BTreeSet<String>,
     /// Packages whose C code hides its symbols, with one of them, by id.
     pub hidden_native: BTreeMap<String, String>,
+    /// Packages that failed to link into a shared library, with the
+    /// linker's words, by id. Kept for the rest of the generation.
+    pub link_failed: BTreeMap<String, String>,
     /// Size of the shared library in bytes.
     pub size: u64,
     /// Symbols the shared library exports.

@@ -336,6 +336,7 @@ mod tests {
             static_packages: BTreeMap::new(),
             bundled_packages: BTreeSet::new(),
             hidden_native: BTreeMap::new(),
+            link_failed: BTreeMap::new(),
             size: 0,
             exported_symbols: 0,
             link_millis: 0,

@@ -72,14 +72,10 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
     );
     let state =
         BundleState::load(&layout)?.filter(|s| ws.generation().is_ok_and(|g| g == s.generation));
-    let link_failed: BTreeMap<String, String> = state
-        .iter()
-        .flat_map(|s| &s.static_packages)
-        .filter_map(|(id, why)| {
-            why.strip_prefix("link failed: ")
-                .map(|m| (id.clone(), m.to_owned()))
-        })
-        .collect();
+    let link_failed = state
+        .as_ref()
+        .map(|s| s.link_failed.clone())
+        .unwrap_or_default();
     let roots: Option<BTreeSet<String>> = state
         .as_ref()
         .map(|s| s.roots.values().map(|r| r.package_id.clone()).collect());
