@@ -32,6 +32,8 @@ pub struct Request<'a> {
     pub packages_by_stem: &'a BTreeMap<String, String>,
     /// Package id -> the rlibs cargo built for it, from the same messages.
     pub rlibs_by_package: &'a BTreeMap<String, Vec<PathBuf>>,
+    /// Every package the build compiled, from the same messages.
+    pub built_packages: &'a BTreeSet<String>,
     pub graph: &'a Graph,
     pub config: &'a Config,
     /// The bundle in use so far, whose roots carry over within a generation.
@@ -60,8 +62,16 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
         .map(|p| p.link_failed.clone())
         .unwrap_or_default();
 
+    // Within a generation the bundle may keep roots of other selections, so
+    // the packages they compiled count too.
+    let mut built = req.built_packages.clone();
+    if let Some(prev) = req.previous.filter(|p| p.generation == req.generation) {
+        built.extend(prev.built_packages.iter().cloned());
+    }
+    let graph = req.graph.restricted_to(&built);
+
     loop {
-        let placed = place(req, &candidates, &link_failed, &hidden_native);
+        let placed = place(req, &graph, &candidates, &link_failed, &hidden_native);
         match link(shell, req, &toolchain, &placed, &native)? {
             Linked::Done(state) => return Ok(*state),
             Linked::Failed { culprits, message } => {
@@ -165,25 +175,26 @@ struct Placed {
     bundled_packages: BTreeSet<String>,
     hidden_native: BTreeMap<String, String>,
     link_failed: BTreeMap<String, String>,
+    built_packages: BTreeSet<String>,
 }
 
 fn place(
     req: &Request<'_>,
+    graph: &Graph,
     candidates: &[Candidate],
     link_failed: &BTreeMap<String, String>,
     hidden_native: &BTreeMap<String, String>,
 ) -> Placed {
     let root_ids: BTreeSet<String> = candidates.iter().map(|c| c.package_id.clone()).collect();
     let members: BTreeSet<&str> = req.entries.iter().map(|e| e.package.as_str()).collect();
-    let selected = req
-        .graph
+    let selected = graph
         .nodes
         .values()
         .filter(|n| n.member && members.contains(n.name.as_str()))
         .map(|n| n.id.clone())
         .collect();
     let plan = crate::plan::plan(&PlanInput {
-        graph: req.graph,
+        graph,
         selected,
         dev: true,
         config: req.config,
@@ -198,6 +209,7 @@ fn place(
         bundled_packages: plan.bundled().map(str::to_owned).collect(),
         hidden_native: hidden_native.clone(),
         link_failed: link_failed.clone(),
+        built_packages: graph.nodes.keys().cloned().collect(),
     };
     for c in candidates {
         match plan.placement(&c.package_id) {
@@ -355,6 +367,7 @@ fn link(
         bundled_packages: placed.bundled_packages.clone(),
         hidden_native: placed.hidden_native.clone(),
         link_failed: placed.link_failed.clone(),
+        built_packages: placed.built_packages.clone(),
         size: 0,
         exported_symbols: 0,
         link_millis: 0,
@@ -375,6 +388,7 @@ fn link(
             reused.bundled_packages = state.bundled_packages;
             reused.hidden_native = state.hidden_native;
             reused.link_failed = state.link_failed;
+            reused.built_packages = state.built_packages;
             return Ok(Linked::Done(Box::new(reused)));
         }
     }
@@ -733,6 +747,7 @@ mod tests {
             entries: &[],
             packages_by_stem: &by_stem,
             rlibs_by_package: &BTreeMap::new(),
+            built_packages: &BTreeSet::new(),
             graph: &graph,
             config: &Config::default(),
             previous: None,
@@ -751,6 +766,7 @@ mod tests {
             bundled_packages: BTreeSet::new(),
             hidden_native: BTreeMap::new(),
             link_failed: BTreeMap::new(),
+            built_packages: BTreeSet::new(),
             size: 0,
             exported_symbols: 0,
             link_millis: 0,

@@ -123,6 +123,23 @@ impl Graph {
     fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.get(id)
     }
+
+    /// Only the packages in `keep`, and the edges between them. `cargo
+    /// metadata` resolves optional dependencies for every feature anyone
+    /// asks for; a build knows which packages it really compiled.
+    pub fn restricted_to(&self, keep: &BTreeSet<String>) -> Graph {
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|(id, _)| keep.contains(*id))
+            .map(|(id, node)| {
+                let mut node = node.clone();
+                node.deps.retain(|e| keep.contains(&e.id));
+                (id.clone(), node)
+            })
+            .collect();
+        Graph { nodes }
+    }
 }
 
 /// Why a package is not in the bundle.
@@ -657,6 +674,29 @@ mod tests {
             label(&p, "log"),
             "static: depends on `cfg-if`, which is static"
         );
+    }
+
+    #[test]
+    fn packages_the_build_did_not_compile_are_left_out() {
+        let f = fixture();
+        let built: BTreeSet<String> = [
+            "app",
+            "log",
+            "serde",
+            "serde_derive",
+            "syn",
+            "engine",
+            "itoa",
+            "cc",
+        ]
+        .map(str::to_owned)
+        .into();
+        let g = Fixture {
+            graph: f.graph.restricted_to(&built),
+        };
+        let p = run(&g, &Config::default(), false);
+        assert_eq!(label(&p, "cfg-if"), "absent");
+        assert_eq!(label(&p, "log"), "bundle root");
     }
 
     #[test]

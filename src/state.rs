@@ -38,6 +38,8 @@ pub struct BundleState {
     pub static_packages: BTreeMap<String, String>,
     /// Packages inside the bundle (roots and what they pull in), by id.
     pub bundled_packages: BTreeSet<String>,
+    /// Every package the builds of this generation compiled, by id.
+    pub built_packages: BTreeSet<String>,
     /// Packages whose C code hides its symbols, with one of them, by id.
     pub hidden_native: BTreeMap<String, String>,
     /// Packages that failed to link into a shared library, with the

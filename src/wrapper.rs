@@ -337,6 +337,7 @@ mod tests {
             bundled_packages: BTreeSet::new(),
             hidden_native: BTreeMap::new(),
             link_failed: BTreeMap::new(),
+            built_packages: BTreeSet::new(),
             size: 0,
             exported_symbols: 0,
             link_millis: 0,

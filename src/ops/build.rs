@@ -7,7 +7,7 @@
 //! the units the build uses, links a new bundle from them, and builds again.
 //! In the edit loop none of that happens: one cargo pass, members only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -161,6 +161,11 @@ fn new_bundle(
     generation: &str,
     previous: Option<&BundleState>,
 ) -> Result<BundleState> {
+    let built_packages: BTreeSet<String> = planning
+        .artifacts
+        .iter()
+        .map(|a| a.package_id.repr.clone())
+        .collect();
     let mut packages_by_stem = BTreeMap::new();
     let mut rlibs_by_package: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for a in &planning.artifacts {
@@ -190,6 +195,7 @@ fn new_bundle(
             entries: &planning.journal,
             packages_by_stem: &packages_by_stem,
             rlibs_by_package: &rlibs_by_package,
+            built_packages: &built_packages,
             graph: &graph,
             config: &req.workspace.config,
             previous,

@@ -59,7 +59,7 @@ struct PackageReport {
 pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
     let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
     let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
-    let graph = Graph::from_metadata(&ws.metadata);
+    let mut graph = Graph::from_metadata(&ws.metadata);
     let selected: Vec<String> = ws
         .select(&args.packages)?
         .iter()
@@ -72,6 +72,10 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
     );
     let state =
         BundleState::load(&layout)?.filter(|s| ws.generation().is_ok_and(|g| g == s.generation));
+    // After a build, what it really compiled; before, a prediction.
+    if let Some(s) = &state {
+        graph = graph.restricted_to(&s.built_packages);
+    }
     let link_failed = state
         .as_ref()
         .map(|s| s.link_failed.clone())
