@@ -158,333 +158,349 @@ struct Bench {
 }
 
 pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
-    let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
-    let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
-    let packages = args.executable.packages();
-    let runnable = choose(&ws, &packages, &args.executable)?;
-    let (package, target) = find_target(&ws, &packages, &runnable)?;
-
-    let base = ws.target_dir(args.compile.target_dir.as_deref());
-    let dir = base.join("dyndev-compare");
-    crate::fs::create_dir_all(&dir)?;
-    let lock_layout = Layout {
-        target_dir: dir.clone(),
-        profile_dir: dir.clone(),
-        state_dir: dir.clone(),
+    let cmp = Comparison::prepare(shell, args)?;
+    let cold = if args.cold {
+        cmp.cold_builds(shell)?
+    } else {
+        vec![None; cmp.modes.len()]
     };
-    let _lock = lock_layout.lock(shell)?;
-
-    // The copy: the workspace and its path dependencies outside it.
-    let mut roots = vec![ws.root().to_owned()];
-    for p in &ws.metadata.packages {
-        if p.source.is_none()
-            && let Some(d) = p.manifest_path.parent()
-            && !d.as_std_path().starts_with(ws.root())
-        {
-            roots.push(d.as_std_path().to_owned());
-        }
-    }
-    let mirror = Mirror::new(&dir.join("src"), &roots, std::slice::from_ref(&base));
-    let synced = mirror.sync()?;
-    shell.verbose_status(
-        "Copied",
-        format_args!(
-            "{} files ({}), {} unchanged, {} removed",
-            synced.copied,
-            crate::ops::plan::human_size(synced.bytes_copied),
-            synced.unchanged,
-            synced.removed
-        ),
-    );
-    let copy_root = mirror
-        .map(ws.root())
-        .context("the workspace is not in its copy")?;
-    mirror::make_workspace_root(&copy_root.join("Cargo.toml"))?;
-    let manifest = mirror
-        .map(package.manifest_path.as_std_path())
-        .context("the package is not in the copy")?;
-
-    let (kind, user_file) = match (&args.edit, &args.touch) {
-        (Some(f), _) => (Kind::Edit, absolute(f)?),
-        (None, Some(f)) => (Kind::Touch, absolute(f)?),
-        (None, None) => (Kind::Edit, target.src_path.clone().into_std_path_buf()),
-    };
-    let copy_file = mirror
-        .map(&user_file)
-        .filter(|f| f.exists())
-        .with_context(|| {
-            format!(
-                "`{}` is not a file of the workspace or its path dependencies",
-                user_file.display()
-            )
-        })?;
-    let shown_file = user_file
-        .strip_prefix(ws.root())
-        .unwrap_or(&user_file)
-        .to_owned();
-    let scenario = Scenario::new(kind, &copy_file)?;
-
-    let modes = modes(args.linkers.as_deref())?;
-    let tools = dir.join("bin");
-    let linker = measure::install_instrument(&tools, linker::LINKER_NAME)?;
-    let timer = measure::install_instrument(&tools, measure::TIMER_NAME)?;
-    let logs = dir.join("logs");
-    crate::fs::create_dir_all(&logs)?;
-    let target_dir = dir.join("target");
-    let target_flag = match &runnable {
-        Runnable::Bin(n) => vec![format!("--bin={n}")],
-        Runnable::Example(n) => vec![format!("--example={n}")],
-        Runnable::List(_) => unreachable!("checked by find_target"),
-    };
-    let mut build_args = Vec::new();
-    args.features.push_cargo_args(&mut build_args);
-    let c = &args.compile;
-    for (flag, on) in [
-        ("--release", c.release),
-        ("--locked", c.locked),
-        ("--offline", c.offline),
-        ("--frozen", c.frozen),
-    ] {
-        if on {
-            build_args.push(flag.into());
-        }
-    }
-    if let Some(p) = &c.profile {
-        build_args.push(format!("--profile={p}"));
-    }
-    if let Some(j) = &c.jobs {
-        build_args.push(format!("--jobs={j}"));
-    }
-    for cfg in &c.config {
-        build_args.extend(["--config".into(), cfg.clone()]);
-    }
-    let linker_var = format!(
-        "CARGO_TARGET_{}_LINKER",
-        host.to_uppercase().replace(['-', '.'], "_")
-    );
-    let bench = Bench {
-        copy_root: copy_root.clone(),
-        manifest,
-        target_dir: target_dir.clone(),
-        target_flag,
-        build_args,
-        env: vec![
-            (linker_var, linker.into_os_string()),
-            ("RUSTC_WRAPPER".into(), timer.into_os_string()),
-            (
-                linker::env::LINK_LOG.into(),
-                logs.join("links.jsonl").into(),
-            ),
-            (
-                measure::env::RUSTC_LOG.into(),
-                logs.join("rustc.jsonl").into(),
-            ),
-        ],
-        link_log: logs.join("links.jsonl"),
-        rustc_log: logs.join("rustc.jsonl"),
-        stderr_log: logs.join("stderr.txt"),
-    };
-
-    let mut cold: Vec<Option<f64>> = vec![None; modes.len()];
-    if args.cold {
-        for (i, mode) in modes.iter().enumerate() {
-            shell.status(
-                "Cold",
-                format_args!("build of {} from an empty target dir", mode.name),
-            );
-            if target_dir.exists() {
-                std::fs::remove_dir_all(&target_dir)
-                    .with_context(|| format!("failed to remove `{}`", target_dir.display()))?;
-            }
-            let sample = bench.build(shell, mode, false)?;
-            cold[i] = Some(sample.wall_ms);
-        }
-    }
-
-    shell.status(
-        "Preparing",
-        format_args!(
-            "{} modes: {} (the first build compiles the dependencies)",
-            modes.len(),
-            modes
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    );
-    let mut bundle_link_peak = 0;
-    for mode in &modes {
-        bench.clear_logs();
-        bench.build(shell, mode, true)?;
-        if mode.dyndev {
-            bundle_link_peak = bundle_link_peak.max(read_bundle_link_peak(&bench)?);
-        }
-    }
-    // One untimed edit per mode, so incremental caches are warm.
-    let mut build_number = std::process::id() as u64 * 1000;
-    for mode in &modes {
-        build_number += 1;
-        scenario.apply(build_number)?;
-        bench.build(shell, mode, false)?;
-    }
-
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
-    let mut last_binary: Vec<PathBuf> = vec![PathBuf::new(); modes.len()];
-    for run in 0..args.runs {
-        for k in 0..modes.len() {
-            // Rotate the order, so drift hits every mode alike.
-            let i = (k + run as usize) % modes.len();
-            let mode = &modes[i];
-            build_number += 1;
-            scenario.apply(build_number)?;
-            bench.clear_logs();
-            let mut sample = bench.build(shell, mode, false)?;
-            let links: Vec<LinkRecord> = measure::read_log(&bench.link_log)?;
-            let compiles: Vec<CompileRecord> = measure::read_log(&bench.rustc_log)?;
-            let final_links: Vec<&LinkRecord> = links
-                .iter()
-                .filter(|l| !is_bundle_output(&l.output))
-                .collect();
-            sample.link_ms = final_links.iter().map(|l| l.millis as f64).sum();
-            sample.links = final_links
-                .iter()
-                .map(|l| (artifact_name(&l.output), l.millis as f64, l.max_rss_kib))
-                .collect();
-            sample.link_peak_kib = final_links.iter().map(|l| l.max_rss_kib).max().unwrap_or(0);
-            sample.compile_ms =
-                (compiles.iter().map(|c| c.millis as f64).sum::<f64>() - sample.link_ms).max(0.0);
-            if let Some(l) = final_links.last() {
-                last_binary[i] = l.output.clone();
-            }
-            shell.status(
-                "Measured",
-                format_args!(
-                    "run {}/{}: {:<16} {}",
-                    run + 1,
-                    args.runs,
-                    mode.name,
-                    duration(sample.wall_ms)
-                ),
-            );
-            samples[i].push(sample);
-        }
-    }
-    scenario.restore()?;
-
-    // Keep each mode's binary: the modes share a target dir.
-    let mut binaries = Vec::new();
-    for (mode, path) in modes.iter().zip(&last_binary) {
-        let kept = dir.join("binaries").join(mode.slug());
-        crate::fs::create_dir_all(&kept)?;
-        let dest = kept.join(path.file_name().unwrap_or_default());
-        if path.exists() {
-            std::fs::copy(path, &dest)
-                .with_context(|| format!("failed to copy `{}`", path.display()))?;
-        }
-        binaries.push(dest);
-    }
-
-    let program_args = &args.args;
-    let mut reports = Vec::new();
-    for (i, mode) in modes.iter().enumerate() {
-        shell.status(
-            "Starting",
-            format_args!("{} binary to measure its start-up", mode.name),
-        );
-        let startup = measure_startup(
-            &binaries[i],
-            program_args,
-            &copy_root,
-            package,
-            Duration::from_secs(args.timeout),
-        );
-        let s = &samples[i];
-        let pick = |f: fn(&Sample) -> f64| {
-            Summary::of(&s.iter().map(f).collect::<Vec<_>>()).unwrap_or_default()
-        };
-        let median_u64 = |f: fn(&Sample) -> u64| {
-            let mut v: Vec<u64> = s.iter().map(f).collect();
-            v.sort_unstable();
-            v.get(v.len() / 2).copied().unwrap_or(0)
-        };
-        reports.push(ModeReport {
-            name: mode.name.clone(),
-            dyndev: mode.dyndev,
-            linker: mode.linker.name.clone(),
-            edit_to_binary: pick(|s| s.wall_ms),
-            speedup: 0.0,
-            link: pick(|s| s.link_ms),
-            links: per_artifact(s),
-            compile: pick(|s| s.compile_ms),
-            peak_kib: median_u64(|s| s.peak_kib),
-            link_peak_kib: median_u64(|s| s.link_peak_kib),
-            binary_bytes: std::fs::metadata(&binaries[i])
-                .map(|m| m.len())
-                .unwrap_or(0),
-            startup,
-            cold_ms: cold[i],
-        });
-    }
-    let baseline = reports
-        .iter()
-        .find(|r| !r.dyndev)
-        .map(|r| r.edit_to_binary.median_ms)
-        .unwrap_or(1.0);
-    for r in &mut reports {
-        r.speedup = baseline / r.edit_to_binary.median_ms.max(1.0);
-    }
-
-    let bundle = BundleState::load(&Layout::new(
-        &target_dir,
-        &bench.profile_dir(args),
-        &copy_root,
-    ))?
-    .map(|b| BundleReport {
-        bytes: b.size,
-        exported_symbols: b.exported_symbols,
-        link_ms: b.link_millis,
-        link_peak_kib: bundle_link_peak.max(b.link_peak_kib),
-        file: b.file,
-    });
-    let target_label = format!(
-        "{} `{}`",
-        if matches!(runnable, Runnable::Example(_)) {
-            "example"
-        } else {
-            "bin"
-        },
-        target.name
-    );
-    let chart_path = dir.join("compare.svg");
-    let report = Report {
-        workspace: ws.root().to_owned(),
-        target: target_label,
-        scenario: kind.as_str().into(),
-        file: shown_file,
-        runs: args.runs,
-        verdict: verdict(&reports),
-        modes: reports,
-        bundle,
-        chart: chart_path.clone(),
-    };
-    let title = format!(
-        "{} of {}: {} -> binary ready, median of {} runs",
-        report.scenario,
-        report.file.display(),
-        report.target,
-        report.runs
-    );
-    crate::fs::write_atomic(
-        &chart_path,
-        chart::render(&title, &bars(&report)).as_bytes(),
-    )?;
-
+    let bundle_link_peak = cmp.warm_up(shell)?;
+    let (samples, binaries) = cmp.timed_runs(shell)?;
+    let report = cmp.report(shell, &samples, &binaries, &cold, bundle_link_peak)?;
     match args.message_format {
         MessageFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         MessageFormat::Human => print_report(shell, &report),
     }
     Ok(())
+}
+
+/// One comparison: the copy, the edit, the modes, and how they build.
+struct Comparison<'a> {
+    args: &'a CompareArgs,
+    workspace_root: PathBuf,
+    /// `bin `game``, for titles.
+    target_label: String,
+    /// The package's directory in the copy, for the program's environment.
+    package_dir: PathBuf,
+    /// `<target-dir>/dyndev-compare`.
+    dir: PathBuf,
+    copy_root: PathBuf,
+    scenario: Scenario,
+    /// The edited file, relative to the workspace root.
+    shown_file: PathBuf,
+    modes: Vec<Mode>,
+    bench: Bench,
+    _lock: std::fs::File,
+}
+
+impl<'a> Comparison<'a> {
+    /// Reads the workspace, copies it, and sets up the edit, the modes and
+    /// the instruments.
+    fn prepare(shell: &Shell, args: &'a CompareArgs) -> Result<Comparison<'a>> {
+        let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
+        let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
+        let packages = args.executable.packages();
+        let runnable = choose(&ws, &packages, &args.executable)?;
+        let (package, target) = find_target(&ws, &packages, &runnable)?;
+
+        let base = ws.target_dir(args.compile.target_dir.as_deref());
+        let dir = base.join("dyndev-compare");
+        crate::fs::create_dir_all(&dir)?;
+        let lock = Layout {
+            target_dir: dir.clone(),
+            profile_dir: dir.clone(),
+            state_dir: dir.clone(),
+        }
+        .lock(shell)?;
+
+        // The copy: the workspace and its path dependencies outside it.
+        let mut roots = vec![ws.root().to_owned()];
+        for p in &ws.metadata.packages {
+            if p.source.is_none()
+                && let Some(d) = p.manifest_path.parent()
+                && !d.as_std_path().starts_with(ws.root())
+            {
+                roots.push(d.as_std_path().to_owned());
+            }
+        }
+        let mirror = Mirror::new(&dir.join("src"), &roots, std::slice::from_ref(&base));
+        let synced = mirror.sync()?;
+        shell.verbose_status(
+            "Copied",
+            format_args!(
+                "{} files ({}), {} unchanged, {} removed",
+                synced.copied,
+                crate::ops::plan::human_size(synced.bytes_copied),
+                synced.unchanged,
+                synced.removed
+            ),
+        );
+        let copy_root = mirror
+            .map(ws.root())
+            .context("the workspace is not in its copy")?;
+        mirror::make_workspace_root(&copy_root.join("Cargo.toml"))?;
+        let manifest = mirror
+            .map(package.manifest_path.as_std_path())
+            .context("the package is not in the copy")?;
+
+        let (kind, user_file) = match (&args.edit, &args.touch) {
+            (Some(f), _) => (Kind::Edit, absolute(f)?),
+            (None, Some(f)) => (Kind::Touch, absolute(f)?),
+            (None, None) => (Kind::Edit, target.src_path.clone().into_std_path_buf()),
+        };
+        let copy_file = mirror
+            .map(&user_file)
+            .filter(|f| f.exists())
+            .with_context(|| {
+                format!(
+                    "`{}` is not a file of the workspace or its path dependencies",
+                    user_file.display()
+                )
+            })?;
+        let shown_file = user_file
+            .strip_prefix(ws.root())
+            .unwrap_or(&user_file)
+            .to_owned();
+
+        let (target_flag, target_label) = match &runnable {
+            Runnable::Bin(n) => (format!("--bin={n}"), format!("bin `{n}`")),
+            Runnable::Example(n) => (format!("--example={n}"), format!("example `{n}`")),
+            Runnable::List(_) => unreachable!("checked by find_target"),
+        };
+        let bench = Bench::new(&dir, &host, copy_root.clone(), manifest, target_flag, args)?;
+        Ok(Comparison {
+            args,
+            workspace_root: ws.root().to_owned(),
+            target_label,
+            package_dir: manifest_dir(&bench.manifest),
+            dir,
+            copy_root,
+            scenario: Scenario::new(kind, &copy_file)?,
+            shown_file,
+            modes: modes(args.linkers.as_deref())?,
+            bench,
+            _lock: lock,
+        })
+    }
+
+    /// A number no edit has used before, in this comparison or an earlier
+    /// one: each edit must make the compiler generate code anew.
+    fn next_edit(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+    }
+
+    /// One build of each mode from an empty target dir.
+    fn cold_builds(&self, shell: &Shell) -> Result<Vec<Option<f64>>> {
+        let mut cold = Vec::new();
+        for mode in &self.modes {
+            shell.status(
+                "Cold",
+                format_args!("build of {} from an empty target dir", mode.name),
+            );
+            let target_dir = &self.bench.target_dir;
+            if target_dir.exists() {
+                std::fs::remove_dir_all(target_dir)
+                    .with_context(|| format!("failed to remove `{}`", target_dir.display()))?;
+            }
+            cold.push(Some(self.bench.build(shell, mode, false)?.wall_ms));
+        }
+        Ok(cold)
+    }
+
+    /// Builds each mode once (the first compiles the dependencies, for all
+    /// modes), then once more after an edit, so incremental caches are warm.
+    /// Returns the peak memory of a bundle link, if one happened.
+    fn warm_up(&self, shell: &Shell) -> Result<u64> {
+        shell.status(
+            "Preparing",
+            format_args!(
+                "{} modes: {} (the first build compiles the dependencies)",
+                self.modes.len(),
+                self.modes
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        let mut bundle_link_peak = 0;
+        for mode in &self.modes {
+            self.bench.clear_logs();
+            self.bench.build(shell, mode, true)?;
+            if mode.dyndev {
+                bundle_link_peak = bundle_link_peak.max(read_bundle_link_peak(&self.bench)?);
+            }
+        }
+        for mode in &self.modes {
+            self.scenario.apply(self.next_edit())?;
+            self.bench.build(shell, mode, false)?;
+        }
+        Ok(bundle_link_peak)
+    }
+
+    /// The timed builds, the modes taking turns; then each mode's binary,
+    /// kept aside (the modes share a target dir).
+    fn timed_runs(&self, shell: &Shell) -> Result<(Vec<Vec<Sample>>, Vec<PathBuf>)> {
+        let runs = self.args.runs;
+        let n = self.modes.len();
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
+        let mut last_binary: Vec<PathBuf> = vec![PathBuf::new(); n];
+        for run in 0..runs {
+            for k in 0..n {
+                // Rotate the order, so drift hits every mode alike.
+                let i = (k + run as usize) % n;
+                let mode = &self.modes[i];
+                self.scenario.apply(self.next_edit())?;
+                self.bench.clear_logs();
+                let mut sample = self.bench.build(shell, mode, false)?;
+                let binary = self.bench.read_logs(&mut sample)?;
+                if let Some(b) = binary {
+                    last_binary[i] = b;
+                }
+                shell.status(
+                    "Measured",
+                    format_args!(
+                        "run {}/{runs}: {:<16} {}",
+                        run + 1,
+                        mode.name,
+                        duration(sample.wall_ms)
+                    ),
+                );
+                samples[i].push(sample);
+            }
+        }
+        self.scenario.restore()?;
+
+        let mut binaries = Vec::new();
+        for (mode, path) in self.modes.iter().zip(&last_binary) {
+            let kept = self.dir.join("binaries").join(mode.slug());
+            crate::fs::create_dir_all(&kept)?;
+            let dest = kept.join(path.file_name().unwrap_or_default());
+            if path.exists() {
+                std::fs::copy(path, &dest)
+                    .with_context(|| format!("failed to copy `{}`", path.display()))?;
+            }
+            binaries.push(dest);
+        }
+        Ok((samples, binaries))
+    }
+
+    /// Start-up measurements, summaries, the verdict and the chart.
+    fn report(
+        &self,
+        shell: &Shell,
+        samples: &[Vec<Sample>],
+        binaries: &[PathBuf],
+        cold: &[Option<f64>],
+        bundle_link_peak: u64,
+    ) -> Result<Report> {
+        let mut modes = Vec::new();
+        for (i, mode) in self.modes.iter().enumerate() {
+            shell.status(
+                "Starting",
+                format_args!("{} binary to measure its start-up", mode.name),
+            );
+            let startup = measure_startup(
+                &binaries[i],
+                &self.args.args,
+                &self.copy_root,
+                &self.package_dir,
+                Duration::from_secs(self.args.timeout),
+            );
+            modes.push(mode_report(
+                mode,
+                &samples[i],
+                &binaries[i],
+                startup,
+                cold[i],
+            ));
+        }
+        let baseline = modes
+            .iter()
+            .find(|r| !r.dyndev)
+            .map(|r| r.edit_to_binary.median_ms)
+            .unwrap_or(1.0);
+        for r in &mut modes {
+            r.speedup = baseline / r.edit_to_binary.median_ms.max(1.0);
+        }
+
+        let layout = Layout::new(
+            &self.bench.target_dir,
+            &self.args.compile.profile_dir(false),
+            &self.copy_root,
+        );
+        let bundle = BundleState::load(&layout)?.map(|b| BundleReport {
+            bytes: b.size,
+            exported_symbols: b.exported_symbols,
+            link_ms: b.link_millis,
+            link_peak_kib: bundle_link_peak.max(b.link_peak_kib),
+            file: b.file,
+        });
+        let chart_path = self.dir.join("compare.svg");
+        let report = Report {
+            workspace: self.workspace_root.clone(),
+            target: self.target_label.clone(),
+            scenario: self.scenario.kind.as_str().into(),
+            file: self.shown_file.clone(),
+            runs: self.args.runs,
+            verdict: verdict(&modes),
+            modes,
+            bundle,
+            chart: chart_path.clone(),
+        };
+        let title = format!(
+            "{} of {}: {} -> binary ready, median of {} runs",
+            report.scenario,
+            report.file.display(),
+            report.target,
+            report.runs
+        );
+        crate::fs::write_atomic(
+            &chart_path,
+            chart::render(&title, &bars(&report)).as_bytes(),
+        )?;
+        Ok(report)
+    }
+}
+
+fn manifest_dir(manifest: &Path) -> PathBuf {
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+/// One mode's samples, summarised.
+fn mode_report(
+    mode: &Mode,
+    s: &[Sample],
+    binary: &Path,
+    startup: Option<Startup>,
+    cold_ms: Option<f64>,
+) -> ModeReport {
+    let pick = |f: fn(&Sample) -> f64| {
+        Summary::of(&s.iter().map(f).collect::<Vec<_>>()).unwrap_or_default()
+    };
+    let median_u64 = |f: fn(&Sample) -> u64| {
+        let mut v: Vec<u64> = s.iter().map(f).collect();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    ModeReport {
+        name: mode.name.clone(),
+        dyndev: mode.dyndev,
+        linker: mode.linker.name.clone(),
+        edit_to_binary: pick(|s| s.wall_ms),
+        speedup: 0.0,
+        link: pick(|s| s.link_ms),
+        links: per_artifact(s),
+        compile: pick(|s| s.compile_ms),
+        peak_kib: median_u64(|s| s.peak_kib),
+        link_peak_kib: median_u64(|s| s.link_peak_kib),
+        binary_bytes: std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0),
+        startup,
+        cold_ms,
+    }
 }
 
 /// Link times grouped by artifact, over a mode's runs.
@@ -616,8 +632,83 @@ fn read_bundle_link_peak(bench: &Bench) -> Result<u64> {
 }
 
 impl Bench {
-    fn profile_dir(&self, args: &CompareArgs) -> String {
-        args.compile.profile_dir(false)
+    fn new(
+        dir: &Path,
+        host: &str,
+        copy_root: PathBuf,
+        manifest: PathBuf,
+        target_flag: String,
+        args: &CompareArgs,
+    ) -> Result<Bench> {
+        let tools = dir.join("bin");
+        let linker = measure::install_instrument(&tools, linker::LINKER_NAME)?;
+        let timer = measure::install_instrument(&tools, measure::TIMER_NAME)?;
+        let logs = dir.join("logs");
+        crate::fs::create_dir_all(&logs)?;
+        let mut build_args = Vec::new();
+        args.features.push_cargo_args(&mut build_args);
+        let c = &args.compile;
+        for (flag, on) in [
+            ("--release", c.release),
+            ("--locked", c.locked),
+            ("--offline", c.offline),
+            ("--frozen", c.frozen),
+        ] {
+            if on {
+                build_args.push(flag.into());
+            }
+        }
+        if let Some(p) = &c.profile {
+            build_args.push(format!("--profile={p}"));
+        }
+        if let Some(j) = &c.jobs {
+            build_args.push(format!("--jobs={j}"));
+        }
+        for cfg in &c.config {
+            build_args.extend(["--config".into(), cfg.clone()]);
+        }
+        let linker_var = format!(
+            "CARGO_TARGET_{}_LINKER",
+            host.to_uppercase().replace(['-', '.'], "_")
+        );
+        let link_log = logs.join("links.jsonl");
+        let rustc_log = logs.join("rustc.jsonl");
+        Ok(Bench {
+            copy_root,
+            manifest,
+            target_dir: dir.join("target"),
+            target_flag: vec![target_flag],
+            build_args,
+            env: vec![
+                (linker_var, linker.into_os_string()),
+                ("RUSTC_WRAPPER".into(), timer.into_os_string()),
+                (linker::env::LINK_LOG.into(), link_log.clone().into()),
+                (measure::env::RUSTC_LOG.into(), rustc_log.clone().into()),
+            ],
+            link_log,
+            rustc_log,
+            stderr_log: logs.join("stderr.txt"),
+        })
+    }
+
+    /// Fills in a timed build's link and compile times from the
+    /// instruments' logs; returns the final binary's path.
+    fn read_logs(&self, sample: &mut Sample) -> Result<Option<PathBuf>> {
+        let links: Vec<LinkRecord> = measure::read_log(&self.link_log)?;
+        let compiles: Vec<CompileRecord> = measure::read_log(&self.rustc_log)?;
+        let final_links: Vec<&LinkRecord> = links
+            .iter()
+            .filter(|l| !is_bundle_output(&l.output))
+            .collect();
+        sample.link_ms = final_links.iter().map(|l| l.millis as f64).sum();
+        sample.links = final_links
+            .iter()
+            .map(|l| (artifact_name(&l.output), l.millis as f64, l.max_rss_kib))
+            .collect();
+        sample.link_peak_kib = final_links.iter().map(|l| l.max_rss_kib).max().unwrap_or(0);
+        sample.compile_ms =
+            (compiles.iter().map(|c| c.millis as f64).sum::<f64>() - sample.link_ms).max(0.0);
+        Ok(final_links.last().map(|l| l.output.clone()))
     }
 
     fn clear_logs(&self) {
@@ -692,7 +783,7 @@ fn measure_startup(
     binary: &Path,
     args: &[OsString],
     cwd: &Path,
-    package: &Package,
+    package_dir: &Path,
     timeout: Duration,
 ) -> Option<Startup> {
     let mut cycles = Vec::new();
@@ -703,14 +794,7 @@ fn measure_startup(
         cmd.args(args)
             .current_dir(cwd)
             .env("LD_DEBUG", "statistics")
-            .env(
-                "CARGO_MANIFEST_DIR",
-                package
-                    .manifest_path
-                    .parent()
-                    .map(|p| p.as_std_path())
-                    .unwrap_or(cwd),
-            )
+            .env("CARGO_MANIFEST_DIR", package_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
