@@ -34,6 +34,11 @@ fn edit_project(game: &str) -> Project {
             &format!("{game}/src/main.rs"),
             "fn main() { log::info!(\"start\"); println!(\"v1 {}\", engine::score(1)); }\n",
         )
+        // A library next to the binary, in the same package.
+        .file(
+            &format!("{game}/src/lib.rs"),
+            "pub fn title() -> &'static str { \"game\" }\n",
+        )
         .build()
 }
 
@@ -55,7 +60,7 @@ fn editing_members_never_relinks_the_bundle() {
     // An edit to the binary's own crate.
     p.write(
         "edit-loop-game/src/main.rs",
-        "fn main() { log::info!(\"start\"); println!(\"v2 {}\", engine::score(2)); }\n",
+        "fn main() { log::info!(\"start\"); println!(\"v2 {} {}\", engine::score(2), edit_loop_game::title()); }\n",
     );
     let build = p.dyndev(&["build", "-v"]).success();
     assert!(!build.stderr.contains("Bundling"), "{build}");
@@ -64,7 +69,7 @@ fn editing_members_never_relinks_the_bundle() {
         run_outside_cargo(&p.bin("edit-loop-game"), &[])
             .success()
             .stdout,
-        "v2 score 2\n"
+        "v2 score 2 game\n"
     );
 
     // An edit to a library member the binary uses.
@@ -78,7 +83,7 @@ fn editing_members_never_relinks_the_bundle() {
         run_outside_cargo(&p.bin("edit-loop-game"), &[])
             .success()
             .stdout,
-        "v2 points 2\n"
+        "v2 points 2 game\n"
     );
 
     assert_eq!(p.bundle_file(), bundle, "same bundle");

@@ -69,6 +69,14 @@ pub fn render(n: u32) -> String {
     log::debug!("rendering {n}");
     format!("{GREETING} #{}", itoa::Buffer::new().format(n))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders() {
+        assert!(super::render(3).ends_with(char::is_numeric));
+    }
+}
 "#,
         )
         .file(
@@ -273,6 +281,33 @@ fn an_unknown_bin_is_cargos_error_listing_the_bins() {
         out.stderr_count("no bin target named"),
         1,
         "said once: {out}"
+    );
+}
+
+#[test]
+fn all_targets_build_and_test_harnesses_link_the_bundle() {
+    let f = fixture();
+    f.project.dyndev(&["build", "--all-targets"]).success();
+    // The test harness of core-lib: an executable like any other.
+    let deps = shared_target_dir().join("dyndev/debug/deps");
+    let harness = std::fs::read_dir(&deps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with("core_lib-") && p.extension().is_none()
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("a test harness for core-lib");
+    let out = run_outside_cargo(&harness, &[]).success();
+    assert!(out.stdout.contains("test tests::renders ... ok"), "{out}");
+    let info = cargo_dyndev::inspect::dynamic_info(&harness).unwrap();
+    assert!(
+        info.needed
+            .iter()
+            .any(|n| n.starts_with("libdyndev_bundle_")),
+        "{:?}",
+        info.needed
     );
 }
 
