@@ -167,6 +167,26 @@ pub fn host_triple(rustc: &OsStr) -> Result<String> {
         .with_context(|| format!("`{shown} -vV` did not name its host"))
 }
 
+impl CargoCommand {
+    /// Becomes this cargo command: its output, exit status and signals are
+    /// the user's directly.
+    pub fn exec_replace(&self, shell: &Shell) -> Result<()> {
+        shell.verbose_status("Running", format_args!("`{}`", self.display()));
+        let mut cmd = self.command();
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            let err = cmd.exec();
+            Err(err).with_context(|| self.spawn_error())
+        }
+        #[cfg(not(unix))]
+        {
+            let status = cmd.status().with_context(|| self.spawn_error())?;
+            std::process::exit(exit_code(status));
+        }
+    }
+}
+
 /// The code to exit with for a finished process: its exit code, or 128 +
 /// the signal that killed it, as a shell reports it.
 pub fn exit_code(status: ExitStatus) -> i32 {

@@ -47,6 +47,8 @@ pub enum Command {
     Build(BuildArgs),
     /// Build and run a binary or example, with dependencies linked dynamically
     Run(RunArgs),
+    /// Build and run the tests, with dependencies linked dynamically
+    Test(TestArgs),
     /// Show where every package goes: into the bundle, or linked statically and why
     Plan(PlanArgs),
     /// Measure edit -> binary time statically and with dyndev, side by side
@@ -345,6 +347,45 @@ pub struct RunArgs {
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Arguments for the binary or example to run
+    #[arg(last = true, value_name = "ARGS", help_heading = "Arguments")]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Test binaries link against the bundle. To pass arguments to them, \
+    use `-- ARGS`: `cargo dyndev test -- --nocapture`."
+)]
+pub struct TestArgs {
+    /// If specified, only run tests containing this string in their names
+    #[arg(value_name = "TESTNAME")]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub packages: PackageArgs,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Test only the specified test target
+    #[arg(long = "test", value_name = "NAME", help_heading = "Target Selection", num_args = 0..=1, default_missing_value = "")]
+    pub tests: Vec<String>,
+    /// Test all targets that have `test = true` set
+    #[arg(long = "tests", help_heading = "Target Selection")]
+    pub all_tests: bool,
+    /// Test only this library's documentation
+    #[arg(long, help_heading = "Target Selection")]
+    pub doc: bool,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Compile, but don't run tests
+    #[arg(long)]
+    pub no_run: bool,
+    /// Run all tests regardless of failure
+    #[arg(long)]
+    pub no_fail_fast: bool,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Arguments for the test binaries
     #[arg(last = true, value_name = "ARGS", help_heading = "Arguments")]
     pub args: Vec<OsString>,
 }

@@ -56,6 +56,7 @@ pub fn main() -> ! {
     let global = match &cli.command {
         Command::Build(a) => &a.global,
         Command::Run(a) => &a.global,
+        Command::Test(a) => &a.global,
         Command::Plan(a) => &a.global,
         Command::Compare(a) => &a.global,
     };
@@ -63,6 +64,7 @@ pub fn main() -> ! {
     let result = match &cli.command {
         Command::Build(args) => ops::build::exec(&shell, args),
         Command::Run(args) => ops::run::exec(&shell, args),
+        Command::Test(args) => ops::test::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
         Command::Compare(args) => compare::exec(&shell, args),
     };

@@ -30,8 +30,11 @@ pub struct BuildRequest<'a> {
     pub shell: &'a Shell,
     pub workspace: &'a Workspace,
     pub layout: Layout,
-    /// Arguments for `cargo build`, without `--target-dir` and
-    /// `--message-format`, which dyndev sets.
+    /// The cargo command that builds: `build`, or `test` (with `--no-run`
+    /// among the arguments).
+    pub subcommand: &'static str,
+    /// Arguments for it, without `--target-dir` and `--message-format`,
+    /// which dyndev sets.
     pub cargo_args: Vec<String>,
     pub features: &'a FeatureArgs,
     pub compile: &'a CompileArgs,
@@ -73,6 +76,7 @@ pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
         shell,
         workspace: &ws,
         layout,
+        subcommand: "build",
         cargo_args,
         features: &args.features,
         compile: &args.compile,
@@ -214,25 +218,21 @@ fn host_triple(journal: &[JournalEntry]) -> Result<String> {
     }
 }
 
-fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
-    let run = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    );
-    let run_dir = req.layout.run_dir(&run);
+/// A cargo command in the environment that makes dyndev its rustc wrapper,
+/// against the bundle `bundle_env`, journaling into run `run`.
+pub fn wrapped_cargo(
+    req: &BuildRequest<'_>,
+    subcommand: &str,
+    bundle_env: &str,
+    run: &str,
+) -> Result<CargoCommand> {
     let wrapper = crate::fs::self_exe()?;
-    let mut cmd = CargoCommand::new("build");
-    cmd.args(&req.cargo_args)
-        .arg("--message-format=json-render-diagnostics")
-        .arg(format!("--target-dir={}", req.layout.target_dir.display()))
+    let mut cmd = CargoCommand::new(subcommand);
+    cmd.arg(format!("--target-dir={}", req.layout.target_dir.display()))
         .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
         .env(env::STATE_DIR, &req.layout.state_dir)
         .env(env::BUNDLE, bundle_env)
-        .env(env::RUN, &run)
+        .env(env::RUN, run)
         .env(
             env::MEMBER_LIBS,
             req.workspace.member_lib_crates().join(","),
@@ -243,6 +243,22 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
         }
         _ => {}
     }
+    Ok(cmd)
+}
+
+fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let run_dir = req.layout.run_dir(&run);
+    let mut cmd = wrapped_cargo(req, req.subcommand, bundle_env, &run)?;
+    cmd.args(&req.cargo_args)
+        .arg("--message-format=json-render-diagnostics");
     let mut artifacts = Vec::new();
     let mut build_scripts = Vec::new();
     let status = cmd.stream_messages(req.shell, |message| match message {

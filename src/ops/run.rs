@@ -61,6 +61,7 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
         shell,
         workspace: &ws,
         layout: layout.clone(),
+        subcommand: "build",
         cargo_args,
         features: &args.features,
         compile: &args.compile,

@@ -9,4 +9,5 @@ mod errors;
 mod help;
 mod linkers;
 mod support;
+mod test_cmd;
 mod workspace;
