@@ -144,7 +144,8 @@ pub fn timer_main() -> i32 {
     crate::cargo::exit_code(status)
 }
 
-/// Makes `dir/<name>` a symlink to this executable, for the instruments.
+/// Makes `dir/<name>` a symlink to this executable: the wrapper, the
+/// linker proxy and the rustc timer run under such names.
 pub fn install_instrument(dir: &Path, name: &str) -> Result<PathBuf> {
     crate::fs::create_dir_all(dir)?;
     let exe = crate::fs::self_exe()?;

@@ -18,6 +18,10 @@ use crate::layout::Layout;
 use crate::rustc_args::{Invocation, UnitKind, set_extern_path};
 use crate::state::{BundleState, JournalEntry, JournalExtern};
 
+/// The name the wrapper runs under: a link to this executable in each
+/// workspace's state dir.
+pub const WRAPPER_NAME: &str = "dyndev-rustc-wrapper";
+
 /// The wrapper's inputs, set by the driver on cargo's environment.
 pub mod env {
     /// The state dir; its presence is what makes this process a wrapper.

@@ -226,7 +226,15 @@ pub fn wrapped_cargo(
     bundle_env: &str,
     run: &str,
 ) -> Result<CargoCommand> {
-    let wrapper = crate::fs::self_exe()?;
+    // Cargo hashes the wrapper's path into every member unit. A path of
+    // the workspace's own (a link to this executable in its state dir)
+    // keeps workspaces that share a target dir, and have identical members,
+    // from sharing (and fighting over) member units built against
+    // different bundles.
+    let wrapper = crate::measure::install_instrument(
+        &req.layout.state_dir.join("bin"),
+        crate::wrapper::WRAPPER_NAME,
+    )?;
     let mut cmd = CargoCommand::new(subcommand);
     cmd.arg(format!("--target-dir={}", req.layout.target_dir.display()))
         .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
@@ -238,7 +246,11 @@ pub fn wrapped_cargo(
             req.workspace.member_lib_crates().join(","),
         );
     match std::env::var_os("RUSTC_WORKSPACE_WRAPPER") {
-        Some(inner) if !inner.is_empty() && inner != wrapper.as_os_str() => {
+        Some(inner)
+            if !inner.is_empty()
+                && std::path::Path::new(&inner).file_name()
+                    != Some(crate::wrapper::WRAPPER_NAME.as_ref()) =>
+        {
             cmd.env(env::INNER_WRAPPER, inner);
         }
         _ => {}

@@ -104,3 +104,26 @@ fn filters_arguments_and_failures_pass_through() {
         "{out}"
     );
 }
+
+#[test]
+fn two_checkouts_sharing_a_target_dir_test_at_once() {
+    // Identical packages at identical paths: cargo would share their units
+    // between the two, built against two different bundles.
+    let (a, b) = (tested_project("twin"), tested_project("twin"));
+    a.dyndev(&["test", "-q", "--lib"]).success();
+    for _ in 0..3 {
+        let doc = dyndev_cmd(&a.root, &["test", "--doc"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lib = dyndev_cmd(&b.root, &["test", "--lib", "--test", "finds"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for child in [doc, lib] {
+            Run::from_output(child.wait_with_output().unwrap()).success();
+        }
+    }
+}
