@@ -117,6 +117,10 @@ pub struct JournalEntry {
     pub target: Option<String>,
     /// A profile setting a shared standard library cannot serve.
     pub unsupported: Option<String>,
+    /// Where the unit sets a `#[global_allocator]` (`src/main.rs:12`),
+    /// which a shared standard library ignores.
+    #[serde(default)]
+    pub global_allocator: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -210,6 +210,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         link_args: inv.link_codegen_args(),
         target: target_of(&inv),
         unsupported: inv.unsupported(),
+        global_allocator: None,
     };
     entry.write(&run_dir)?;
 
@@ -225,6 +226,13 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                 .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
             if status.success() {
                 append_env_dep(&inv, &bundle_env)?;
+                if let Some(place) = global_allocator_in(&inv) {
+                    JournalEntry {
+                        global_allocator: Some(place),
+                        ..entry
+                    }
+                    .write(&run_dir)?;
+                }
             }
             Ok(crate::cargo::exit_code(status))
         }
@@ -271,6 +279,26 @@ fn passthrough(rustc: &OsString, args: &[OsString]) -> Result<i32> {
             .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
         Ok(crate::cargo::exit_code(status))
     }
+}
+
+/// Where the crate sets a `#[global_allocator]`, from the sources its
+/// dep-info lists. With std linked dynamically, std's own allocator shim
+/// serves every allocation and the crate's allocator goes unused.
+fn global_allocator_in(inv: &Invocation) -> Option<String> {
+    let dep_info = std::fs::read_to_string(inv.dep_info_path()?).ok()?;
+    let (_, files) = dep_info.lines().next()?.split_once(": ")?;
+    for file in files.split_whitespace().filter(|f| f.ends_with(".rs")) {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        if let Some(line) = text.lines().position(|l| {
+            let l = l.trim_start();
+            !l.starts_with("//") && l.contains("#[global_allocator]")
+        }) {
+            return Some(format!("{file}:{}", line + 1));
+        }
+    }
+    None
 }
 
 /// A probed unit still leaves the dep-info cargo expects, naming the probe

@@ -103,6 +103,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     }
     let probed: Vec<&JournalEntry> = first.journal.iter().filter(|e| e.probed).collect();
     if probed.is_empty() {
+        warn_global_allocators(req.shell, &first.journal);
         return Ok(Outcome {
             artifacts: first.artifacts,
             build_scripts: first.build_scripts,
@@ -151,11 +152,27 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
             e.probe_reason.as_deref().unwrap_or("no reason recorded")
         );
     }
+    warn_global_allocators(req.shell, &last.journal);
     Ok(Outcome {
         artifacts: last.artifacts,
         build_scripts: last.build_scripts,
         bundle: Some(bundle),
     })
+}
+
+/// A `#[global_allocator]` is silently ignored when std is a shared
+/// library (rustc puts the allocator shim in `libstd.so`): say so.
+fn warn_global_allocators(shell: &Shell, journal: &[JournalEntry]) {
+    for e in journal {
+        if let Some(place) = &e.global_allocator {
+            shell.warn(format_args!(
+                "`{}` sets a `#[global_allocator]` ({place}); with a shared standard \
+                 library it goes unused, and the program allocates with Rust's default \
+                 allocator under `cargo dyndev`",
+                e.package
+            ));
+        }
+    }
 }
 
 /// Plans and links the bundle from what the members of `planning` use.

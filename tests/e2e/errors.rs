@@ -127,3 +127,27 @@ fn a_profile_a_shared_std_cannot_serve_is_refused_plainly() {
     );
     assert!(!out.stderr.contains("error[E"), "no compiler error: {out}");
 }
+
+#[test]
+fn a_global_allocator_a_shared_std_ignores_is_reported() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[package]\nname = \"alloc-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nitoa = \"=1.0.18\"\n",
+        )
+        .file(
+            "src/main.rs",
+            "use std::alloc::System;\n\n#[global_allocator]\nstatic A: System = System;\n\n\
+             fn main() { println!(\"{}\", itoa::Buffer::new().format(3u8)); }\n",
+        )
+        .build();
+    let out = p.dyndev(&["run"]).success();
+    assert_eq!(out.stdout, "3\n");
+    assert!(
+        out.stderr.contains(
+            "warning: `alloc-app` sets a `#[global_allocator]` (src/main.rs:3); with a shared standard library it goes unused"
+        ),
+        "{out}"
+    );
+}
