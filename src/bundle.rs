@@ -760,17 +760,7 @@ mod tests {
             dir: "/d".into(),
             file: "/d/b.so".into(),
             sysroot_lib: "/s".into(),
-            roots: BTreeMap::new(),
-            static_stems: BTreeSet::new(),
-            static_packages: BTreeMap::new(),
-            bundled_packages: BTreeSet::new(),
-            hidden_native: BTreeMap::new(),
-            link_failed: BTreeMap::new(),
-            built_packages: BTreeSet::new(),
-            size: 0,
-            exported_symbols: 0,
-            link_millis: 0,
-            link_peak_kib: 0,
+            ..Default::default()
         };
         state
             .bundled_packages

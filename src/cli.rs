@@ -281,10 +281,9 @@ impl CompileArgs {
     }
 
     /// The directory cargo uses for this profile inside a target dir.
-    pub fn profile_dir(&self, test: bool) -> String {
+    pub fn profile_dir(&self) -> String {
         match self.profile.as_deref() {
             _ if self.release => "release".into(),
-            None if test => "debug".into(),
             None | Some("dev") | Some("test") => "debug".into(),
             Some("bench") => "release".into(),
             Some(other) => other.into(),
@@ -527,7 +526,7 @@ mod tests {
                 "--color=never"
             ]
         );
-        assert_eq!(b.compile.profile_dir(false), "release");
+        assert_eq!(b.compile.profile_dir(), "release");
     }
 
     #[test]
@@ -563,11 +562,11 @@ mod tests {
     #[test]
     fn profile_dirs_follow_cargo() {
         let mut c = CompileArgs::default();
-        assert_eq!(c.profile_dir(false), "debug");
+        assert_eq!(c.profile_dir(), "debug");
         c.profile = Some("bench".into());
-        assert_eq!(c.profile_dir(false), "release");
+        assert_eq!(c.profile_dir(), "release");
         c.profile = Some("fast-dev".into());
-        assert_eq!(c.profile_dir(false), "fast-dev");
+        assert_eq!(c.profile_dir(), "fast-dev");
     }
 
     #[test]

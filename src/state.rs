@@ -14,7 +14,7 @@ use crate::layout::Layout;
 pub const STATE_VERSION: u32 = 1;
 
 /// The bundle currently in use for one target dir and profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleState {
     pub state_version: u32,
     /// Content hash of everything the bundle was linked from.

@@ -365,15 +365,7 @@ mod tests {
                 },
             )]),
             static_stems: BTreeSet::from(["libengine-2".to_owned()]),
-            static_packages: BTreeMap::new(),
-            bundled_packages: BTreeSet::new(),
-            hidden_native: BTreeMap::new(),
-            link_failed: BTreeMap::new(),
-            built_packages: BTreeSet::new(),
-            size: 0,
-            exported_symbols: 0,
-            link_millis: 0,
-            link_peak_kib: 0,
+            ..BundleState::default()
         }
     }
 

@@ -429,7 +429,7 @@ impl<'a> Comparison<'a> {
 
         let layout = Layout::new(
             &self.bench.target_dir,
-            &self.args.compile.profile_dir(false),
+            &self.args.compile.profile_dir(),
             &self.copy_root,
         );
         let bundle = BundleState::load(&layout)?.map(|b| BundleReport {

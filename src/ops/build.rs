@@ -59,6 +59,33 @@ struct Pass {
     journal: Vec<JournalEntry>,
 }
 
+impl<'a> BuildRequest<'a> {
+    /// A build of `ws` into its dyndev target dir for the profile asked.
+    pub fn new(
+        shell: &'a Shell,
+        workspace: &'a Workspace,
+        subcommand: &'static str,
+        cargo_args: Vec<String>,
+        features: &'a FeatureArgs,
+        compile: &'a CompileArgs,
+    ) -> BuildRequest<'a> {
+        BuildRequest {
+            shell,
+            workspace,
+            layout: Layout::new(
+                &workspace.target_dir(compile.target_dir.as_deref()),
+                &compile.profile_dir(),
+                workspace.root(),
+            ),
+            subcommand,
+            cargo_args,
+            features,
+            compile,
+            profile: compile.profile_name(),
+        }
+    }
+}
+
 pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
     let ws = Workspace::load(shell, &args.compile)?;
     let mut cargo_args = Vec::new();
@@ -67,21 +94,14 @@ pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
     args.features.push_cargo_args(&mut cargo_args);
     args.compile.push_build_args(&mut cargo_args);
     args.global.push_cargo_args(&mut cargo_args);
-    let layout = Layout::new(
-        &ws.target_dir(args.compile.target_dir.as_deref()),
-        &args.compile.profile_dir(false),
-        ws.root(),
-    );
-    build(&BuildRequest {
+    build(&BuildRequest::new(
         shell,
-        workspace: &ws,
-        layout,
-        subcommand: "build",
+        &ws,
+        "build",
         cargo_args,
-        features: &args.features,
-        compile: &args.compile,
-        profile: args.compile.profile_name(),
-    })?;
+        &args.features,
+        &args.compile,
+    ))?;
     Ok(())
 }
 

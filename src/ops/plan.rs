@@ -67,7 +67,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         .collect();
     let layout = Layout::new(
         &ws.target_dir(args.compile.target_dir.as_deref()),
-        &args.compile.profile_dir(args.tests),
+        &args.compile.profile_dir(),
         ws.root(),
     );
     let state =

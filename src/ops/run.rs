@@ -52,21 +52,16 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
         cargo_args.push(format!("{flag}={name}"));
     }
 
-    let layout = Layout::new(
-        &ws.target_dir(args.compile.target_dir.as_deref()),
-        &args.compile.profile_dir(false),
-        ws.root(),
-    );
-    let outcome = build(&BuildRequest {
+    let req = BuildRequest::new(
         shell,
-        workspace: &ws,
-        layout: layout.clone(),
-        subcommand: "build",
+        &ws,
+        "build",
         cargo_args,
-        features: &args.features,
-        compile: &args.compile,
-        profile: args.compile.profile_name(),
-    })?;
+        &args.features,
+        &args.compile,
+    );
+    let outcome = build(&req)?;
+    let layout = &req.layout;
 
     let artifact = outcome
         .artifacts
@@ -87,7 +82,7 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
 
     let mut command = std::process::Command::new(&exe);
     command.args(&args.args);
-    for (key, value) in run_env(package, &outcome, &layout, artifact) {
+    for (key, value) in run_env(package, &outcome, layout, artifact) {
         command.env(key, value);
     }
     let cwd = std::env::current_dir().unwrap_or_default();

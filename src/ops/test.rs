@@ -6,7 +6,6 @@
 use anyhow::Result;
 
 use crate::cli::TestArgs;
-use crate::layout::Layout;
 use crate::ops::build::{BuildRequest, build, wrapped_cargo};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
@@ -31,24 +30,18 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     args.compile.push_build_args(&mut selection);
     args.global.push_cargo_args(&mut selection);
 
-    let req = BuildRequest {
+    let req = BuildRequest::new(
         shell,
-        workspace: &ws,
-        layout: Layout::new(
-            &ws.target_dir(args.compile.target_dir.as_deref()),
-            &args.compile.profile_dir(true),
-            ws.root(),
-        ),
-        subcommand: "test",
-        cargo_args: selection
+        &ws,
+        "test",
+        selection
             .iter()
             .cloned()
             .chain(["--no-run".into()])
             .collect(),
-        features: &args.features,
-        compile: &args.compile,
-        profile: args.compile.profile_name(),
-    };
+        &args.features,
+        &args.compile,
+    );
     // Doctests alone build nothing with rustc (and cargo refuses
     // `--doc --no-run`); the library they use is built by `cargo test`.
     let outcome = if args.doc { None } else { Some(build(&req)?) };

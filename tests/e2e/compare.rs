@@ -8,8 +8,10 @@ fn compare_measures_each_mode_on_a_copy() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"cmp-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\nlog = \"=0.4.35\"\n",
+            &manifest(
+                "cmp-app",
+                "[dependencies]\nitoa = \"=1.0.18\"\nlog = \"=0.4.35\"\n",
+            ),
         )
         .file(
             "src/main.rs",

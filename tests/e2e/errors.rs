@@ -28,8 +28,10 @@ fn a_compile_error_shows_rustcs_diagnostic_once_and_exits_101() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"broken-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\n",
+            &manifest(
+                "broken-app",
+                "[dependencies]\nitoa = \"=1.0.18\"\n",
+            ),
         )
         .file(
             "src/main.rs",
@@ -79,8 +81,7 @@ fn two_runs_at_once_both_finish() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"twice-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\n",
+            &manifest("twice-app", "[dependencies]\nitoa = \"=1.0.18\"\n"),
         )
         .file(
             "src/main.rs",
@@ -106,8 +107,10 @@ fn a_profile_a_shared_std_cannot_serve_is_refused_plainly() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"abort-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\n\n[profile.dev]\npanic = \"abort\"\n",
+            &manifest(
+                "abort-app",
+                "[dependencies]\nitoa = \"=1.0.18\"\n\n[profile.dev]\npanic = \"abort\"\n",
+            ),
         )
         .file(
             "src/main.rs",
@@ -133,8 +136,7 @@ fn a_global_allocator_a_shared_std_ignores_is_reported() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"alloc-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\n",
+            &manifest("alloc-app", "[dependencies]\nitoa = \"=1.0.18\"\n"),
         )
         .file(
             "src/main.rs",

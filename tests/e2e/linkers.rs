@@ -8,9 +8,11 @@ fn gnu_ld_links_the_bundle_and_exports_its_c_code() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"bfd-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\ncee = { path = \"../cee\" }\n\n\
+            &manifest(
+                "bfd-app",
+                "[dependencies]\nitoa = \"=1.0.18\"\ncee = { path = \"../cee\" }\n\n\
              [package.metadata.dyndev]\ninclude = [\"cee\"]\n",
+            ),
         )
         .file(
             "src/main.rs",
@@ -59,9 +61,11 @@ fn a_crate_that_cannot_link_into_a_shared_library_stays_static() {
     let p = project()
         .file(
             "Cargo.toml",
-            "[package]\nname = \"tls-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nitoa = \"=1.0.18\"\ntls-sys = { path = \"../tls-sys\" }\n\n\
+            &manifest(
+                "tls-app",
+                "[dependencies]\nitoa = \"=1.0.18\"\ntls-sys = { path = \"../tls-sys\" }\n\n\
              [package.metadata.dyndev]\ninclude = [\"tls-sys\"]\n",
+            ),
         )
         .file(
             "src/main.rs",

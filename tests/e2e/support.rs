@@ -187,6 +187,41 @@ impl Project {
     }
 }
 
+/// A `Cargo.toml` for package `name` (version 0.1.0, edition 2021),
+/// followed by `rest` (tables such as `[dependencies]`).
+pub fn manifest(name: &str, rest: &str) -> String {
+    format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{rest}")
+}
+
+/// The newest test harness in the shared target dir whose name starts
+/// with `crate_name-`.
+pub fn newest_harness(crate_name: &str) -> PathBuf {
+    let deps = shared_target_dir().join("dyndev/debug/deps");
+    std::fs::read_dir(&deps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with(&format!("{crate_name}-")) && p.extension().is_none()
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap_or_else(|| panic!("no test harness for `{crate_name}`"))
+}
+
+/// Asserts the ELF file at `path` needs a dyndev bundle.
+#[track_caller]
+pub fn assert_needs_a_bundle(path: &Path) {
+    let info = cargo_dyndev::inspect::dynamic_info(path).unwrap();
+    assert!(
+        info.needed
+            .iter()
+            .any(|n| n.starts_with("libdyndev_bundle_")),
+        "{}: {:?}",
+        path.display(),
+        info.needed
+    );
+}
+
 /// Finds a package's entry in a plan report by name.
 pub fn plan_entry<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     plan["packages"]

@@ -70,24 +70,7 @@ fn unit_integration_and_doc_tests_run_against_the_bundle() {
         "bundle",
         "{plan:#}"
     );
-    let deps = shared_target_dir().join("dyndev/debug/deps");
-    let harness = std::fs::read_dir(&deps)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap();
-            name.starts_with("finds-") && p.extension().is_none()
-        })
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .expect("the finds harness");
-    let info = cargo_dyndev::inspect::dynamic_info(&harness).unwrap();
-    assert!(
-        info.needed
-            .iter()
-            .any(|n| n.starts_with("libdyndev_bundle_")),
-        "{:?}",
-        info.needed
-    );
+    assert_needs_a_bundle(&newest_harness("finds"));
 }
 
 #[test]

@@ -289,26 +289,10 @@ fn all_targets_build_and_test_harnesses_link_the_bundle() {
     let f = fixture();
     f.project.dyndev(&["build", "--all-targets"]).success();
     // The test harness of core-lib: an executable like any other.
-    let deps = shared_target_dir().join("dyndev/debug/deps");
-    let harness = std::fs::read_dir(&deps)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap();
-            name.starts_with("core_lib-") && p.extension().is_none()
-        })
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .expect("a test harness for core-lib");
+    let harness = newest_harness("core_lib");
     let out = run_outside_cargo(&harness, &[]).success();
     assert!(out.stdout.contains("test tests::renders ... ok"), "{out}");
-    let info = cargo_dyndev::inspect::dynamic_info(&harness).unwrap();
-    assert!(
-        info.needed
-            .iter()
-            .any(|n| n.starts_with("libdyndev_bundle_")),
-        "{:?}",
-        info.needed
-    );
+    assert_needs_a_bundle(&harness);
 }
 
 #[test]
