@@ -72,6 +72,10 @@ pub fn crate_of_stem(stem: &str) -> &str {
     stem.rsplit_once('-').map_or(stem, |(name, _)| name)
 }
 
+/// Whether the unit can compile against the current bundle: every compiled
+/// dependency it uses must be a root (swapped for its facade, and unchanged
+/// since the bundle was linked), known to stay static, or a workspace member
+/// compiled, not probed, in this build. Otherwise it probes, saying why.
 pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     // Compiling would fail with rustc's puzzling error; the driver says why.
     if let Some(setting) = inv.unsupported() {
