@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod cargo;
+pub mod cargo_config;
 pub mod cli;
 pub mod compare;
 pub mod config;

@@ -80,12 +80,26 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
         .find(|p| p.id == artifact.package_id)
         .context("the executable's package is not in the workspace")?;
 
+    let cwd = std::env::current_dir().unwrap_or_default();
     let mut command = std::process::Command::new(&exe);
     command.args(&args.args);
-    for (key, value) in run_env(package, &outcome, layout, artifact) {
+    let mut env = run_env(package, &outcome, layout, artifact);
+    // Cargo's `[env]` table, under what cargo sets itself.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|h| h.join(".cargo")));
+    let configured =
+        crate::cargo_config::env_table(&cwd, cargo_home.as_deref(), &args.compile.config, |k| {
+            std::env::var_os(k).is_some()
+        })?;
+    for (key, value) in configured {
+        if !env.iter().any(|(k, _)| *k == key) {
+            env.push((key, value));
+        }
+    }
+    for (key, value) in env {
         command.env(key, value);
     }
-    let cwd = std::env::current_dir().unwrap_or_default();
     shell.status(
         "Running",
         format_args!("`{}`", display_command(&exe, &args.args, &cwd)),

@@ -121,7 +121,7 @@ fn main() {
             return;
         }
         Some("env") => {
-            for key in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PKG_VERSION", "CARGO_PKG_DESCRIPTION"] {
+            for key in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PKG_VERSION", "CARGO_PKG_DESCRIPTION", "GREETING", "ASSET_DIR"] {
                 println!("{key}={}", std::env::var(key).unwrap_or_default());
             }
             return;
@@ -154,6 +154,11 @@ fn fixture() -> &'static Fixture {
         let project = project()
             .file("Cargo.toml", MANIFEST)
             .file("src/main.rs", MAIN)
+            .file(
+                ".cargo/config.toml",
+                "[env]\nGREETING = \"from cargo's config\"\n\
+                 ASSET_DIR = { value = \"assets\", relative = true }\n",
+            )
             .file("../native-sys/Cargo.toml", NATIVE_MANIFEST)
             .file("../native-sys/build.rs", NATIVE_BUILD)
             .file("../native-sys/native.c", NATIVE_C)
@@ -220,6 +225,17 @@ fn run_sets_the_environment_cargo_run_sets() {
     assert!(
         out.stdout
             .contains("CARGO_PKG_DESCRIPTION=a dyndev test fixture\n")
+    );
+    // Cargo's `[env]` table too, relative paths resolved as cargo does.
+    assert!(
+        out.stdout.contains("GREETING=from cargo's config\n"),
+        "{out}"
+    );
+    let assets = f.project.root.join("assets");
+    assert!(
+        out.stdout
+            .contains(&format!("ASSET_DIR={}\n", assets.display())),
+        "{out}"
     );
 }
 
