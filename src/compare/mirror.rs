@@ -128,8 +128,10 @@ impl Mirror {
                 if wanted.contains(p) {
                     continue;
                 }
-                // Never descend into or delete what the copy's builds made.
-                if p.components().any(|c| c.as_os_str() == "target") {
+                // Never delete what builds made inside the copy. Judge by the
+                // path within the copy: the copy itself lives in a target dir.
+                let within = p.strip_prefix(&copy).unwrap_or(p);
+                if within.components().any(|c| c.as_os_str() == "target") {
                     continue;
                 }
                 if entry.file_type().is_dir() {
@@ -246,6 +248,26 @@ mod tests {
         );
         assert!(text.contains("\n[workspace]\n"));
         assert!(!make_workspace_root(&m).unwrap(), "already a root");
+    }
+
+    #[test]
+    fn deleted_files_go_even_when_the_copy_is_in_a_target_dir() {
+        let user = tempfile::tempdir().unwrap();
+        let ws = user.path().join("ws");
+        std::fs::create_dir_all(ws.join("src")).unwrap();
+        std::fs::write(ws.join("src/main.rs"), "fn main() {}").unwrap();
+        std::fs::write(ws.join("gone.txt"), "soon gone").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("target/dyndev-compare/src");
+        let m = Mirror::new(&dest, std::slice::from_ref(&ws), &[]);
+        m.sync().unwrap();
+        assert!(dest.join("gone.txt").exists());
+        std::fs::remove_file(ws.join("gone.txt")).unwrap();
+        std::fs::write(dest.join("made-by-a-build.txt"), "x").unwrap();
+        m.sync().unwrap();
+        assert!(!dest.join("gone.txt").exists());
+        assert!(!dest.join("made-by-a-build.txt").exists());
+        assert!(dest.join("src/main.rs").exists());
     }
 
     #[test]
