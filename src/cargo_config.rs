@@ -33,6 +33,112 @@ impl Entry {
 /// Variables cargo refuses to take from `[env]`.
 const DISALLOWED: &[&str] = &["CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"];
 
+/// Where cargo finds its configuration, lowest precedence first: cargo's
+/// home, then each `.cargo/config(.toml)` from the root down to `cwd`, then
+/// `--config` values. Each comes with the directory its relative paths are
+/// relative to.
+#[derive(Debug)]
+pub struct Sources {
+    sources: Vec<(String, PathBuf, String)>,
+}
+
+impl Sources {
+    pub fn discover(cwd: &Path, cargo_home: Option<&Path>, cli: &[String]) -> Result<Sources> {
+        let mut files = Vec::new();
+        let mut seen = Vec::new();
+        for dir in cwd.ancestors() {
+            let dot_cargo = dir.join(".cargo");
+            if let Some(file) = config_file(&dot_cargo) {
+                files.push(file);
+            }
+            seen.push(dot_cargo.canonicalize().unwrap_or(dot_cargo));
+        }
+        if let Some(home) = cargo_home {
+            let canonical = home.canonicalize().unwrap_or_else(|_| home.to_owned());
+            if !seen.contains(&canonical)
+                && let Some(file) = config_file(home)
+            {
+                files.push(file);
+            }
+        }
+        let mut sources = Vec::new();
+        for file in files.iter().rev() {
+            let root = file
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(cwd)
+                .to_owned();
+            sources.push((
+                crate::fs::read_to_string(file)?,
+                root,
+                format!("`{}`", file.display()),
+            ));
+        }
+        for value in cli {
+            let path = cwd.join(value);
+            if value.ends_with(".toml") && path.is_file() {
+                let root = path
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(cwd)
+                    .to_owned();
+                sources.push((
+                    crate::fs::read_to_string(&path)?,
+                    root,
+                    format!("`{value}`"),
+                ));
+            } else {
+                sources.push((value.clone(), cwd.to_owned(), format!("`--config {value}`")));
+            }
+        }
+        Ok(Sources { sources })
+    }
+
+    /// The `[env]` variables to set for a program: those not already set
+    /// (`existing`), and those marked `force`.
+    pub fn env_table(&self, existing: impl Fn(&str) -> bool) -> Result<Vec<(String, OsString)>> {
+        let mut merged: Vec<(String, Entry)> = Vec::new();
+        for (text, root, name) in &self.sources {
+            for (key, entry) in entries(text, root).with_context(|| format!("in {name}"))? {
+                match merged.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = entry,
+                    None => merged.push((key, entry)),
+                }
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter(|(k, _)| !DISALLOWED.contains(&k.as_str()))
+            .filter(|(k, e)| e.force || !existing(k))
+            .map(|(k, e)| (k, e.resolve()))
+            .collect())
+    }
+
+    /// `target.<triple>.linker`: a path if it names one (relative to its
+    /// source's root), else a program to find on `PATH`.
+    pub fn target_linker(&self, triple: &str) -> Result<Option<PathBuf>> {
+        let mut found = None;
+        for (text, root, name) in &self.sources {
+            let doc: DocumentMut = text
+                .parse()
+                .with_context(|| format!("{name} is not valid TOML"))?;
+            if let Some(linker) = doc
+                .get("target")
+                .and_then(|t| t.get(triple))
+                .and_then(|t| t.get("linker"))
+                .and_then(Item::as_str)
+            {
+                found = Some(if linker.contains('/') {
+                    root.join(linker)
+                } else {
+                    PathBuf::from(linker)
+                });
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// The `[env]` variables to set for a program run from `cwd`, with the
 /// given `--config` values: those not already in `existing`, and those
 /// marked `force`.
@@ -42,63 +148,14 @@ pub fn env_table(
     cli: &[String],
     existing: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, OsString)>> {
-    let mut merged: Vec<(String, Entry)> = Vec::new();
-    let mut put = |key: String, entry: Entry| match merged.iter_mut().find(|(k, _)| *k == key) {
-        Some(slot) => slot.1 = entry,
-        None => merged.push((key, entry)),
-    };
+    Sources::discover(cwd, cargo_home, cli)?.env_table(existing)
+}
 
-    // Lowest first: home, then the farthest ancestor down to the nearest.
-    let mut files = Vec::new();
-    let mut seen = Vec::new();
-    for dir in cwd.ancestors() {
-        let dot_cargo = dir.join(".cargo");
-        if let Some(file) = config_file(&dot_cargo) {
-            files.push(file);
-        }
-        seen.push(dot_cargo.canonicalize().unwrap_or(dot_cargo));
-    }
-    if let Some(home) = cargo_home {
-        let canonical = home.canonicalize().unwrap_or_else(|_| home.to_owned());
-        if !seen.contains(&canonical)
-            && let Some(file) = config_file(home)
-        {
-            files.push(file);
-        }
-    }
-    for file in files.iter().rev() {
-        let text = crate::fs::read_to_string(file)?;
-        let root = file
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(cwd)
-            .to_owned();
-        for (k, e) in entries(&text, &root).with_context(|| format!("in `{}`", file.display()))? {
-            put(k, e);
-        }
-    }
-    for value in cli {
-        let path = cwd.join(value);
-        let (text, root) = if value.ends_with(".toml") && path.is_file() {
-            let root = path
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(cwd)
-                .to_owned();
-            (crate::fs::read_to_string(&path)?, root)
-        } else {
-            (value.clone(), cwd.to_owned())
-        };
-        for (k, e) in entries(&text, &root).with_context(|| format!("in `--config {value}`"))? {
-            put(k, e);
-        }
-    }
-    Ok(merged
-        .into_iter()
-        .filter(|(k, _)| !DISALLOWED.contains(&k.as_str()))
-        .filter(|(k, e)| e.force || !existing(k))
-        .map(|(k, e)| (k, e.resolve()))
-        .collect())
+/// Cargo's home: `$CARGO_HOME`, else `~/.cargo`.
+pub fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|h| h.join(".cargo")))
 }
 
 /// `dir/config`, else `dir/config.toml`, as cargo looks them up.
@@ -192,6 +249,35 @@ mod tests {
         );
         let env = env_table(dir.path(), None, &[], |k| k == "KEPT" || k == "FORCED").unwrap();
         assert_eq!(env, vec![("FORCED".to_owned(), OsString::from("config"))]);
+    }
+
+    #[test]
+    fn finds_the_configured_linker() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        write(
+            &ws.join(".cargo/config.toml"),
+            "[target.x86_64-unknown-linux-gnu]\nlinker = \"tools/ld-wrapper\"\n",
+        );
+        let sources = Sources::discover(&ws, None, &[]).unwrap();
+        assert_eq!(
+            sources.target_linker("x86_64-unknown-linux-gnu").unwrap(),
+            Some(ws.join("tools/ld-wrapper"))
+        );
+        assert_eq!(
+            sources.target_linker("aarch64-unknown-linux-gnu").unwrap(),
+            None
+        );
+        let cli = Sources::discover(
+            &ws,
+            None,
+            &["target.x86_64-unknown-linux-gnu.linker = \"clang\"".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            cli.target_linker("x86_64-unknown-linux-gnu").unwrap(),
+            Some(PathBuf::from("clang"))
+        );
     }
 
     #[test]

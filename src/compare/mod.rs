@@ -673,18 +673,34 @@ impl Bench {
         );
         let link_log = logs.join("links.jsonl");
         let rustc_log = logs.join("rustc.jsonl");
+        // The linker the user configured runs behind the proxy, so "static"
+        // means their own set-up: from their environment, else from the
+        // configuration cargo reads for the copy.
+        let user_linker = match std::env::var_os(&linker_var) {
+            Some(l) => Some(PathBuf::from(l)),
+            None => crate::cargo_config::Sources::discover(
+                &copy_root,
+                crate::cargo_config::cargo_home().as_deref(),
+                &c.config,
+            )?
+            .target_linker(host)?,
+        };
+        let mut env: Vec<(String, OsString)> = vec![
+            (linker_var, linker.into_os_string()),
+            ("RUSTC_WRAPPER".into(), timer.into_os_string()),
+            (linker::env::LINK_LOG.into(), link_log.clone().into()),
+            (measure::env::RUSTC_LOG.into(), rustc_log.clone().into()),
+        ];
+        if let Some(l) = user_linker {
+            env.push((linker::env::REAL_LINKER.into(), l.into_os_string()));
+        }
         Ok(Bench {
             copy_root,
             manifest,
             target_dir: dir.join("target"),
             target_flag: vec![target_flag],
             build_args,
-            env: vec![
-                (linker_var, linker.into_os_string()),
-                ("RUSTC_WRAPPER".into(), timer.into_os_string()),
-                (linker::env::LINK_LOG.into(), link_log.clone().into()),
-                (measure::env::RUSTC_LOG.into(), rustc_log.clone().into()),
-            ],
+            env,
             link_log,
             rustc_log,
             stderr_log: logs.join("stderr.txt"),

@@ -85,11 +85,9 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
     command.args(&args.args);
     let mut env = run_env(package, &outcome, layout, artifact);
     // Cargo's `[env]` table, under what cargo sets itself.
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::home_dir().map(|h| h.join(".cargo")));
+    let home = crate::cargo_config::cargo_home();
     let configured =
-        crate::cargo_config::env_table(&cwd, cargo_home.as_deref(), &args.compile.config, |k| {
+        crate::cargo_config::env_table(&cwd, home.as_deref(), &args.compile.config, |k| {
             std::env::var_os(k).is_some()
         })?;
     for (key, value) in configured {

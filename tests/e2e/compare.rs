@@ -17,7 +17,18 @@ fn compare_measures_each_mode_on_a_copy() {
             "src/main.rs",
             "fn main() { log::info!(\"x\"); println!(\"{}\", itoa::Buffer::new().format(9u8)); }\n",
         )
+        // A linker of the user's own: compare's static mode must use it.
+        .file(
+            "tools/logged-cc",
+            "#!/bin/sh\necho linked >> \"$(dirname \"$0\")/../linker-was-used\"\nexec cc \"$@\"\n",
+        )
+        .file(
+            ".cargo/config.toml",
+            &format!("[target.{}]\nlinker = \"tools/logged-cc\"\n", host()),
+        )
         .build();
+    let script = p.root.join("tools/logged-cc");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let before = p.snapshot();
     let out = p
         .dyndev(&[
@@ -88,4 +99,22 @@ fn compare_measures_each_mode_on_a_copy() {
     assert!(chart.contains(">static rust-lld</text>") && chart.contains(">dyndev</text>"));
 
     assert_eq!(p.snapshot(), before, "compare works on a copy");
+    // The configured linker ran, in the copy.
+    let copy = shared_target_dir().join("dyndev-compare/src");
+    assert!(
+        copy.join("linker-was-used").exists(),
+        "the user's linker was used"
+    );
+}
+
+fn host() -> String {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap()
 }
