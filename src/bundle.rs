@@ -711,7 +711,7 @@ mod tests {
     fn the_linker_is_blamed_only_for_what_it_names() {
         let message = r#"error: linking with `cc` failed: exit status: 1
   |
-  = note:  "cc" "-Wl,--version-script=/tmp/list" "/t/deps/libgood-1.rlib" "/t/deps/libbad-2.rlib" "-o" "x.so"
+  = note:  "cc" "-Wl,--version-script=/t/list" "/t/deps/libgood-1.rlib" "/t/deps/libbad-2.rlib" "-o" "x.so"
   = note: rust-lld: error: relocation R_X86_64_TPOFF32 against counter cannot be used with -shared
           >>> defined in /t/deps/libbad-2.rlib(c.o)
 "#;
