@@ -63,28 +63,18 @@ impl Sources {
         }
         let mut sources = Vec::new();
         for file in files.iter().rev() {
-            let root = file
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(cwd)
-                .to_owned();
             sources.push((
                 crate::fs::read_to_string(file)?,
-                root,
+                config_root(file, cwd),
                 format!("`{}`", file.display()),
             ));
         }
         for value in cli {
             let path = cwd.join(value);
             if value.ends_with(".toml") && path.is_file() {
-                let root = path
-                    .parent()
-                    .and_then(Path::parent)
-                    .unwrap_or(cwd)
-                    .to_owned();
                 sources.push((
                     crate::fs::read_to_string(&path)?,
-                    root,
+                    config_root(&path, cwd),
                     format!("`{value}`"),
                 ));
             } else {
@@ -156,6 +146,15 @@ pub fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::home_dir().map(|h| h.join(".cargo")))
+}
+
+/// What relative paths in a config file are relative to: the directory
+/// holding its `.cargo` directory.
+fn config_root(file: &Path, cwd: &Path) -> PathBuf {
+    file.parent()
+        .and_then(Path::parent)
+        .unwrap_or(cwd)
+        .to_owned()
 }
 
 /// `dir/config`, else `dir/config.toml`, as cargo looks them up.
