@@ -41,16 +41,6 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("failed to write `{}`", path.display()))
 }
 
-/// Writes the file only when its contents differ, so its mtime moves only
-/// when something changed.
-pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
-    if fs::read(path).is_ok_and(|old| old == contents) {
-        return Ok(false);
-    }
-    write_atomic(path, contents)?;
-    Ok(true)
-}
-
 /// Modification time in nanoseconds since the epoch, `None` when missing.
 pub fn mtime_nanos(path: &Path) -> Option<u128> {
     let modified = fs::metadata(path).ok()?.modified().ok()?;
@@ -123,15 +113,5 @@ mod tests {
             StableHasher::default().write_str("dyndev").finish_hex(),
             "9a6b853ce771a3f8"
         );
-    }
-
-    #[test]
-    fn write_if_changed_keeps_mtime_when_equal() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        assert!(write_if_changed(&p, b"x").unwrap());
-        assert!(!write_if_changed(&p, b"x").unwrap());
-        assert!(write_if_changed(&p, b"y").unwrap());
-        assert_eq!(fs::read(&p).unwrap(), b"y");
     }
 }

@@ -37,9 +37,6 @@ pub struct CompileRecord {
     pub package: String,
     /// Wall time of rustc, its link included.
     pub millis: u64,
-    /// The primary output (`-o` or the out dir and crate name), to match
-    /// links to the compilation they belong to.
-    pub out_dir: Option<PathBuf>,
 }
 
 /// Runs a process to completion and returns its status, wall time in
@@ -135,7 +132,6 @@ pub fn timer_main() -> i32 {
             crate_name: name,
             package: std::env::var("CARGO_PKG_NAME").unwrap_or_default(),
             millis: start.elapsed().as_millis() as u64,
-            out_dir: inv.out_dir.clone(),
         };
         if let Err(e) = append_json_line(Path::new(&log), &record) {
             eprintln!("warning: {e:#}");
@@ -179,7 +175,6 @@ mod tests {
             crate_name: "app".into(),
             package: "app".into(),
             millis: 12,
-            out_dir: None,
         };
         append_json_line(&log, &r).unwrap();
         append_json_line(&log, &r).unwrap();

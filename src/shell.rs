@@ -46,7 +46,6 @@ impl ColorChoice {
 const STATUS: Style = AnsiColor::Green.on_default().bold();
 const WARN: Style = AnsiColor::Yellow.on_default().bold();
 const ERROR: Style = AnsiColor::Red.on_default().bold();
-const NOTE: Style = AnsiColor::Cyan.on_default().bold();
 const HEADER: Style = Style::new().bold();
 
 #[derive(Debug, Clone)]
@@ -62,10 +61,6 @@ impl Shell {
 
     pub fn verbosity(&self) -> Verbosity {
         self.verbosity
-    }
-
-    pub fn color(&self) -> ColorChoice {
-        self.color
     }
 
     fn stderr(&self) -> anstream::AutoStream<std::io::Stderr> {
@@ -94,12 +89,6 @@ impl Shell {
     pub fn warn(&self, message: impl Display) {
         if self.verbosity > Verbosity::Quiet {
             let _ = writeln!(self.stderr(), "{WARN}warning{WARN:#}: {message}");
-        }
-    }
-
-    pub fn note(&self, message: impl Display) {
-        if self.verbosity > Verbosity::Quiet {
-            let _ = writeln!(self.stderr(), "{NOTE}note{NOTE:#}: {message}");
         }
     }
 
