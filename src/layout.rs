@@ -9,14 +9,12 @@
 //!       state.json                     the current bundle, read by the wrapper
 //!       lock                           one dyndev at a time
 //!       runs/<run>/                    what the wrapper saw during one build
-//!       <id>/libdyndev_bundle_<id>.so  a bundle, its facades, their sources
+//!       probe/                         closure probes and their cache
+//!       lib/libdyndev_<id>.so          the bundle's libraries, facades, sources
 //! ```
 //!
 //! Workspaces that share a target dir (a global `CARGO_TARGET_DIR`) share
 //! cargo's dependency units but keep a bundle each.
-//!
-//! ```text
-//! ```
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -90,8 +88,9 @@ impl Layout {
         self.state_dir.join("runs").join(run)
     }
 
-    pub fn bundle_dir(&self, id: &str) -> PathBuf {
-        self.state_dir.join(id)
+    /// The bundle's shared libraries and facades.
+    pub fn lib_dir(&self) -> PathBuf {
+        self.state_dir.join("lib")
     }
 
     /// Takes the state lock, waiting (and saying so, as cargo does) while

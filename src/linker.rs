@@ -7,6 +7,8 @@
 //!   proxy adds the C ones to rustc's own version script (one script, which
 //!   every linker accepts) and has the linker pull in the objects that
 //!   define them, as a shared library of that C code would hold them;
+//! - for the closure probes of [`crate::closure`], write down the
+//!   libraries rustc asks it to link, and link nothing;
 //! - for `compare`, pick the real linker the mode asks for, and log each
 //!   link's output, wall time and peak memory. The linker path cargo sees
 //!   stays the same across modes, so switching never invalidates cargo's
@@ -32,6 +34,8 @@ pub mod env {
     pub const EXPORTS: &str = "__CARGO_DYNDEV_EXPORTS";
     /// The linker to run, when the user configured one; else `$CC` or `cc`.
     pub const REAL_LINKER: &str = "__CARGO_DYNDEV_REAL_LINKER";
+    /// Write the arguments to this file, as a JSON array, and link nothing.
+    pub const RECORD_ONLY: &str = "__CARGO_DYNDEV_RECORD_ONLY";
 }
 
 pub fn is_linker_invocation() -> bool {
@@ -189,6 +193,15 @@ pub fn linker_main() -> i32 {
 
 fn link() -> Result<i32> {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(record) = std::env::var_os(env::RECORD_ONLY) {
+        let words: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let json = serde_json::to_vec(&words).context("failed to serialize link arguments")?;
+        crate::fs::write_atomic(Path::new(&record), &json)?;
+        return Ok(0);
+    }
     let mode = std::env::var(env::LINKER_MODE)
         .ok()
         .and_then(|m| serde_json::from_str::<LinkerMode>(&m).ok())

@@ -11,32 +11,38 @@ use crate::layout::Layout;
 
 /// Bumped whenever the meaning of the state files changes; state written by
 /// another version is ignored and rebuilt.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
-/// The bundle currently in use for one target dir and profile.
+/// The bundle currently in use for one target dir and profile: the shared
+/// libraries the bundled crates are split into, and the facades members
+/// get in place of their direct dependencies.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleState {
     pub state_version: u32,
-    /// Content hash of everything the bundle was linked from.
+    /// Content hash of every library and facade; members record it in
+    /// their dep-info.
     pub id: String,
     /// Hash of `Cargo.lock` and the workspace manifests when it was made.
     pub generation: String,
-    /// The crate name of the bundle, `dyndev_bundle_<id prefix>`.
-    pub crate_name: String,
-    /// `<state>/<id>`: the bundle and its facades.
+    /// `<state>/lib`: the libraries and facades, for `-L` and run paths.
     pub dir: PathBuf,
-    /// The shared library itself.
-    pub file: PathBuf,
     /// rustc's `target-libdir`, where `libstd-*.so` lives.
     pub sysroot_lib: PathBuf,
-    /// Dependency units linked into the bundle, by unit stem
-    /// (`libregex-0123abcd`).
+    /// The shared libraries, each after every library it loads.
+    pub libs: Vec<Lib>,
+    /// Dependency units members use directly and get a facade for, by unit
+    /// stem (`libregex-0123abcd`).
     pub roots: BTreeMap<String, Root>,
+    /// The member units the split was made for, by unit stem: this build's
+    /// and, within a generation, earlier builds'.
+    pub units: BTreeMap<String, Unit>,
+    /// Package id of every bundled and static dependency unit, by stem.
+    pub packages_by_stem: BTreeMap<String, String>,
     /// Dependency units the members use that stay static, by unit stem.
     pub static_stems: BTreeSet<String>,
     /// Packages that stay static, and why, by package id.
     pub static_packages: BTreeMap<String, String>,
-    /// Packages inside the bundle (roots and what they pull in), by id.
+    /// Packages inside the libraries (roots and what they pull in), by id.
     pub bundled_packages: BTreeSet<String>,
     /// Every package the builds of this generation compiled, by id.
     pub built_packages: BTreeSet<String>,
@@ -45,28 +51,66 @@ pub struct BundleState {
     /// Packages that failed to link into a shared library, with the
     /// linker's words, by id. Kept for the rest of the generation.
     pub link_failed: BTreeMap<String, String>,
-    /// Size of the shared library in bytes.
+    /// The largest library, the one most units load.
+    pub file: PathBuf,
+    /// Size of all libraries in bytes.
     pub size: u64,
-    /// Symbols the shared library exports.
+    /// Symbols all libraries export.
     pub exported_symbols: usize,
-    /// Wall time of linking the bundle and its facades, in milliseconds.
+    /// Wall time of linking the libraries and facades this build linked,
+    /// in milliseconds; 0 when every one was reused.
     pub link_millis: u64,
-    /// Peak resident memory of linking the bundle, in KiB.
+    /// Peak resident memory of the largest library link, in KiB.
     pub link_peak_kib: u64,
 }
 
-/// One dependency unit linked into the bundle.
+/// One shared library of the bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lib {
+    /// Content hash of its crates and the libraries it loads.
+    pub id: String,
+    /// Its crate name, `dyndev_<id prefix>`.
+    pub crate_name: String,
+    pub file: PathBuf,
+    /// The crates linked into it, by unit stem.
+    pub crates: BTreeSet<String>,
+    /// The member units that load it, by unit stem.
+    pub users: BTreeSet<String>,
+    /// The crate names of the libraries it loads.
+    pub deps: Vec<String>,
+    pub size: u64,
+    pub exported_symbols: usize,
+    /// Wall time of its link, in milliseconds, when it was made.
+    pub link_millis: u64,
+    /// Peak resident memory of its link, in KiB.
+    pub link_peak_kib: u64,
+}
+
+/// A member unit the bundle was split for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    /// `app (bin)`, `core (lib)`, `core (test)`: for `plan`.
+    pub label: String,
+    /// Third-party units it names with `--extern`, by stem.
+    pub deps: BTreeSet<String>,
+    /// Member library units it names with `--extern`, by stem.
+    pub member_libs: BTreeSet<String>,
+}
+
+/// One dependency unit a member uses directly, linked into a library.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Root {
     pub package_id: String,
     /// The crate's name, as its rlib is named.
     pub crate_name: String,
-    /// The name the bundle re-exports it under (`regex_0123abcd`).
+    /// The name its library re-exports it under (`regex_0123abcd`).
     pub alias: String,
+    /// The crate name of the library holding it.
+    pub lib: String,
     /// The unit's rlib, as cargo built it for the user's build.
     pub rlib: PathBuf,
-    /// The rlib's mtime when the bundle was linked: a rebuilt rlib means a
-    /// stale bundle.
+    /// The rlib's mtime when the library was linked: a rebuilt rlib means
+    /// a stale bundle.
     pub rlib_mtime: u128,
     /// The facade rlib that user crates get in its place.
     pub facade: PathBuf,
@@ -80,7 +124,10 @@ impl BundleState {
         };
         // State from another version of dyndev is not an error: rebuild.
         match serde_json::from_str::<BundleState>(&text) {
-            Ok(state) if state.state_version == STATE_VERSION && state.file.exists() => {
+            Ok(state)
+                if state.state_version == STATE_VERSION
+                    && state.libs.iter().all(|l| l.file.exists()) =>
+            {
                 Ok(Some(state))
             }
             _ => Ok(None),
@@ -105,6 +152,9 @@ pub struct JournalEntry {
     /// Why it probed, for `-v` and for errors.
     pub probe_reason: Option<String>,
     pub executable: bool,
+    /// `lib`, `bin`, `test` or `example`, for `plan`.
+    #[serde(default)]
+    pub kind: String,
     /// The compiler cargo asked for.
     pub rustc: PathBuf,
     /// `--extern` dependencies that are compiled units (rlib or rmeta).

@@ -30,16 +30,27 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> Result<String> {
     Ok(out)
 }
 
-/// The bundle's `lib.rs`: one `pub extern crate` per root, by alias.
-pub fn bundle_lib(workspace: &str, aliases: &[&str]) -> Result<String> {
+/// A bundle library's `lib.rs`: one `pub extern crate` per crate it holds,
+/// by alias, and one `extern crate` per library it loads.
+pub fn bundle_lib(
+    workspace: &str,
+    users: &str,
+    aliases: &[&str],
+    loads: &[&str],
+) -> Result<String> {
     let externs = aliases
         .iter()
         .map(|a| format!("pub extern crate {a};"))
+        .chain(loads.iter().map(|l| format!("extern crate {l};")))
         .collect::<Vec<_>>()
         .join("\n");
     render(
         BUNDLE_LIB,
-        &[("WORKSPACE", workspace), ("EXTERN_CRATES", &externs)],
+        &[
+            ("WORKSPACE", workspace),
+            ("USERS", users),
+            ("EXTERN_CRATES", &externs),
+        ],
     )
 }
 
@@ -57,9 +68,14 @@ mod tests {
 
     #[test]
     fn bundle_lists_every_root() {
-        let src = bundle_lib("`game`", &["log_1", "itoa_2"]).unwrap();
-        assert!(src.contains("pub extern crate log_1;\npub extern crate itoa_2;"));
-        assert!(src.contains("The bundle of `game`"));
+        let src = bundle_lib("`game`", "game (bin)", &["log_1", "itoa_2"], &["dyndev_a"]).unwrap();
+        assert!(
+            src.contains(
+                "pub extern crate log_1;\npub extern crate itoa_2;\nextern crate dyndev_a;"
+            )
+        );
+        assert!(src.contains("the bundle of `game`"));
+        assert!(src.contains("(game (bin))"));
         assert!(!src.contains('%'));
     }
 

@@ -198,6 +198,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
             Decision::Compile(_) => None,
         },
         executable: inv.kind() == UnitKind::Executable,
+        kind: kind_label(&inv).to_owned(),
         rustc: PathBuf::from(&rustc),
         externs: inv
             .externs
@@ -240,6 +241,23 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
             }
             Ok(crate::cargo::exit_code(status))
         }
+    }
+}
+
+/// What the unit is, in cargo's words.
+fn kind_label(inv: &Invocation) -> &'static str {
+    if inv.test {
+        "test"
+    } else if inv.kind() == UnitKind::Rlib {
+        "lib"
+    } else if inv
+        .out_dir
+        .as_deref()
+        .is_some_and(|d| d.ends_with("examples"))
+    {
+        "example"
+    } else {
+        "bin"
     }
 }
 
@@ -353,7 +371,6 @@ mod tests {
             state_version: crate::state::STATE_VERSION,
             id: "b1".into(),
             generation: "g".into(),
-            crate_name: "dyndev_bundle_b1".into(),
             dir: "/s/b1".into(),
             file: "/s/b1/libdyndev_bundle_b1.so".into(),
             sysroot_lib: "/sys/lib".into(),
@@ -363,6 +380,7 @@ mod tests {
                     package_id: "log".into(),
                     crate_name: "log".into(),
                     alias: "log_1".into(),
+                    lib: "dyndev_bundle_b1".into(),
                     rlib: "/t/deps/liblog-1.rlib".into(),
                     rlib_mtime: 7,
                     facade: "/s/b1/liblog-f1.rlib".into(),

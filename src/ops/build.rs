@@ -157,11 +157,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let generation = req.workspace.generation()?;
     let bundle = new_bundle(req, &planning, &generation, previous.as_ref())?;
     bundle.save(&req.layout)?;
-    let keep: Vec<&str> = std::iter::once(bundle.dir.as_path())
-        .chain(previous.as_ref().map(|p| p.dir.as_path()))
-        .filter_map(|d| d.file_name().and_then(|n| n.to_str()))
-        .collect();
-    bundle::collect_garbage(&req.layout, &keep)?;
+    bundle::collect_garbage(&req.layout, &bundle, previous.as_ref())?;
 
     let last = pass(req, &bundle.id)?;
     if let Some(e) = last.journal.iter().find(|e| e.probed) {
