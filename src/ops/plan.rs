@@ -34,6 +34,22 @@ struct BundleReport {
     link_millis: u64,
     /// The dependency units linked in, by the rlib cargo built for them.
     roots: Vec<RootReport>,
+    /// The shared libraries, each after every library it loads.
+    libs: Vec<LibReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct LibReport {
+    crate_name: String,
+    file: String,
+    size: u64,
+    exported_symbols: usize,
+    /// The crates linked in, by crate name.
+    crates: Vec<String>,
+    /// The libraries it loads, by crate name.
+    loads: Vec<String>,
+    /// The member units that load it: `app (bin)`, `core (test)`.
+    users: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +58,8 @@ struct RootReport {
     crate_name: String,
     rlib: String,
     facade: String,
+    /// The crate name of the library it is linked into.
+    lib: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +163,24 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
                     crate_name: r.crate_name.clone(),
                     rlib: r.rlib.display().to_string(),
                     facade: r.facade.display().to_string(),
+                    lib: r.lib.clone(),
+                })
+                .collect(),
+            libs: s
+                .libs
+                .iter()
+                .map(|l| LibReport {
+                    crate_name: l.crate_name.clone(),
+                    file: l.file.display().to_string(),
+                    size: l.size,
+                    exported_symbols: l.exported_symbols,
+                    crates: l
+                        .crates
+                        .iter()
+                        .map(|c| crate::wrapper::crate_of_stem(c).to_owned())
+                        .collect(),
+                    loads: l.deps.clone(),
+                    users: unit_labels(s, &l.users),
                 })
                 .collect(),
         }),
@@ -221,18 +257,74 @@ fn print_table(shell: &Shell, ws: &Workspace, report: &Report) {
         ));
     }
     match &report.bundle {
-        Some(b) => shell.status(
-            "Bundle",
-            format_args!(
-                "{}: {}, {} exported symbols, linked in {:.1}s",
-                b.file,
-                human_size(b.size),
-                group_digits(b.exported_symbols),
-                b.link_millis as f64 / 1000.0
-            ),
-        ),
+        Some(b) => {
+            shell.status(
+                "Bundle",
+                format_args!(
+                    "{} shared {}: {}, {} exported symbols",
+                    b.libs.len(),
+                    if b.libs.len() == 1 {
+                        "library"
+                    } else {
+                        "libraries"
+                    },
+                    human_size(b.size),
+                    group_digits(b.exported_symbols),
+                ),
+            );
+            for lib in &b.libs {
+                let name = std::path::Path::new(&lib.file)
+                    .file_name()
+                    .map_or_else(|| lib.file.clone(), |n| n.to_string_lossy().into_owned());
+                shell.print(format_args!(
+                    "{name}: {} {} ({}), {}; loaded by {}{}",
+                    lib.crates.len(),
+                    if lib.crates.len() == 1 {
+                        "crate"
+                    } else {
+                        "crates"
+                    },
+                    abbreviate(&lib.crates, 6),
+                    human_size(lib.size),
+                    abbreviate(&lib.users, 6),
+                    if lib.loads.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; loads {}", lib.loads.len())
+                    }
+                ));
+            }
+        }
         None => shell.status("Bundle", "not built yet; `cargo dyndev build` links it"),
     }
+}
+
+/// The first `max` items joined, and how many more there are.
+fn abbreviate(items: &[String], max: usize) -> String {
+    let shown = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match items.len().saturating_sub(max) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The labels of member units (`app (bin)`), sorted, one per label.
+fn unit_labels(state: &BundleState, units: &BTreeSet<String>) -> Vec<String> {
+    let labels: BTreeSet<String> = units
+        .iter()
+        .map(|u| {
+            state
+                .units
+                .get(u)
+                .map_or_else(|| u.clone(), |unit| unit.label.clone())
+        })
+        .collect();
+    labels.into_iter().collect()
 }
 
 pub fn human_size(bytes: u64) -> String {

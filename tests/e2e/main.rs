@@ -6,6 +6,7 @@ mod basic;
 mod compare;
 mod edit;
 mod errors;
+mod exact;
 mod help;
 mod linkers;
 mod support;
