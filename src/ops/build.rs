@@ -1,11 +1,28 @@
 //! `cargo dyndev build`, and the build every other command starts with.
 //!
-//! A build is one `cargo build` with dyndev as the rustc wrapper. When the
-//! wrapper finds a member the bundle does not cover (the first build, a new
-//! dependency, a rebuilt one), it probes instead of compiling; then the
-//! driver runs one more pass in which every member probes, so it knows all
-//! the units the build uses, links a new bundle from them, and builds again.
-//! In the edit loop none of that happens: one cargo pass, members only.
+//! The build protocol. A build is one to three cargo passes with dyndev as
+//! the workspace's rustc wrapper, and a link between them ([`Step`]):
+//!
+//! 1. The *edit pass*, against the bundle in use: the wrapper compiles every
+//!    member unit the bundle covers and probes the others (records what the
+//!    unit uses, compiles nothing). In the edit loop this is the only pass.
+//! 2. The *planning pass*, when the edit pass probed some units but not
+//!    all: every member probes, so the journal holds every unit.
+//! 3. The driver links a new bundle from the journal ([`crate::bundle`]).
+//! 4. The *final pass*, against the new bundle: every member compiles; a
+//!    unit probing now is an internal error.
+//!
+//! What the protocol relies on cargo for:
+//! - a probed unit leaves no output but a dep-info file, and cargo accepts
+//!   that; the dep-info names `CARGO_DYNDEV_BUNDLE=probe`, so the next pass
+//!   runs the unit again;
+//! - `# env-dep:` lines in dep-info are tracked: a unit reruns when the
+//!   variable's value changes, which is how members follow the bundle id;
+//! - the wrapper's path is part of member units' fingerprints: a wrapper
+//!   link per workspace keeps workspaces that share a target dir from
+//!   sharing member units built against different bundles;
+//! - flags never change between passes, so dependency units compile once
+//!   and every pass reuses them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -21,6 +38,7 @@ use crate::layout::Layout;
 use crate::plan::Graph;
 use crate::shell::Shell;
 use crate::state::{BundleState, JournalEntry};
+
 use crate::workspace::Workspace;
 use crate::wrapper::env;
 
@@ -114,43 +132,36 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let bundle_env = previous.as_ref().map_or(env::NONE, |s| s.id.as_str());
 
     let first = pass(req, bundle_env)?;
-    if let Some(setting) = first.journal.iter().find_map(|e| e.unsupported.clone()) {
-        return Err(Failure::Unsupported {
-            setting,
-            profile: req.profile.clone(),
-        }
-        .into());
-    }
-    let probed: Vec<&JournalEntry> = first.journal.iter().filter(|e| e.probed).collect();
-    if probed.is_empty() {
-        warn_global_allocators(req.shell, &first.journal);
-        return Ok(Outcome {
-            artifacts: first.artifacts,
-            build_scripts: first.build_scripts,
-            bundle: previous,
-        });
-    }
-    for e in &probed {
+    for e in first.journal.iter().filter(|e| e.probed) {
         req.shell.verbose_status(
             "Probing",
             format_args!("{} ({})", e.stem, e.probe_reason.as_deref().unwrap_or("?")),
         );
     }
-
-    // Every member unit of this build must be known to plan the bundle. If
-    // the first pass probed them all, it is; otherwise ask again, with every
-    // member probing (nothing is compiled, so this pass is quick).
     let member_units = first
         .artifacts
         .iter()
         .filter(|a| req.workspace.is_member(&a.package_id))
         .filter(|a| !a.target.is_custom_build() && !a.target.is_proc_macro())
         .count();
-    let all_probed = probed.len() == first.journal.len() && first.journal.len() >= member_units;
-    let planning = if all_probed {
-        first
-    } else {
-        pass(req, env::PROBE)?
+    let planning = match Step::after_edit_pass(&first.journal, member_units) {
+        Step::Refuse { setting } => {
+            return Err(Failure::Unsupported {
+                setting,
+                profile: req.profile.clone(),
+            }
+            .into());
+        }
+        Step::Done => {
+            warn_global_allocators(req.shell, &first.journal);
+            return Ok(Outcome {
+                artifacts: first.artifacts,
+                build_scripts: first.build_scripts,
+                bundle: previous,
+            });
+        }
+        Step::Link => first,
+        Step::PlanThenLink => pass(req, env::PROBE)?,
     };
 
     // After the first pass: cargo may have just written `Cargo.lock`.
@@ -174,6 +185,37 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         build_scripts: last.build_scripts,
         bundle: Some(bundle),
     })
+}
+
+/// What the build does after its edit pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Every unit compiled against the bundle in use: the build is done.
+    Done,
+    /// A unit asks for what a shared standard library cannot serve.
+    Refuse { setting: String },
+    /// Every member unit probed: the journal is complete, link from it.
+    Link,
+    /// Some units probed, others compiled: probe them all, then link.
+    PlanThenLink,
+}
+
+impl Step {
+    /// `member_units` counts the member units cargo reported; a journal
+    /// with fewer entries has not seen them all.
+    pub fn after_edit_pass(journal: &[JournalEntry], member_units: usize) -> Step {
+        if let Some(setting) = journal.iter().find_map(|e| e.unsupported.clone()) {
+            return Step::Refuse { setting };
+        }
+        let probed = journal.iter().filter(|e| e.probed).count();
+        if probed == 0 {
+            Step::Done
+        } else if probed == journal.len() && journal.len() >= member_units {
+            Step::Link
+        } else {
+            Step::PlanThenLink
+        }
+    }
 }
 
 /// A `#[global_allocator]` is silently ignored when std is a shared
@@ -324,4 +366,56 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
         build_scripts,
         journal,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(stem: &str, probed: bool) -> JournalEntry {
+        JournalEntry {
+            stem: stem.into(),
+            package: "app".into(),
+            probed,
+            probe_reason: None,
+            executable: false,
+            kind: "lib".into(),
+            rustc: "rustc".into(),
+            externs: Vec::new(),
+            search_paths: Vec::new(),
+            link_args: Vec::new(),
+            target: None,
+            unsupported: None,
+            global_allocator: None,
+        }
+    }
+
+    #[test]
+    fn the_edit_loop_is_one_pass() {
+        let journal = [entry("libcore-1", false), entry("app-2", false)];
+        assert_eq!(Step::after_edit_pass(&journal, 2), Step::Done);
+        assert_eq!(Step::after_edit_pass(&[], 0), Step::Done);
+    }
+
+    #[test]
+    fn a_complete_probe_links_at_once_and_a_partial_one_probes_all() {
+        let all = [entry("libcore-1", true), entry("app-2", true)];
+        assert_eq!(Step::after_edit_pass(&all, 2), Step::Link);
+        // Cargo reported a third member unit the wrapper never saw.
+        assert_eq!(Step::after_edit_pass(&all, 3), Step::PlanThenLink);
+        let some = [entry("libcore-1", false), entry("app-2", true)];
+        assert_eq!(Step::after_edit_pass(&some, 2), Step::PlanThenLink);
+    }
+
+    #[test]
+    fn unsupported_profiles_are_refused_before_anything_else() {
+        let mut e = entry("app-2", true);
+        e.unsupported = Some("`panic = \"abort\"`".into());
+        assert_eq!(
+            Step::after_edit_pass(&[e], 1),
+            Step::Refuse {
+                setting: "`panic = \"abort\"`".into()
+            }
+        );
+    }
 }
