@@ -26,6 +26,12 @@ fn exact_project() -> &'static Project {
             .file(
                 "a/src/lib.rs",
                 r#"
+/// Where `x` is.
+///
+/// ```
+/// // Ambiguous too when serde_json is in the doctest's graph.
+/// assert_eq!(exact_a::hits(b"abc"), vec![]);
+/// ```
 pub fn hits(h: &[u8]) -> Vec<u8> {
     memchr::memchr_iter(b'x', h).map(|i| i as u8).collect()
 }
@@ -116,10 +122,14 @@ fn libs_dir(file: &Path) -> std::path::PathBuf {
 }
 
 #[test]
-fn a_test_compiles_as_under_cargo_when_another_member_uses_serde_json() {
+fn tests_and_doctests_compile_as_under_cargo_when_another_member_uses_serde_json() {
     let p = exact_project();
     let out = p.dyndev(&["test"]).success();
     assert!(out.stdout.contains("test none ... ok"), "{out}");
+    assert!(
+        out.stdout.contains("a/src/lib.rs - hits (line 4) ... ok"),
+        "{out}"
+    );
 }
 
 #[test]
