@@ -817,11 +817,7 @@ fn rustc(toolchain: &Toolchain) -> Command {
 }
 
 fn show(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::shell::command_line(std::iter::once(cmd.get_program()).chain(cmd.get_args()))
 }
 
 /// One facade per root, compiled in parallel: each is a tiny crate. A

@@ -68,17 +68,10 @@ impl CargoCommand {
 
     /// The command as a user would type it, for `-v`.
     pub fn display(&self) -> String {
-        let mut s = String::from("cargo");
-        for a in &self.args {
-            s.push(' ');
-            let a = a.to_string_lossy();
-            if a.contains(' ') || a.is_empty() {
-                s.push_str(&format!("'{a}'"));
-            } else {
-                s.push_str(&a);
-            }
-        }
-        s
+        crate::shell::command_line(
+            std::iter::once(std::ffi::OsStr::new("cargo"))
+                .chain(self.args.iter().map(|a| a.as_os_str())),
+        )
     }
 
     fn command(&self) -> Command {

@@ -108,3 +108,20 @@ impl Shell {
         let _ = writeln!(self.stderr(), "{HEADER}{line}{HEADER:#}");
     }
 }
+
+/// A command line as a user would type it into a POSIX shell, for `-v`
+/// and error messages: each word quoted only where it needs to be.
+pub fn command_line<I, S>(words: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    words
+        .into_iter()
+        .map(|w| {
+            let w = w.as_ref().to_string_lossy();
+            shlex::try_quote(&w).map_or_else(|_| format!("{w:?}"), |q| q.into_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -248,17 +248,9 @@ fn native_dirs(scripts: &[BuildScript], target_dir: &Path) -> Vec<PathBuf> {
 
 fn display_command(exe: &Path, args: &[OsString], cwd: &Path) -> String {
     let shown = exe.strip_prefix(cwd).unwrap_or(exe);
-    let mut s = shown.display().to_string();
-    for a in args {
-        let a = a.to_string_lossy();
-        s.push(' ');
-        if a.is_empty() || a.contains(char::is_whitespace) {
-            s.push_str(&format!("'{a}'"));
-        } else {
-            s.push_str(&a);
-        }
-    }
-    s
+    crate::shell::command_line(
+        std::iter::once(shown.as_os_str()).chain(args.iter().map(|a| a.as_os_str())),
+    )
 }
 
 /// Becomes the program, so its exit status, signals, stdin and stdout are
