@@ -442,7 +442,8 @@ pub struct CompareArgs {
     #[arg(long)]
     pub cold: bool,
     /// Static linkers to compare besides rustc's default: a comma-separated
-    /// list, or `none` [default: every one found on PATH]
+    /// list, `all` (every one on PATH) or `none` [default: mold and wild,
+    /// when on PATH]
     #[arg(long, value_name = "LIST")]
     pub linkers: Option<String>,
     /// Seconds to let the program run when measuring its start-up
