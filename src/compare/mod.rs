@@ -7,6 +7,7 @@
 //! JSON and an SVG chart.
 
 pub mod chart;
+pub mod interrupt;
 pub mod mirror;
 pub mod scenario;
 pub mod stats;
