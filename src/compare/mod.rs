@@ -10,6 +10,7 @@ pub mod chart;
 pub mod interrupt;
 pub mod mirror;
 pub mod program;
+pub mod progress;
 pub mod scenario;
 pub mod stats;
 
@@ -188,8 +189,8 @@ fn compare(shell: &Shell, args: &CompareArgs) -> Result<Report> {
     } else {
         vec![None; cmp.modes.len()]
     };
-    let bundle_link_peak = cmp.warm_up(shell)?;
-    let timed = cmp.timed_runs(shell)?;
+    let (bundle_link_peak, warm_ms) = cmp.warm_up(shell)?;
+    let timed = cmp.timed_runs(shell, &warm_ms)?;
     cmp.report(shell, &timed, &cold, bundle_link_peak)
 }
 
@@ -340,8 +341,9 @@ impl<'a> Comparison<'a> {
 
     /// Builds each mode once (the first compiles the dependencies, for all
     /// modes), then once more after an edit, so incremental caches are warm.
-    /// Returns the peak memory of a bundle link, if one happened.
-    fn warm_up(&self, shell: &Shell) -> Result<u64> {
+    /// Returns the peak memory of a bundle link, if one happened, and each
+    /// mode's edit build time, a first guess at its timed builds.
+    fn warm_up(&self, shell: &Shell) -> Result<(u64, Vec<f64>)> {
         shell.status(
             "Preparing",
             format_args!(
@@ -362,20 +364,37 @@ impl<'a> Comparison<'a> {
                 bundle_link_peak = bundle_link_peak.max(read_bundle_link_peak(&self.bench)?);
             }
         }
+        let mut warm_ms = Vec::new();
         for mode in &self.modes {
             self.scenario.apply(self.next_edit())?;
-            self.bench.build(shell, mode, false)?;
+            warm_ms.push(self.bench.build(shell, mode, false)?.wall_ms);
         }
-        Ok(bundle_link_peak)
+        Ok((bundle_link_peak, warm_ms))
     }
 
     /// The timed builds, the modes taking turns, until done or Ctrl-C;
     /// then each mode's binary, kept aside (the modes share a target dir).
-    fn timed_runs(&self, shell: &Shell) -> Result<Timed> {
+    fn timed_runs(&self, shell: &Shell, warm_ms: &[f64]) -> Result<Timed> {
         let runs = self.args.runs;
         let n = self.modes.len();
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
         let mut last_binary: Vec<PathBuf> = vec![PathBuf::new(); n];
+        let left = |samples: &[Vec<Sample>]| {
+            let walls: Vec<Vec<f64>> = samples
+                .iter()
+                .map(|s| s.iter().map(|s| s.wall_ms).collect())
+                .collect();
+            progress::builds_left_ms(warm_ms, &walls, runs)
+        };
+        shell.status(
+            "Measuring",
+            format_args!(
+                "{runs} {} of {n} modes ({} of builds); Ctrl-C stops early and still \
+                 shows what was measured",
+                if runs == 1 { "run" } else { "runs" },
+                progress::about(left(&samples))
+            ),
+        );
         let mut interrupted = false;
         'runs: for run in 0..runs {
             for k in 0..n {
@@ -396,16 +415,23 @@ impl<'a> Comparison<'a> {
                 if let Some(b) = binary {
                     last_binary[i] = b;
                 }
+                let wall_ms = sample.wall_ms;
+                samples[i].push(sample);
+                let left = left(&samples);
                 shell.status(
                     "Measured",
                     format_args!(
-                        "run {}/{runs}: {:<16} {}",
+                        "run {}/{runs}: {:<16} {}{}",
                         run + 1,
                         mode.name,
-                        duration(sample.wall_ms)
+                        duration(wall_ms),
+                        if left > 0.0 {
+                            format!(", {} left", progress::about(left))
+                        } else {
+                            String::new()
+                        }
                     ),
                 );
-                samples[i].push(sample);
                 if interrupt::interrupted() {
                     interrupted = true;
                     break 'runs;
@@ -443,6 +469,13 @@ impl<'a> Comparison<'a> {
         let mut modes = Vec::new();
         let mut not_built = Vec::new();
         let mut helped = false;
+        let to_run = timed
+            .samples
+            .iter()
+            .filter(|s| !s.is_empty() && !self.args.no_run)
+            .count();
+        let started = Instant::now();
+        let mut ran = 0;
         for (i, mode) in self.modes.iter().enumerate() {
             if timed.samples[i].is_empty() {
                 not_built.push(mode.name.as_str());
@@ -451,10 +484,20 @@ impl<'a> Comparison<'a> {
             let startup = if self.args.no_run || interrupt::interrupted() {
                 None
             } else {
+                let left = if ran == 0 {
+                    String::new()
+                } else {
+                    let each = started.elapsed().as_secs_f64() * 1000.0 / ran as f64;
+                    format!(", {} left", progress::about(each * (to_run - ran) as f64))
+                };
                 shell.status(
                     "Running",
-                    format_args!("{} binary, to measure its start-up and run time", mode.name),
+                    format_args!(
+                        "{} binary, to measure its start-up and run time{left}",
+                        mode.name
+                    ),
                 );
+                ran += 1;
                 let startup = program::measure(
                     &timed.binaries[i],
                     &self.args.args,
