@@ -442,18 +442,25 @@ pub struct CompareArgs {
     #[arg(long)]
     pub cold: bool,
     /// Static linkers to compare besides rustc's default: a comma-separated
-    /// list, or `none` [default: every one found on PATH]
+    /// list, `all` (every one on PATH) or `none` [default: mold and wild,
+    /// when on PATH]
     #[arg(long, value_name = "LIST")]
     pub linkers: Option<String>,
-    /// Seconds to let the program run when measuring its start-up
+    /// Seconds to let the program run when measuring its start-up and run
+    /// time; a run still going then is not measured
     #[arg(long, default_value_t = 20, value_name = "SECS")]
     pub timeout: u64,
+    /// Time the builds only: do not run the program (for one that needs a
+    /// display or input)
+    #[arg(long, conflicts_with = "args")]
+    pub no_run: bool,
     /// Output format
     #[arg(long, value_name = "FMT", default_value = "human")]
     pub message_format: MessageFormat,
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// Arguments for the program when its start-up is measured
+    /// Arguments for the program when its start-up and run time are
+    /// measured
     #[arg(last = true, value_name = "ARGS", help_heading = "Arguments")]
     pub args: Vec<OsString>,
 }

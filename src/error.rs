@@ -14,6 +14,8 @@ pub mod code {
     /// Cargo failed: the workspace could not be read, the build failed, or
     /// the selection names nothing. Cargo uses the same code.
     pub const CARGO: i32 = 101;
+    /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells and cargo report it.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// An expected failure, carrying what the user needs to act on it.
@@ -27,6 +29,8 @@ pub enum Failure {
     Selection(String),
     /// The build asks for something dynamic linking cannot give.
     Unsupported { setting: String, profile: String },
+    /// Ctrl-C stopped the command, which has already said what it did.
+    Interrupted,
 }
 
 impl Failure {
@@ -35,12 +39,13 @@ impl Failure {
             Failure::Cargo { code } => *code,
             Failure::Selection(_) => code::CARGO,
             Failure::Unsupported { .. } => code::FAILURE,
+            Failure::Interrupted => code::INTERRUPTED,
         }
     }
 
     /// Whether the message was already shown (by cargo).
     pub fn is_silent(&self) -> bool {
-        matches!(self, Failure::Cargo { .. })
+        matches!(self, Failure::Cargo { .. } | Failure::Interrupted)
     }
 }
 
@@ -49,6 +54,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Cargo { code } => write!(f, "cargo exited with status {code}"),
             Failure::Selection(message) => f.write_str(message),
+            Failure::Interrupted => f.write_str("interrupted"),
             Failure::Unsupported { setting, profile } => write!(
                 f,
                 "the `{profile}` profile sets {setting}, which cannot work with a shared \

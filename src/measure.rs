@@ -45,6 +45,15 @@ pub struct CompileRecord {
 pub fn run_measured(cmd: &mut Command) -> std::io::Result<(ExitStatus, u64, u64)> {
     let start = Instant::now();
     let child = cmd.spawn()?;
+    wait_measured(child, start)
+}
+
+/// [`run_measured`] for a child the caller spawned at `start`, so that it
+/// can know the child's id while it runs.
+pub fn wait_measured(
+    child: std::process::Child,
+    start: Instant,
+) -> std::io::Result<(ExitStatus, u64, u64)> {
     let (status, max_rss_kib) = wait_with_rusage(child)?;
     Ok((status, start.elapsed().as_millis() as u64, max_rss_kib))
 }

@@ -7,11 +7,15 @@
 //! JSON and an SVG chart.
 
 pub mod chart;
+pub mod interrupt;
 pub mod mirror;
+pub mod program;
+pub mod progress;
 pub mod scenario;
 pub mod stats;
 
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,6 +34,7 @@ use crate::shell::Shell;
 use crate::state::BundleState;
 use crate::workspace::Workspace;
 use mirror::Mirror;
+pub use program::Startup;
 use scenario::{Kind, Scenario};
 use stats::{Summary, duration};
 
@@ -84,18 +89,6 @@ fn artifact_name(output: &Path) -> String {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Startup {
-    /// Cycles the dynamic loader spent before `main` (glibc's statistics).
-    pub loader_cycles: u64,
-    pub relocations: u64,
-    /// The cycles in milliseconds, at the CPU's nominal clock.
-    pub loader_ms: Option<f64>,
-    /// Median wall time of whole runs of the program, when it finished
-    /// within the timeout.
-    pub run_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct ModeReport {
     pub name: String,
     pub dyndev: bool,
@@ -116,6 +109,7 @@ pub struct ModeReport {
     /// Peak resident memory of the final link (median), KiB.
     pub link_peak_kib: u64,
     pub binary_bytes: u64,
+    /// `None` with `--no-run`, or when Ctrl-C came first.
     pub startup: Option<Startup>,
     /// A build from an empty target dir, when asked with `--cold`.
     pub cold_ms: Option<f64>,
@@ -137,7 +131,13 @@ pub struct Report {
     pub target: String,
     pub scenario: String,
     pub file: PathBuf,
+    /// The runs asked for; each mode's `samples` says how many it got.
     pub runs: u32,
+    /// Ctrl-C stopped the comparison: the figures are from the runs done,
+    /// and modes not yet built are left out.
+    pub interrupted: bool,
+    /// The modes compared, those Ctrl-C came before included.
+    pub modes_asked: usize,
     pub modes: Vec<ModeReport>,
     pub bundle: Option<BundleReport>,
     pub verdict: String,
@@ -157,21 +157,50 @@ struct Bench {
     stderr_log: PathBuf,
 }
 
+/// Ctrl-C stops the comparison early: what was measured is still shown,
+/// and the exit code is [`crate::error::code::INTERRUPTED`].
 pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
+    interrupt::install()?;
+    let report = match compare(shell, args) {
+        Ok(report) => report,
+        Err(_) if interrupt::interrupted() => {
+            shell.status(
+                "Interrupted",
+                "before the first timed build: nothing was measured",
+            );
+            return Err(Failure::Interrupted.into());
+        }
+        Err(e) => return Err(e),
+    };
+    match args.message_format {
+        MessageFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        MessageFormat::Human => print_report(shell, &report, args.no_run),
+    }
+    if report.interrupted {
+        return Err(Failure::Interrupted.into());
+    }
+    Ok(())
+}
+
+fn compare(shell: &Shell, args: &CompareArgs) -> Result<Report> {
     let cmp = Comparison::prepare(shell, args)?;
     let cold = if args.cold {
         cmp.cold_builds(shell)?
     } else {
         vec![None; cmp.modes.len()]
     };
-    let bundle_link_peak = cmp.warm_up(shell)?;
-    let (samples, binaries) = cmp.timed_runs(shell)?;
-    let report = cmp.report(shell, &samples, &binaries, &cold, bundle_link_peak)?;
-    match args.message_format {
-        MessageFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        MessageFormat::Human => print_report(shell, &report),
-    }
-    Ok(())
+    let (bundle_link_peak, warm_ms) = cmp.warm_up(shell)?;
+    let timed = cmp.timed_runs(shell, &warm_ms)?;
+    cmp.report(shell, &timed, &cold, bundle_link_peak)
+}
+
+/// The timed builds, as far as they got.
+struct Timed {
+    /// Per mode; empty for a mode Ctrl-C came before.
+    samples: Vec<Vec<Sample>>,
+    /// Each mode's last binary, kept aside.
+    binaries: Vec<PathBuf>,
+    interrupted: bool,
 }
 
 /// One comparison: the copy, the edit, the modes, and how they build.
@@ -277,7 +306,7 @@ impl<'a> Comparison<'a> {
             copy_root,
             scenario: Scenario::new(kind, &copy_file)?,
             shown_file,
-            modes: modes(args.linkers.as_deref())?,
+            modes: modes(shell, args.linkers.as_deref())?,
             bench,
             _lock: lock,
         })
@@ -312,8 +341,9 @@ impl<'a> Comparison<'a> {
 
     /// Builds each mode once (the first compiles the dependencies, for all
     /// modes), then once more after an edit, so incremental caches are warm.
-    /// Returns the peak memory of a bundle link, if one happened.
-    fn warm_up(&self, shell: &Shell) -> Result<u64> {
+    /// Returns the peak memory of a bundle link, if one happened, and each
+    /// mode's edit build time, a first guess at its timed builds.
+    fn warm_up(&self, shell: &Shell) -> Result<(u64, Vec<f64>)> {
         shell.status(
             "Preparing",
             format_args!(
@@ -334,42 +364,78 @@ impl<'a> Comparison<'a> {
                 bundle_link_peak = bundle_link_peak.max(read_bundle_link_peak(&self.bench)?);
             }
         }
+        let mut warm_ms = Vec::new();
         for mode in &self.modes {
             self.scenario.apply(self.next_edit())?;
-            self.bench.build(shell, mode, false)?;
+            warm_ms.push(self.bench.build(shell, mode, false)?.wall_ms);
         }
-        Ok(bundle_link_peak)
+        Ok((bundle_link_peak, warm_ms))
     }
 
-    /// The timed builds, the modes taking turns; then each mode's binary,
-    /// kept aside (the modes share a target dir).
-    fn timed_runs(&self, shell: &Shell) -> Result<(Vec<Vec<Sample>>, Vec<PathBuf>)> {
+    /// The timed builds, the modes taking turns, until done or Ctrl-C;
+    /// then each mode's binary, kept aside (the modes share a target dir).
+    fn timed_runs(&self, shell: &Shell, warm_ms: &[f64]) -> Result<Timed> {
         let runs = self.args.runs;
         let n = self.modes.len();
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
         let mut last_binary: Vec<PathBuf> = vec![PathBuf::new(); n];
-        for run in 0..runs {
+        let left = |samples: &[Vec<Sample>]| {
+            let walls: Vec<Vec<f64>> = samples
+                .iter()
+                .map(|s| s.iter().map(|s| s.wall_ms).collect())
+                .collect();
+            progress::builds_left_ms(warm_ms, &walls, runs)
+        };
+        shell.status(
+            "Measuring",
+            format_args!(
+                "{runs} {} of {n} modes ({} of builds); Ctrl-C stops early and still \
+                 shows what was measured",
+                if runs == 1 { "run" } else { "runs" },
+                progress::about(left(&samples))
+            ),
+        );
+        let mut interrupted = false;
+        'runs: for run in 0..runs {
             for k in 0..n {
                 // Rotate the order, so drift hits every mode alike.
                 let i = (k + run as usize) % n;
                 let mode = &self.modes[i];
                 self.scenario.apply(self.next_edit())?;
                 self.bench.clear_logs();
-                let mut sample = self.bench.build(shell, mode, false)?;
+                let mut sample = match self.bench.build(shell, mode, false) {
+                    Ok(sample) => sample,
+                    Err(_) if interrupt::interrupted() => {
+                        interrupted = true;
+                        break 'runs;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let binary = self.bench.read_logs(&mut sample)?;
                 if let Some(b) = binary {
                     last_binary[i] = b;
                 }
+                let wall_ms = sample.wall_ms;
+                samples[i].push(sample);
+                let left = left(&samples);
                 shell.status(
                     "Measured",
                     format_args!(
-                        "run {}/{runs}: {:<16} {}",
+                        "run {}/{runs}: {:<16} {}{}",
                         run + 1,
                         mode.name,
-                        duration(sample.wall_ms)
+                        duration(wall_ms),
+                        if left > 0.0 {
+                            format!(", {} left", progress::about(left))
+                        } else {
+                            String::new()
+                        }
                     ),
                 );
-                samples[i].push(sample);
+                if interrupt::interrupted() {
+                    interrupted = true;
+                    break 'runs;
+                }
             }
         }
         self.scenario.restore()?;
@@ -379,44 +445,98 @@ impl<'a> Comparison<'a> {
             let kept = self.dir.join("binaries").join(mode.slug());
             crate::fs::create_dir_all(&kept)?;
             let dest = kept.join(path.file_name().unwrap_or_default());
-            if path.exists() {
+            if path.is_file() {
                 std::fs::copy(path, &dest)
                     .with_context(|| format!("failed to copy `{}`", path.display()))?;
             }
             binaries.push(dest);
         }
-        Ok((samples, binaries))
+        Ok(Timed {
+            samples,
+            binaries,
+            interrupted,
+        })
     }
 
     /// Start-up measurements, summaries, the verdict and the chart.
     fn report(
         &self,
         shell: &Shell,
-        samples: &[Vec<Sample>],
-        binaries: &[PathBuf],
+        timed: &Timed,
         cold: &[Option<f64>],
         bundle_link_peak: u64,
     ) -> Result<Report> {
         let mut modes = Vec::new();
+        let mut not_built = Vec::new();
+        let mut helped = false;
+        let to_run = timed
+            .samples
+            .iter()
+            .filter(|s| !s.is_empty() && !self.args.no_run)
+            .count();
+        let started = Instant::now();
+        let mut ran = 0;
         for (i, mode) in self.modes.iter().enumerate() {
-            shell.status(
-                "Starting",
-                format_args!("{} binary to measure its start-up", mode.name),
-            );
-            let startup = measure_startup(
-                &binaries[i],
-                &self.args.args,
-                &self.copy_root,
-                &self.package_dir,
-                Duration::from_secs(self.args.timeout),
-            );
+            if timed.samples[i].is_empty() {
+                not_built.push(mode.name.as_str());
+                continue;
+            }
+            let startup = if self.args.no_run || interrupt::interrupted() {
+                None
+            } else {
+                let left = if ran == 0 {
+                    String::new()
+                } else {
+                    let each = started.elapsed().as_secs_f64() * 1000.0 / ran as f64;
+                    format!(", {} left", progress::about(each * (to_run - ran) as f64))
+                };
+                shell.status(
+                    "Running",
+                    format_args!(
+                        "{} binary, to measure its start-up and run time{left}",
+                        mode.name
+                    ),
+                );
+                ran += 1;
+                let startup = program::measure(
+                    &timed.binaries[i],
+                    &self.args.args,
+                    &self.copy_root,
+                    &self.package_dir,
+                    Duration::from_secs(self.args.timeout),
+                );
+                if let Some(failure) = &startup.run_failure
+                    && *failure != program::Outcome::Interrupted
+                {
+                    let mut message = format!(
+                        "the run time of {} was not measured: {}",
+                        mode.name,
+                        failure.reason()
+                    );
+                    if let Some(help) = failure.help().filter(|_| !helped) {
+                        message.push_str(&format!("\nhelp: {help}"));
+                        helped = true;
+                    }
+                    shell.warn(message);
+                }
+                Some(startup)
+            };
             modes.push(mode_report(
                 mode,
-                &samples[i],
-                &binaries[i],
+                &timed.samples[i],
+                &timed.binaries[i],
                 startup,
                 cold[i],
             ));
+        }
+        if !not_built.is_empty() {
+            shell.status(
+                "Skipped",
+                format_args!(
+                    "{}: Ctrl-C came before their first run",
+                    not_built.join(", ")
+                ),
+            );
         }
         let baseline = modes
             .iter()
@@ -446,6 +566,8 @@ impl<'a> Comparison<'a> {
             scenario: self.scenario.kind.as_str().into(),
             file: self.shown_file.clone(),
             runs: self.args.runs,
+            interrupted: timed.interrupted || interrupt::interrupted(),
+            modes_asked: self.modes.len(),
             verdict: verdict(&modes),
             modes,
             bundle,
@@ -565,8 +687,14 @@ fn find_target<'w>(
     .into())
 }
 
+/// Linkers compared by default besides rustc's own, when installed: the
+/// ones a user might switch to for speed. The others found on `PATH` (gold,
+/// GNU ld, ld.lld, which rust-lld already stands for) are many times slower
+/// on a large program, or add nothing, so they run only when asked for.
+const FAST_LINKERS: &[&str] = &["mold", "wild"];
+
 /// dyndev, the default static link, then each other linker asked for.
-fn modes(linkers: Option<&str>) -> Result<Vec<Mode>> {
+fn modes(shell: &Shell, linkers: Option<&str>) -> Result<Vec<Mode>> {
     let mut modes = vec![
         Mode {
             name: "static rust-lld".into(),
@@ -580,8 +708,41 @@ fn modes(linkers: Option<&str>) -> Result<Vec<Mode>> {
         },
     ];
     let found = LinkerMode::found_on_path();
-    let chosen: Vec<LinkerMode> = match linkers {
-        None => found,
+    if linkers.is_none() {
+        let slow: Vec<&str> = found
+            .iter()
+            .map(|m| m.name.as_str())
+            .filter(|n| !FAST_LINKERS.contains(n))
+            .collect();
+        if !slow.is_empty() {
+            shell.status(
+                "Skipping",
+                format_args!(
+                    "{}, also on PATH: ask with `--linkers all` or by name",
+                    slow.join(", ")
+                ),
+            );
+        }
+    }
+    for linker in chosen_linkers(found, linkers)? {
+        modes.push(Mode {
+            name: format!("static {}", linker.name),
+            dyndev: false,
+            linker,
+        });
+    }
+    Ok(modes)
+}
+
+/// The static linkers to compare besides rustc's default, from those found
+/// on `PATH`: the fast ones by default, `all`, `none`, or a list of names.
+fn chosen_linkers(found: Vec<LinkerMode>, linkers: Option<&str>) -> Result<Vec<LinkerMode>> {
+    Ok(match linkers {
+        None => found
+            .into_iter()
+            .filter(|m| FAST_LINKERS.contains(&m.name.as_str()))
+            .collect(),
+        Some("all") => found,
         Some("none") => Vec::new(),
         Some(list) => {
             let mut out = Vec::new();
@@ -604,15 +765,7 @@ fn modes(linkers: Option<&str>) -> Result<Vec<Mode>> {
             }
             out
         }
-    };
-    for linker in chosen {
-        modes.push(Mode {
-            name: format!("static {}", linker.name),
-            dyndev: false,
-            linker,
-        });
-    }
-    Ok(modes)
+    })
 }
 
 fn is_bundle_output(p: &Path) -> bool {
@@ -735,6 +888,7 @@ impl Bench {
     /// Builds one mode, timed; `show` lets cargo's progress through (for
     /// the long first build), otherwise output is kept and shown on failure.
     fn build(&self, shell: &Shell, mode: &Mode, show: bool) -> Result<Sample> {
+        interrupt::check()?;
         let mut cmd = if mode.dyndev {
             let mut c = Command::new(crate::fs::self_exe()?);
             c.args(["dyndev", "build"]);
@@ -774,9 +928,19 @@ impl Bench {
                 .with_context(|| format!("failed to create `{}`", self.stderr_log.display()))?;
             cmd.stderr(Stdio::from(log));
         }
-        let (status, ms, peak) = measure::run_measured(&mut cmd)
+        // A group of its own, which Ctrl-C reaches through [`interrupt`],
+        // whether it came from the terminal or to this process alone.
+        cmd.process_group(0);
+        let start = Instant::now();
+        let child = cmd
+            .spawn()
             .with_context(|| format!("failed to run the {} build", mode.name))?;
+        let running = interrupt::running(child.id());
+        let (status, ms, peak) = measure::wait_measured(child, start)
+            .with_context(|| format!("failed to wait for the {} build", mode.name))?;
+        drop(running);
         if !status.success() {
+            interrupt::check()?;
             let output = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
             bail!(
                 "the {} build of the copy in `{}` failed\n\n{}",
@@ -791,95 +955,6 @@ impl Bench {
             ..Sample::default()
         })
     }
-}
-
-/// Runs the program with glibc's loader statistics on, a few times, and
-/// reads how long the loader worked before `main`.
-fn measure_startup(
-    binary: &Path,
-    args: &[OsString],
-    cwd: &Path,
-    package_dir: &Path,
-    timeout: Duration,
-) -> Option<Startup> {
-    let mut cycles = Vec::new();
-    let mut relocations = 0;
-    let mut runs = Vec::new();
-    for _ in 0..3 {
-        let mut cmd = Command::new(binary);
-        cmd.args(args)
-            .current_dir(cwd)
-            .env("LD_DEBUG", "statistics")
-            .env("CARGO_MANIFEST_DIR", package_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let start = Instant::now();
-        let Ok(mut child) = cmd.spawn() else {
-            return None;
-        };
-        let mut stderr = child.stderr.take()?;
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-            text
-        });
-        let finished = loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                break true;
-            }
-            if start.elapsed() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        if finished {
-            runs.push(start.elapsed().as_secs_f64() * 1000.0);
-        }
-        let text = reader.join().unwrap_or_default();
-        if let Some(stats) = parse_loader_statistics(&text) {
-            cycles.push(stats.0 as f64);
-            relocations = stats.1;
-        }
-    }
-    let cycles = Summary::of(&cycles)?.median_ms as u64;
-    Some(Startup {
-        loader_cycles: cycles,
-        relocations,
-        loader_ms: cpu_mhz().map(|mhz| cycles as f64 / (mhz * 1000.0)),
-        run_ms: Summary::of(&runs).map(|s| s.median_ms),
-    })
-}
-
-/// `(cycles, relocations)` from glibc's `LD_DEBUG=statistics` output.
-pub fn parse_loader_statistics(text: &str) -> Option<(u64, u64)> {
-    let number_after = |key: &str| -> Option<u64> {
-        text.lines()
-            .find(|l| l.contains(key))?
-            .split(key)
-            .nth(1)?
-            .split_whitespace()
-            .next()?
-            .replace(',', "")
-            .parse()
-            .ok()
-    };
-    let cycles = number_after("total startup time in dynamic loader:")?;
-    let relocations = number_after("number of relocations:").unwrap_or(0);
-    Some((cycles, relocations))
-}
-
-fn cpu_mhz() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    text.lines()
-        .find(|l| l.starts_with("cpu MHz"))?
-        .split(':')
-        .nth(1)?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// What the numbers say, in one or two sentences.
@@ -972,7 +1047,7 @@ fn kib(k: u64) -> String {
     crate::ops::plan::human_size(k * 1024)
 }
 
-fn print_report(shell: &Shell, report: &Report) {
+fn print_report(shell: &Shell, report: &Report, no_run: bool) {
     shell.status(
         "Compared",
         format_args!(
@@ -998,17 +1073,22 @@ fn print_report(shell: &Shell, report: &Report) {
     for m in &report.modes {
         let e = &m.edit_to_binary;
         let startup = match &m.startup {
-            Some(s) => match s.loader_ms {
-                Some(ms) => format!("{ms:.1} ms"),
-                None => format!("{}k cyc", s.loader_cycles / 1000),
+            Some(s) => match (s.loader_ms, s.loader_cycles) {
+                (Some(ms), _) => format!("{ms:.1} ms"),
+                (None, Some(cycles)) => format!("{}k cyc", cycles / 1000),
+                (None, None) => "-".into(),
             },
             None => "-".into(),
         };
-        let run = m
-            .startup
-            .as_ref()
-            .and_then(|s| s.run_ms)
-            .map_or_else(|| "-".to_owned(), duration);
+        let run = match &m.startup {
+            Some(s) => match (s.run_ms, &s.run_failure) {
+                (Some(ms), _) => duration(ms),
+                (None, Some(failure)) => failure.cell(),
+                (None, None) => "-".into(),
+            },
+            None if no_run => "not run".into(),
+            None => "-".into(),
+        };
         shell.print(format_args!(
             "{:<16} {:>26} {:>7.1}x {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
             m.name,
@@ -1047,7 +1127,24 @@ fn print_report(shell: &Shell, report: &Report) {
             ),
         );
     }
-    shell.status("Verdict", &report.verdict);
+    if report.interrupted {
+        let done: usize = report.modes.iter().map(|m| m.edit_to_binary.samples).sum();
+        let all = report.runs as usize * report.modes_asked;
+        if done < all {
+            shell.status(
+                "Interrupted",
+                format_args!("after {done} of {all} timed builds: the figures are from those"),
+            );
+        } else {
+            shell.status(
+                "Interrupted",
+                "while running the programs: figures not measured are shown `-`",
+            );
+        }
+    }
+    if !report.verdict.is_empty() {
+        shell.status("Verdict", &report.verdict);
+    }
     shell.status("Chart", report.chart.display());
 }
 
@@ -1069,18 +1166,6 @@ mod tests {
             artifact_name(Path::new("/t/libdyndev_bundle_ab.so")),
             "libdyndev_bundle_ab.so"
         );
-    }
-
-    #[test]
-    fn reads_glibc_loader_statistics() {
-        let text = "\
-     16224:\t\n\
-     16224:\truntime linker statistics:\n\
-     16224:\t  total startup time in dynamic loader: 20866759 cycles\n\
-     16224:\t            time needed for relocation: 20761376 cycles (99.4%)\n\
-     16224:\t                 number of relocations: 359314\n";
-        assert_eq!(parse_loader_statistics(text), Some((20_866_759, 359_314)));
-        assert_eq!(parse_loader_statistics("no statistics"), None);
     }
 
     fn mode(name: &str, dyndev: bool, median: f64, link: f64, speedup: f64) -> ModeReport {
@@ -1131,5 +1216,87 @@ mod tests {
             mode("static mold", false, 760.0, 150.0, 4.6),
         ]);
         assert!(mold.contains("static mold gets 4.6x"), "{mold}");
+    }
+
+    fn startup(run: Result<f64, program::Outcome>) -> Startup {
+        let (run_ms, run_failure) = match run {
+            Ok(ms) => (Some(ms), None),
+            Err(outcome) => (None, Some(outcome)),
+        };
+        Startup {
+            loader_cycles: Some(40_000_000),
+            relocations: 300_000,
+            loader_ms: Some(14.0),
+            run_ms,
+            run_not_measured: run_failure.as_ref().map(program::Outcome::reason),
+            run_failure,
+        }
+    }
+
+    #[test]
+    fn only_successful_runs_make_a_run_time_claim() {
+        let with = |stat: Startup, dynamic: Startup| {
+            let mut s = mode("static rust-lld", false, 3000.0, 2000.0, 1.0);
+            s.startup = Some(stat);
+            let mut d = mode("dyndev", true, 1200.0, 200.0, 2.5);
+            d.startup = Some(dynamic);
+            verdict(&[s, d])
+        };
+        let measured = with(startup(Ok(820.0)), startup(Ok(960.0)));
+        assert!(measured.contains("ran 17% slower"), "{measured}");
+
+        // Time to a panic, or to an exit with an error, says nothing about
+        // how fast the program runs.
+        let panicked = program::Outcome::Panicked("src/main.rs:3:5: no display".into());
+        for failed in [
+            panicked,
+            program::Outcome::Exited(1),
+            program::Outcome::Signalled(11),
+        ] {
+            for v in [
+                with(startup(Err(failed.clone())), startup(Err(failed.clone()))),
+                with(startup(Ok(20.0)), startup(Err(failed.clone()))),
+                with(startup(Err(failed.clone())), startup(Ok(40.0))),
+            ] {
+                assert!(!v.contains(" ran "), "{failed:?}: {v}");
+                // The loader's work before `main` is still the price.
+                assert!(v.contains("14 ms of dynamic loading"), "{v}");
+            }
+        }
+    }
+
+    fn linker(name: &str) -> LinkerMode {
+        LinkerMode {
+            name: name.into(),
+            replace_default: true,
+            args: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_fast_linkers_are_compared_by_default_the_slow_ones_on_request() {
+        let found = || -> Vec<LinkerMode> {
+            ["mold", "ld.lld", "gold", "bfd", "wild"]
+                .into_iter()
+                .map(linker)
+                .collect()
+        };
+        let names = |request: Option<&str>| -> Vec<String> {
+            chosen_linkers(found(), request)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.name)
+                .collect()
+        };
+        assert_eq!(names(None), ["mold", "wild"]);
+        assert_eq!(
+            names(Some("all")),
+            ["mold", "ld.lld", "gold", "bfd", "wild"]
+        );
+        assert_eq!(names(Some("none")), Vec::<String>::new());
+        assert_eq!(names(Some("gold, mold")), ["gold", "mold"]);
+        let err = chosen_linkers(vec![linker("gold")], Some("mold")).unwrap_err();
+        assert!(err.to_string().contains("found: gold"), "{err}");
+        assert!(chosen_linkers(Vec::new(), None).unwrap().is_empty());
     }
 }

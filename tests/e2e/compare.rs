@@ -1,5 +1,10 @@
 //! `cargo dyndev compare` on a small project: every field of the report is
-//! there with a sane value, and the project's files are untouched.
+//! there with a sane value, and the project's files are untouched; a run
+//! that fails gives no run time, and Ctrl-C still shows what was measured.
+
+use std::io::BufRead;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
@@ -105,6 +110,143 @@ fn compare_measures_each_mode_on_a_copy() {
         copy.join("linker-was-used").exists(),
         "the user's linker was used"
     );
+}
+
+/// The dependencies of every compare test: the same for all, so the
+/// bundle of the copy is linked once.
+const DEPS: &str = "[dependencies]\nitoa = \"=1.0.18\"\nlog = \"=0.4.35\"\n";
+
+#[test]
+fn a_run_that_fails_gives_no_run_time_and_no_claim() {
+    // It exits with an error when linked statically and panics when linked
+    // against the bundle, as a program without the display it needs would.
+    let p = project()
+        .file("Cargo.toml", &manifest("cmp-fail", DEPS))
+        .file(
+            "src/main.rs",
+            r#"fn main() {
+    log::info!("x");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    if maps.contains("libdyndev_bundle") {
+        panic!("no display: {}", itoa::Buffer::new().format(0u8));
+    }
+    std::process::exit(3);
+}
+"#,
+        )
+        .build();
+    let out = p
+        .dyndev(&[
+            "compare",
+            "--runs",
+            "1",
+            "--linkers",
+            "none",
+            "--message-format",
+            "json",
+        ])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let modes = report["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 2, "{report}");
+    for (m, why) in modes.iter().zip([
+        "the program exited with status 3",
+        "the program panicked at src/main.rs:5:9: no display: 0",
+    ]) {
+        let startup = &m["startup"];
+        assert!(startup["run_ms"].is_null(), "{m}");
+        assert_eq!(startup["run_not_measured"], why, "{m}");
+        // The loader's statistics come before `main`: they still count.
+        assert!(startup["loader_cycles"].as_u64().unwrap() > 0, "{m}");
+    }
+    let verdict = report["verdict"].as_str().unwrap();
+    assert!(!verdict.contains(" ran "), "{verdict}");
+    assert!(
+        out.stderr
+            .contains("warning: the run time of dyndev was not measured: the program panicked"),
+        "{out}"
+    );
+    assert_eq!(out.stderr_count("--no-run"), 1, "{out}");
+}
+
+#[test]
+fn ctrl_c_stops_early_and_shows_what_was_measured() {
+    let p = project()
+        .file("Cargo.toml", &manifest("cmp-stop", DEPS))
+        .file("src/main.rs", "fn main() { log::info!(\"x\"); }\n")
+        .build();
+    let before = p.snapshot();
+    // Every process of the comparison inherits this, so none can hide.
+    let mark = format!("DYNDEV_E2E_MARK=compare-{}", std::process::id());
+    let (key, value) = mark.split_once('=').unwrap();
+    let mut child = dyndev_cmd(&p.root, &["compare", "--runs", "50", "--linkers", "none"])
+        .env(key, value)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no timed build within 10 minutes");
+        if line.contains("Measured run 1/50") {
+            break;
+        }
+    }
+    // As `kill -INT` would: to the process alone, not its group.
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let stderr = reader.join().unwrap();
+    let run = Run {
+        code: status.code(),
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
+        stdout: String::new(),
+        stderr,
+    };
+    assert_eq!(run.code, Some(130), "{run}");
+    let table = run
+        .stderr
+        .split_once("MODE ")
+        .unwrap_or_else(|| panic!("no table:\n{run}"))
+        .1;
+    assert!(table.contains("\nstatic rust-lld "), "{run}");
+    assert!(run.stderr.contains("Interrupted after "), "{run}");
+    assert!(!run.stderr.contains("Measured run 50/50"), "{run}");
+
+    // Nothing the comparison started is left running.
+    let left = || -> Vec<String> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|b| *b == 0).any(|v| v == mark.as_bytes()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        pids
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(left(), Vec::<String>::new(), "processes left behind");
+    assert_eq!(p.snapshot(), before, "compare works on a copy");
 }
 
 fn host() -> String {
