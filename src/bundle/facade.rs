@@ -1,0 +1,86 @@
+//! Facades: for each root, a tiny crate with the root's name that
+//! re-exports it from its library, handed to members in the root's place,
+//! so that the library joins their crate graph.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::toolchain::{Toolchain, rustc, show};
+use crate::shell::Shell;
+use crate::state::{Lib, Root};
+
+/// One facade per root, compiled in parallel: each is a tiny crate. A
+/// facade is named by its library and root, so one already made is kept.
+pub(super) fn compile_facades(
+    shell: &Shell,
+    toolchain: &Toolchain,
+    dir: &Path,
+    libs: &[Lib],
+    roots: &BTreeMap<String, Root>,
+) -> Result<()> {
+    let jobs: Vec<&Root> = roots
+        .values()
+        .filter(|r| !r.facade.exists() || !r.facade.with_extension("ok").exists())
+        .collect();
+    let results = crate::pool::parallel_map(&jobs, |root| {
+        let lib = libs
+            .iter()
+            .find(|l| l.crate_name == root.lib)
+            .context("a facade's library is missing")?;
+        compile_facade(shell, toolchain, dir, lib, root)
+    });
+    results.into_iter().collect()
+}
+
+fn compile_facade(
+    shell: &Shell,
+    toolchain: &Toolchain,
+    dir: &Path,
+    lib: &Lib,
+    root: &Root,
+) -> Result<()> {
+    let file_stem = root
+        .facade
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("facade path without a name")?;
+    let hash = file_stem.rsplit_once('-').map_or("", |(_, h)| h);
+    let src = dir.join(format!("{file_stem}.rs"));
+    crate::fs::write_atomic(
+        &src,
+        crate::templates::facade_lib(&root.crate_name, &lib.crate_name, &root.alias)?.as_bytes(),
+    )?;
+    let mut cmd = rustc(toolchain);
+    cmd.args(["--crate-name", &root.crate_name, "--edition=2021"])
+        .arg(&src)
+        .args([
+            "--crate-type",
+            "rlib",
+            "--emit=link",
+            "--cap-lints",
+            "allow",
+        ])
+        .args(["-C", &format!("metadata={hash}")])
+        .args(["-C", &format!("extra-filename=-{hash}")])
+        .arg("--out-dir")
+        .arg(dir)
+        .arg("-L")
+        .arg(format!("dependency={}", dir.display()))
+        .args(toolchain.search_path_args())
+        .arg("--extern")
+        .arg(format!("{}={}", lib.crate_name, lib.file.display()));
+    shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
+    let out = cmd
+        .output()
+        .with_context(|| format!("failed to run `{}`", toolchain.rustc.display()))?;
+    if !out.status.success() {
+        bail!(
+            "failed to compile the facade of `{}`\n\n{}",
+            root.crate_name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    crate::fs::write_atomic(&root.facade.with_extension("ok"), b"")
+}

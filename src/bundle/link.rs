@@ -1,0 +1,476 @@
+//! Linking the libraries, each from the exact rlibs of the user's build,
+//! in order (a library after those it loads, one level in parallel), and
+//! reusing any linked before; then the facades, and the new state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use super::Request;
+use super::facade::compile_facades;
+use super::native::culprits;
+use super::place::Placed;
+use super::toolchain::{Toolchain, rustc, show};
+use super::units::Inputs;
+use crate::fs::StableHasher;
+use crate::inspect::NativeSymbols;
+use crate::shell::Shell;
+use crate::state::{BundleState, Lib, Root, STATE_VERSION};
+use crate::wrapper::crate_of_stem;
+
+pub(super) enum Linked {
+    Done(Box<BundleState>),
+    /// Linking failed; the packages to blame (id -> linker message).
+    Failed {
+        culprits: BTreeMap<String, String>,
+        message: String,
+    },
+}
+
+fn alias_of(stem: &str) -> String {
+    let hash = stem.rsplit_once('-').map_or("", |(_, h)| h);
+    format!("{}_{hash}", crate_of_stem(stem))
+}
+
+/// What one library's link made and cost.
+#[derive(Debug, Clone, Copy, Default)]
+struct Made {
+    size: u64,
+    exported_symbols: usize,
+    millis: u64,
+    peak_kib: u64,
+}
+
+pub(super) fn link(
+    shell: &Shell,
+    req: &Request<'_>,
+    toolchain: &Toolchain,
+    inputs: &Inputs,
+    placed: &Placed,
+    native: &BTreeMap<String, NativeSymbols>,
+    proxy: &Path,
+) -> Result<Linked> {
+    let dir = req.layout.lib_dir();
+    crate::fs::create_dir_all(&dir)?;
+    let mut libs = identify(req, toolchain, placed);
+    let todo = reuse(&dir, &mut libs);
+    let started = Instant::now();
+    let mut peak_kib = 0;
+    if !todo.is_empty() {
+        let crates: usize = todo.iter().map(|&i| libs[i].crates.len()).sum();
+        shell.status(
+            "Bundling",
+            format_args!(
+                "{crates} {} into {} shared {}",
+                if crates == 1 { "crate" } else { "crates" },
+                todo.len(),
+                if todo.len() == 1 {
+                    "library"
+                } else {
+                    "libraries"
+                },
+            ),
+        );
+        for batch in levels(placed, &todo) {
+            let results = crate::pool::parallel_map(&batch, |&i| {
+                link_lib(shell, req, toolchain, &libs, i, placed, native, proxy)
+            });
+            let mut blamed = BTreeMap::new();
+            let mut messages = Vec::new();
+            for (&i, result) in batch.iter().zip(results) {
+                match result? {
+                    Ok(made) => {
+                        let lib = &mut libs[i];
+                        lib.link_millis = made.millis;
+                        lib.link_peak_kib = made.peak_kib;
+                        lib.size = made.size;
+                        lib.exported_symbols = made.exported_symbols;
+                        peak_kib = peak_kib.max(made.peak_kib);
+                        let json = serde_json::to_vec_pretty(&*lib)
+                            .context("failed to serialize a library's record")?;
+                        crate::fs::write_atomic(&record_of(&dir, lib), &json)?;
+                    }
+                    Err(message) => {
+                        blamed.extend(culprits(&message, req, &placed.bundled_packages));
+                        messages.push(message);
+                    }
+                }
+            }
+            if !messages.is_empty() {
+                return Ok(Linked::Failed {
+                    culprits: blamed,
+                    message: messages.join("\n"),
+                });
+            }
+        }
+    }
+    let roots = roots(&dir, &libs, placed)?;
+    compile_facades(shell, toolchain, &dir, &libs, &roots)?;
+    let link_millis = if todo.is_empty() {
+        0
+    } else {
+        started.elapsed().as_millis() as u64
+    };
+    Ok(Linked::Done(Box::new(state(
+        req,
+        toolchain,
+        inputs,
+        placed,
+        libs,
+        roots,
+        link_millis,
+        peak_kib,
+    ))))
+}
+
+/// Names each library by its content: its crates (with their rlibs'
+/// mtimes), the libraries it loads, and the toolchain. The state dir is
+/// part of every id: workspaces sharing a target dir can share member units
+/// (cargo hashes a member's path relative to its workspace), and each must
+/// see the other's build as stale.
+fn identify(req: &Request<'_>, toolchain: &Toolchain, placed: &Placed) -> Vec<Lib> {
+    let dir = req.layout.lib_dir();
+    let mut base = StableHasher::default();
+    base.write_str(&req.layout.state_dir.to_string_lossy())
+        .write_str(&STATE_VERSION.to_string())
+        .write_str(env!("CARGO_PKG_VERSION"))
+        .write_str(&toolchain.rustc.to_string_lossy())
+        .write_str(toolchain.target.as_deref().unwrap_or(""));
+    for a in toolchain.link_args.iter().chain(&toolchain.search_paths) {
+        base.write_str(a);
+    }
+    let mut libs: Vec<Lib> = Vec::new();
+    for plan in &placed.split.libs {
+        let mut h = base.clone();
+        for c in &plan.crates {
+            let mtime = placed
+                .rlibs
+                .get(c)
+                .and_then(|p| crate::fs::mtime_nanos(p))
+                .unwrap_or_default();
+            h.write_str(c).write_str(&mtime.to_string());
+        }
+        for &d in &plan.deps {
+            h.write_str(&libs[d].id);
+        }
+        let id = h.finish_hex();
+        let crate_name = format!("dyndev_bundle_{}", &id[..12]);
+        libs.push(Lib {
+            file: dir.join(format!("lib{crate_name}.so")),
+            crate_name,
+            id,
+            crates: plan.crates.clone(),
+            users: plan.users.clone(),
+            deps: plan
+                .deps
+                .iter()
+                .map(|&d| libs[d].crate_name.clone())
+                .collect(),
+            ..Lib::default()
+        });
+    }
+    libs
+}
+
+/// Where a linked library's record (its size, symbols and link cost) is
+/// kept; its presence says the link finished.
+fn record_of(dir: &Path, lib: &Lib) -> std::path::PathBuf {
+    dir.join(format!("{}.json", lib.crate_name))
+}
+
+/// Takes over the records of libraries linked before (the same crates,
+/// say after switching back to an earlier selection); returns the indices
+/// of those still to link.
+fn reuse(dir: &Path, libs: &mut [Lib]) -> Vec<usize> {
+    let mut todo = Vec::new();
+    for (i, lib) in libs.iter_mut().enumerate() {
+        let reused: Option<Lib> = std::fs::read(record_of(dir, lib))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|_| lib.file.exists());
+        match reused {
+            Some(r) => {
+                lib.size = r.size;
+                lib.exported_symbols = r.exported_symbols;
+                lib.link_millis = r.link_millis;
+                lib.link_peak_kib = r.link_peak_kib;
+            }
+            None => todo.push(i),
+        }
+    }
+    todo
+}
+
+/// `todo` in batches that can link in parallel: a library loads only
+/// libraries of earlier batches.
+fn levels(placed: &Placed, todo: &[usize]) -> Vec<Vec<usize>> {
+    let libs = &placed.split.libs;
+    let mut level = vec![0usize; libs.len()];
+    for i in 0..libs.len() {
+        level[i] = libs[i]
+            .deps
+            .iter()
+            .map(|&d| level[d] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let max = level.iter().copied().max().unwrap_or(0);
+    (0..=max)
+        .map(|l| todo.iter().copied().filter(|&i| level[i] == l).collect())
+        .filter(|b: &Vec<usize>| !b.is_empty())
+        .collect()
+}
+
+/// Each root with its library and facade. A facade is named by its library
+/// and root, so one made before for the same pair is kept.
+fn roots(dir: &Path, libs: &[Lib], placed: &Placed) -> Result<BTreeMap<String, Root>> {
+    let mut roots = BTreeMap::new();
+    for (stem, c) in &placed.roots {
+        let lib = &libs[placed
+            .split
+            .lib_of(stem)
+            .context("a root is in no library")?];
+        let fhash = StableHasher::default()
+            .write_str(&lib.id)
+            .write_str(stem)
+            .finish_hex();
+        roots.insert(
+            stem.clone(),
+            Root {
+                package_id: c.package_id.clone(),
+                crate_name: crate_of_stem(stem).to_owned(),
+                alias: alias_of(stem),
+                lib: lib.crate_name.clone(),
+                facade: dir.join(format!("lib{}-{fhash}.rlib", crate_of_stem(stem))),
+                rlib_mtime: crate::fs::mtime_nanos(&c.rlib).unwrap_or_default(),
+                rlib: c.rlib.clone(),
+            },
+        );
+    }
+    Ok(roots)
+}
+
+/// The bundle's state: its plan, its libraries and roots, and totals.
+#[allow(clippy::too_many_arguments)]
+fn state(
+    req: &Request<'_>,
+    toolchain: &Toolchain,
+    inputs: &Inputs,
+    placed: &Placed,
+    libs: Vec<Lib>,
+    roots: BTreeMap<String, Root>,
+    link_millis: u64,
+    link_peak_kib: u64,
+) -> BundleState {
+    let mut id = StableHasher::default();
+    for lib in &libs {
+        id.write_str(&lib.id);
+    }
+    for root in roots.values() {
+        id.write_str(&root.facade.to_string_lossy());
+    }
+    let packages_by_stem = placed
+        .rlibs
+        .keys()
+        .chain(&placed.static_stems)
+        .filter_map(|s| Some((s.clone(), inputs.packages_by_stem.get(s)?.clone())))
+        .collect();
+    BundleState {
+        state_version: STATE_VERSION,
+        id: id.finish_hex(),
+        generation: req.generation.to_owned(),
+        dir: req.layout.lib_dir(),
+        sysroot_lib: toolchain.sysroot_lib.clone(),
+        file: libs
+            .iter()
+            .max_by_key(|l| l.size)
+            .map(|l| l.file.clone())
+            .unwrap_or_default(),
+        size: libs.iter().map(|l| l.size).sum(),
+        exported_symbols: libs.iter().map(|l| l.exported_symbols).sum(),
+        link_millis,
+        link_peak_kib,
+        libs,
+        roots,
+        units: inputs.units.clone(),
+        packages_by_stem,
+        static_stems: placed.static_stems.clone(),
+        static_packages: placed.static_packages.clone(),
+        bundled_packages: placed.bundled_packages.clone(),
+        hidden_native: placed.hidden_native.clone(),
+        link_failed: placed.link_failed.clone(),
+        built_packages: placed.built_packages.clone(),
+    }
+}
+
+/// Links library `i` of `libs`. `Ok(Err(log))` when the linker failed.
+#[allow(clippy::too_many_arguments)]
+fn link_lib(
+    shell: &Shell,
+    req: &Request<'_>,
+    toolchain: &Toolchain,
+    libs: &[Lib],
+    i: usize,
+    placed: &Placed,
+    native: &BTreeMap<String, NativeSymbols>,
+    proxy: &Path,
+) -> Result<Result<Made, String>> {
+    let lib = &libs[i];
+    let dir = req.layout.lib_dir();
+    let aliases: Vec<String> = lib.crates.iter().map(|s| alias_of(s)).collect();
+    let alias_refs: Vec<&str> = aliases.iter().map(String::as_str).collect();
+    let deps: Vec<&str> = lib.deps.iter().map(String::as_str).collect();
+    let users: Vec<&str> = lib.users.iter().map(|u| crate_of_stem(u)).collect();
+    let lib_rs = dir.join(format!("{}.rs", lib.crate_name));
+    crate::fs::write_atomic(
+        &lib_rs,
+        crate::templates::bundle_lib(req.workspace_name, &users.join(", "), &alias_refs, &deps)?
+            .as_bytes(),
+    )?;
+
+    // C code that `-sys` crates bundle into their rlibs is linked into the
+    // library, but rustc exports only Rust symbols from a dylib. The linker
+    // proxy exports the C symbols too, so code that calls them directly
+    // still links.
+    let packages: BTreeSet<&String> = lib
+        .crates
+        .iter()
+        .filter_map(|s| req.packages_by_stem.get(s))
+        .collect();
+    let symbols: BTreeSet<&String> = packages
+        .iter()
+        .filter_map(|id| native.get(*id))
+        .flat_map(|n| &n.exported)
+        .collect();
+    let exports = dir.join(format!("{}.exports", lib.crate_name));
+    let mut list: String = symbols.iter().map(|s| format!("{s}\n")).collect();
+    if list.is_empty() {
+        list.push('\n');
+    }
+    crate::fs::write_atomic(&exports, list.as_bytes())?;
+    let (user_linker, link_args) = split_linker(&toolchain.link_args);
+
+    let mut cmd = rustc(toolchain);
+    cmd.args(["--crate-name", &lib.crate_name, "--edition=2021"])
+        .arg(&lib_rs)
+        .args([
+            "--crate-type",
+            "dylib",
+            "--emit=link",
+            "--cap-lints",
+            "allow",
+        ])
+        .args([
+            "-C",
+            "prefer-dynamic",
+            "-C",
+            &format!("metadata={}", lib.id),
+        ])
+        .arg("--out-dir")
+        .arg(&dir)
+        .args(toolchain.search_path_args())
+        .arg("-L")
+        .arg(format!("dependency={}", dir.display()))
+        .args(&link_args)
+        .arg("-C")
+        .arg(format!("linker={}", proxy.display()))
+        .env(crate::linker::env::EXPORTS, &exports)
+        .args([
+            "-C".to_owned(),
+            format!("link-arg=-Wl,-rpath,{}", toolchain.sysroot_lib.display()),
+            "-C".to_owned(),
+            "link-arg=-Wl,-rpath,$ORIGIN".to_owned(),
+        ]);
+    for (stem, alias) in lib.crates.iter().zip(&aliases) {
+        let rlib = placed
+            .rlibs
+            .get(stem)
+            .context("a bundled crate without an rlib")?;
+        cmd.arg("--extern")
+            .arg(format!("{alias}={}", rlib.display()));
+    }
+    for d in libs[..i]
+        .iter()
+        .filter(|d| lib.deps.contains(&d.crate_name))
+    {
+        cmd.arg("--extern")
+            .arg(format!("{}={}", d.crate_name, d.file.display()));
+    }
+    // The user's own linker runs behind the proxy, unless it is the proxy
+    // already (as under `compare`).
+    match user_linker {
+        Some(l) if Path::new(&l).file_name() != Some(crate::linker::LINKER_NAME.as_ref()) => {
+            cmd.env(crate::linker::env::REAL_LINKER, l);
+        }
+        _ => {}
+    }
+    shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
+    let log = dir.join(format!("{}.log", lib.crate_name));
+    let log_file = std::fs::File::create(&log)
+        .with_context(|| format!("failed to create `{}`", log.display()))?;
+    cmd.stdout(std::process::Stdio::null()).stderr(log_file);
+    let (status, millis, peak_kib) = crate::measure::run_measured(&mut cmd)
+        .with_context(|| format!("failed to run `{}`", toolchain.rustc.display()))?;
+    if !status.success() {
+        return Ok(Err(crate::fs::read_to_string(&log)?));
+    }
+    let info = crate::inspect::dynamic_info(&lib.file)?;
+    let size = std::fs::metadata(&lib.file)
+        .map(|m| m.len())
+        .unwrap_or_default();
+    Ok(Ok(Made {
+        size,
+        exported_symbols: info.exported,
+        millis,
+        peak_kib,
+    }))
+}
+
+/// Takes `-C linker=...` out of link arguments: `(the linker, the rest)`.
+fn split_linker(args: &[String]) -> (Option<String>, Vec<String>) {
+    let mut linker = None;
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "-C"
+            && let Some(l) = args.get(i + 1).and_then(|v| v.strip_prefix("linker="))
+        {
+            linker = Some(l.to_owned());
+            i += 2;
+            continue;
+        }
+        rest.push(args[i].clone());
+        i += 1;
+    }
+    (linker, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_users_linker_is_taken_out_of_the_link_arguments() {
+        let args: Vec<String> = [
+            "-C",
+            "debuginfo=2",
+            "-C",
+            "linker=clang",
+            "-C",
+            "link-arg=-fuse-ld=mold",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let (linker, rest) = split_linker(&args);
+        assert_eq!(linker.as_deref(), Some("clang"));
+        assert_eq!(rest, ["-C", "debuginfo=2", "-C", "link-arg=-fuse-ld=mold"]);
+    }
+
+    #[test]
+    fn aliases_are_unique_per_unit() {
+        assert_eq!(alias_of("libregex-0123abcd"), "regex_0123abcd");
+        assert_eq!(alias_of("libitoa-1"), "itoa_1");
+    }
+}
