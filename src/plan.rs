@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use cargo_metadata::{DependencyKind, Metadata};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
@@ -143,7 +143,7 @@ impl Graph {
 }
 
 /// Why a package is not in the bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reason {
     WorkspaceMember,
@@ -173,6 +173,10 @@ pub enum Reason {
     /// Only static packages need it, so it links with them.
     OnlyUnder {
         package: String,
+    },
+    /// rustc could not link a program using it, so its closure is unknown.
+    ClosureUnknown {
+        message: String,
     },
 }
 
@@ -207,6 +211,10 @@ impl fmt::Display for Reason {
             Reason::OnlyUnder { package } => {
                 write!(f, "needed only by `{package}`, which is static")
             }
+            Reason::ClosureUnknown { message } => write!(
+                f,
+                "cannot be a dylib: its dependencies could not be read: {message}"
+            ),
         }
     }
 }

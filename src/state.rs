@@ -11,7 +11,7 @@ use crate::layout::Layout;
 
 /// Bumped whenever the meaning of the state files changes; state written by
 /// another version is ignored and rebuilt.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 /// The bundle currently in use for one target dir and profile: the shared
 /// libraries the bundled crates are split into, and the facades members
@@ -41,7 +41,7 @@ pub struct BundleState {
     /// Dependency units the members use that stay static, by unit stem.
     pub static_stems: BTreeSet<String>,
     /// Packages that stay static, and why, by package id.
-    pub static_packages: BTreeMap<String, String>,
+    pub static_packages: BTreeMap<String, crate::plan::Reason>,
     /// Packages inside the libraries (roots and what they pull in), by id.
     pub bundled_packages: BTreeSet<String>,
     /// Every package the builds of this generation compiled, by id.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::Request;
 use super::units::{Candidate, Inputs};
-use crate::plan::{Graph, Placement, PlanInput};
+use crate::plan::{Graph, Placement, PlanInput, Reason};
 use crate::split::{Split, UnitUse};
 use crate::wrapper::crate_of_stem;
 
@@ -19,7 +19,7 @@ pub(super) struct Placed {
     /// Every bundled crate's rlib, by stem.
     pub(super) rlibs: BTreeMap<String, PathBuf>,
     pub(super) static_stems: BTreeSet<String>,
-    pub(super) static_packages: BTreeMap<String, String>,
+    pub(super) static_packages: BTreeMap<String, Reason>,
     pub(super) bundled_packages: BTreeSet<String>,
     pub(super) hidden_native: BTreeMap<String, String>,
     pub(super) link_failed: BTreeMap<String, String>,
@@ -70,11 +70,11 @@ pub(super) fn place(
     let mut roots = BTreeMap::new();
     let mut closures: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut rlibs = BTreeMap::new();
-    let mut static_packages: BTreeMap<String, String> = plan
+    let mut static_packages: BTreeMap<String, Reason> = plan
         .placements
         .iter()
         .filter_map(|(id, p)| match p {
-            Placement::Static { reason } => Some((id.clone(), reason.to_string())),
+            Placement::Static { reason } => Some((id.clone(), reason.clone())),
             _ => None,
         })
         .collect();
@@ -87,7 +87,9 @@ pub(super) fn place(
             Some(Err(why)) => {
                 static_packages.insert(
                     candidate.package_id.clone(),
-                    format!("cannot be a dylib: its dependencies could not be read: {why}"),
+                    Reason::ClosureUnknown {
+                        message: why.clone(),
+                    },
                 );
                 continue;
             }
@@ -96,10 +98,9 @@ pub(super) fn place(
         if let Some(blocker) = closure.keys().find(|c| !bundleable(c)) {
             static_packages.insert(
                 candidate.package_id.clone(),
-                crate::plan::Reason::DependsOn {
+                Reason::DependsOn {
                     package: name_of(blocker),
-                }
-                .to_string(),
+                },
             );
             continue;
         }

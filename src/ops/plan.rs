@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{MessageFormat, PlanArgs};
 use crate::layout::Layout;
-use crate::plan::{Graph, Placement, PlanInput, Source};
+use crate::plan::{Graph, Placement, PlanInput, Reason, Source};
 use crate::shell::Shell;
 use crate::state::BundleState;
 use crate::workspace::Workspace;
@@ -101,7 +101,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
     let roots: Option<BTreeSet<String>> = state
         .as_ref()
         .map(|s| s.roots.values().map(|r| r.package_id.clone()).collect());
-    let plan = crate::plan::plan(&PlanInput {
+    let mut plan = crate::plan::plan(&PlanInput {
         graph: &graph,
         selected,
         dev: args.tests,
@@ -114,6 +114,31 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         roots: roots.as_ref(),
     });
 
+    // After a build, what it really did with each package.
+    if let Some(s) = &state {
+        for (id, placement) in plan.placements.iter_mut() {
+            if matches!(placement, Placement::Host { .. }) {
+                continue;
+            }
+            *placement = if s.bundled_packages.contains(id) {
+                Placement::Bundle {
+                    root: roots.as_ref().is_some_and(|r| r.contains(id)),
+                }
+            } else if let Some(reason) = s.static_packages.get(id) {
+                Placement::Static {
+                    reason: reason.clone(),
+                }
+            } else if let Placement::Bundle { .. } = placement {
+                Placement::Static {
+                    reason: Reason::OnlyUnder {
+                        package: "a static package".into(),
+                    },
+                }
+            } else {
+                placement.clone()
+            };
+        }
+    }
     let mut packages: Vec<PackageReport> = plan
         .placements
         .iter()

@@ -8,8 +8,16 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
+/// compare keeps one copy of the sources per target dir, and the tests
+/// share one: each test holds this while it compares and looks at the copy.
+fn one_compare_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn compare_measures_each_mode_on_a_copy() {
+    let _one = one_compare_at_a_time();
     let p = project()
         .file(
             "Cargo.toml",
@@ -118,6 +126,7 @@ const DEPS: &str = "[dependencies]\nitoa = \"=1.0.18\"\nlog = \"=0.4.35\"\n";
 
 #[test]
 fn a_run_that_fails_gives_no_run_time_and_no_claim() {
+    let _one = one_compare_at_a_time();
     // It exits with an error when linked statically and panics when linked
     // against the bundle, as a program without the display it needs would.
     let p = project()
@@ -171,6 +180,7 @@ fn a_run_that_fails_gives_no_run_time_and_no_claim() {
 
 #[test]
 fn ctrl_c_stops_early_and_shows_what_was_measured() {
+    let _one = one_compare_at_a_time();
     let p = project()
         .file("Cargo.toml", &manifest("cmp-stop", DEPS))
         .file("src/main.rs", "fn main() { log::info!(\"x\"); }\n")
