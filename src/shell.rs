@@ -125,3 +125,8 @@ where
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// `3 crates`, `1 library`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

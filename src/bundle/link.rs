@@ -63,14 +63,9 @@ pub(super) fn link(
         shell.status(
             "Bundling",
             format_args!(
-                "{crates} {} into {} shared {}",
-                if crates == 1 { "crate" } else { "crates" },
-                todo.len(),
-                if todo.len() == 1 {
-                    "library"
-                } else {
-                    "libraries"
-                },
+                "{} into {}",
+                crate::shell::count(crates, "crate", "crates"),
+                crate::shell::count(todo.len(), "shared library", "shared libraries"),
             ),
         );
         for batch in levels(placed, &todo) {

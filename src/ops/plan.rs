@@ -286,13 +286,8 @@ fn print_table(shell: &Shell, ws: &Workspace, report: &Report) {
             shell.status(
                 "Bundle",
                 format_args!(
-                    "{} shared {}: {}, {} exported symbols",
-                    b.libs.len(),
-                    if b.libs.len() == 1 {
-                        "library"
-                    } else {
-                        "libraries"
-                    },
+                    "{}: {}, {} exported symbols",
+                    crate::shell::count(b.libs.len(), "shared library", "shared libraries"),
                     human_size(b.size),
                     group_digits(b.exported_symbols),
                 ),
@@ -302,13 +297,8 @@ fn print_table(shell: &Shell, ws: &Workspace, report: &Report) {
                     .file_name()
                     .map_or_else(|| lib.file.clone(), |n| n.to_string_lossy().into_owned());
                 shell.print(format_args!(
-                    "{name}: {} {} ({}), {}; loaded by {}{}",
-                    lib.crates.len(),
-                    if lib.crates.len() == 1 {
-                        "crate"
-                    } else {
-                        "crates"
-                    },
+                    "{name}: {} ({}), {}; loaded by {}{}",
+                    crate::shell::count(lib.crates.len(), "crate", "crates"),
                     abbreviate(&lib.crates, 6),
                     human_size(lib.size),
                     abbreviate(&lib.users, 6),
