@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::report::Report;
-use super::stats::duration;
+use crate::shell::duration;
 
 /// One bar: a mode and its median parts, in milliseconds.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,9 +4,8 @@
 use anyhow::Result;
 
 use super::report::Report;
-use super::stats::duration;
 use crate::cli::{CompareArgs, MessageFormat};
-use crate::shell::Shell;
+use crate::shell::{Shell, duration, group_digits, human_size};
 
 /// Prints the report as asked: JSON on stdout, or the table on stderr.
 pub fn show(shell: &Shell, report: &Report, args: &CompareArgs) -> Result<()> {
@@ -72,7 +71,7 @@ fn print_report(shell: &Shell, report: &Report, no_run: bool) {
             duration(m.link.median_ms),
             duration(m.compile.median_ms),
             kib(m.peak_kib),
-            crate::ops::plan::human_size(m.binary_bytes),
+            human_size(m.binary_bytes),
             startup,
             run
         ));
@@ -90,8 +89,8 @@ fn print_report(shell: &Shell, report: &Report, no_run: bool) {
             "Bundle",
             format_args!(
                 "{}, {} exported symbols, linked once in {} ({} peak)",
-                crate::ops::plan::human_size(b.bytes),
-                crate::ops::plan::group_digits(b.exported_symbols),
+                human_size(b.bytes),
+                group_digits(b.exported_symbols),
                 duration(b.link_ms as f64),
                 kib(b.link_peak_kib)
             ),
@@ -119,5 +118,5 @@ fn print_report(shell: &Shell, report: &Report, no_run: bool) {
 }
 
 fn kib(k: u64) -> String {
-    crate::ops::plan::human_size(k * 1024)
+    human_size(k * 1024)
 }

@@ -9,11 +9,10 @@ use anyhow::{Context, Result};
 use super::prepare::Comparison;
 use super::program::{self, Startup};
 use super::report::{BundleReport, Report, Sample, mode_report};
-use super::stats::duration;
 use super::verdict::verdict;
 use super::{chart, interrupt, progress};
 use crate::layout::Layout;
-use crate::shell::Shell;
+use crate::shell::{Shell, duration};
 use crate::state::BundleState;
 
 /// The timed builds, as far as they got.

@@ -14,7 +14,7 @@ use crate::cli::{CompareArgs, PackageArgs};
 use crate::error::Failure;
 use crate::layout::Layout;
 use crate::ops::run::{Runnable, choose};
-use crate::shell::Shell;
+use crate::shell::{Shell, human_size};
 use crate::workspace::Workspace;
 
 /// One comparison: the copy, the edit, the modes, and how they build.
@@ -73,7 +73,7 @@ impl<'a> Comparison<'a> {
             format_args!(
                 "{} files ({}), {} unchanged, {} removed",
                 synced.copied,
-                crate::ops::plan::human_size(synced.bytes_copied),
+                human_size(synced.bytes_copied),
                 synced.unchanged,
                 synced.removed
             ),

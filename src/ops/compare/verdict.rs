@@ -2,7 +2,7 @@
 //! dynamic linking here and the static linkers that come close to it.
 
 use super::report::ModeReport;
-use super::stats::duration;
+use crate::shell::duration;
 
 /// What the numbers say, in one or two sentences.
 pub fn verdict(modes: &[ModeReport]) -> String {
