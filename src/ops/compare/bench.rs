@@ -2,7 +2,6 @@
 //! (the linker proxy picks each mode's linker, so cargo's fingerprints hold).
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -187,12 +186,9 @@ impl Bench {
         }
         // A group of its own, which Ctrl-C reaches through [`interrupt`],
         // whether it came from the terminal or to this process alone.
-        cmd.process_group(0);
         let start = Instant::now();
-        let child = cmd
-            .spawn()
+        let (child, running) = interrupt::spawn(&mut cmd)
             .with_context(|| format!("failed to run the {} build", mode.name))?;
-        let running = interrupt::running(child.id());
         let (status, ms, peak) = measure::wait_measured(child, start)
             .with_context(|| format!("failed to wait for the {} build", mode.name))?;
         drop(running);
