@@ -10,7 +10,6 @@ pub mod cargo;
 pub mod cargo_config;
 pub mod cli;
 pub mod closure;
-pub mod compare;
 pub mod config;
 pub mod error;
 pub mod fs;
@@ -70,7 +69,7 @@ pub fn main() -> ! {
         Command::Run(args) => ops::run::exec(&shell, args),
         Command::Test(args) => ops::test::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
-        Command::Compare(args) => compare::exec(&shell, args),
+        Command::Compare(args) => ops::compare::exec(&shell, args),
     };
     match result {
         Ok(()) => std::process::exit(code::SUCCESS),

@@ -1,6 +1,5 @@
-//! Human output on stderr in cargo's voice: right-aligned bold status words,
-//! `warning:` and `error:` prefixes, honouring `--color`, `CARGO_TERM_COLOR`,
-//! `-q` and `-v`.
+//! Human output on stderr in cargo's voice, honouring `--color`, `-q` and `-v`,
+//! and the sizes, counts and durations it shows, written as people read them.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -129,4 +128,61 @@ where
 /// `3 crates`, `1 library`: a count with its noun in the right number.
 pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `512 B`, `3.5 MiB`: a size in bytes, as people read it.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// `729,000`: a count with its thousands apart.
+pub fn group_digits(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1.23 s` or `45 ms`, as tables show durations.
+pub fn duration(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_read_well() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+        assert_eq!(group_digits(729_000), "729,000");
+        assert_eq!(group_digits(12), "12");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(3520.0), "3.52 s");
+        assert_eq!(duration(81.4), "81 ms");
+    }
 }

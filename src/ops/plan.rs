@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cli::{MessageFormat, PlanArgs};
 use crate::layout::Layout;
 use crate::plan::{Graph, Placement, PlanInput, Reason, Source};
-use crate::shell::Shell;
+use crate::shell::{Shell, group_digits, human_size};
 use crate::state::BundleState;
 use crate::workspace::Workspace;
 
@@ -340,44 +340,4 @@ fn unit_labels(state: &BundleState, units: &BTreeSet<String>) -> Vec<String> {
         })
         .collect();
     labels.into_iter().collect()
-}
-
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-pub fn group_digits(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_and_counts_read_well() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
-        assert_eq!(group_digits(729_000), "729,000");
-        assert_eq!(group_digits(12), "12");
-    }
 }

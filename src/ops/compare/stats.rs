@@ -34,15 +34,6 @@ impl Summary {
     }
 }
 
-/// `1.23 s` or `45 ms`, as tables show durations.
-pub fn duration(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.0} ms")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,11 +47,5 @@ mod tests {
         );
         assert_eq!(Summary::of(&[4.0, 1.0, 2.0, 3.0]).unwrap().median_ms, 2.5);
         assert_eq!(Summary::of(&[]), None);
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(3520.0), "3.52 s");
-        assert_eq!(duration(81.4), "81 ms");
     }
 }

@@ -4,6 +4,9 @@
 
 use std::fmt::Write;
 
+use super::report::Report;
+use crate::shell::duration;
+
 /// One bar: a mode and its median parts, in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar {
@@ -102,6 +105,27 @@ pub fn render(title: &str, bars: &[Bar]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// One bar per mode of the report: its median parts and its speed-up.
+pub fn bars(report: &Report) -> Vec<Bar> {
+    report
+        .modes
+        .iter()
+        .map(|m| {
+            let total = m.edit_to_binary.median_ms;
+            let compile = m.compile.median_ms.min(total);
+            let link = m.link.median_ms.min(total - compile);
+            Bar {
+                label: m.name.clone(),
+                rustc_ms: compile,
+                link_ms: link,
+                other_ms: (total - compile - link).max(0.0),
+                startup_ms: m.startup.as_ref().and_then(|s| s.loader_ms).unwrap_or(0.0),
+                note: format!("{} ({:.1}x)", duration(total), m.speedup),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

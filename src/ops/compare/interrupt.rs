@@ -3,6 +3,8 @@
 //! program, each in a process group of its own) gets the signal with it.
 //! A second Ctrl-C ends everything at once.
 
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 
 use anyhow::{Context, Result};
@@ -18,18 +20,11 @@ extern "C" fn on_sigint(_: libc::c_int) {
     // Only async-signal-safe calls: atomics, `kill` and `_exit`.
     let group = GROUP.load(SeqCst);
     if INTERRUPTED.swap(true, SeqCst) {
-        if group > 0 {
-            // SAFETY: kill has no memory effects; a stale group id at worst
-            // fails with ESRCH.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-        }
+        kill_group(group, libc::SIGKILL);
         // SAFETY: _exit ends the process without running anything else.
         unsafe { libc::_exit(code::INTERRUPTED) };
     }
-    if group > 0 {
-        // SAFETY: as above.
-        unsafe { libc::kill(-group, libc::SIGINT) };
-    }
+    kill_group(group, libc::SIGINT);
 }
 
 /// Catches SIGINT for the rest of the process's life.
@@ -68,16 +63,23 @@ pub fn check() -> Result<()> {
     }
 }
 
-/// A child running in its own process group (spawned with
-/// `process_group(0)`), registered so that Ctrl-C reaches it and its
-/// descendants; unregistered on drop.
+/// A child running in its own process group (see [`spawn`]), registered so
+/// that Ctrl-C reaches it and its descendants; unregistered on drop.
 #[derive(Debug)]
 pub struct Running {
     group: i32,
 }
 
+/// Starts `cmd` as the leader of a process group of its own, and registers
+/// it, so that Ctrl-C reaches it and whatever it starts.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<(Child, Running)> {
+    let child = cmd.process_group(0).spawn()?;
+    let running = running(child.id());
+    Ok((child, running))
+}
+
 /// Registers the child `pid`, the leader of its process group.
-pub fn running(pid: u32) -> Running {
+fn running(pid: u32) -> Running {
     let group = pid as i32;
     GROUP.store(group, SeqCst);
     // Ctrl-C before the store found no group to signal.
@@ -100,6 +102,8 @@ impl Drop for Running {
     }
 }
 
+/// Signals every process of `group`; async-signal-safe, as the handler
+/// needs.
 #[allow(unsafe_code)]
 fn kill_group(group: i32, signal: libc::c_int) {
     if group > 0 {

@@ -3,7 +3,7 @@
 //! which counts only for runs that finished with success.
 
 use std::ffi::OsString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -239,11 +239,10 @@ fn run_once(
         .env("CARGO_MANIFEST_DIR", package_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    let (mut child, running) = match interrupt::spawn(&mut cmd) {
+        Ok(spawned) => spawned,
         Err(e) => {
             return Run {
                 ms: 0.0,
@@ -252,7 +251,6 @@ fn run_once(
             };
         }
     };
-    let running = interrupt::running(child.id());
     let reader = child.stderr.take().map(|mut stderr| {
         std::thread::spawn(move || {
             let mut text = Vec::new();

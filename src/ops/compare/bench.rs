@@ -1,0 +1,252 @@
+//! The build runner: one timed build of a mode, all modes in one target dir
+//! (the linker proxy picks each mode's linker, so cargo's fingerprints hold).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use super::interrupt;
+use super::modes::Mode;
+use super::report::Sample;
+use crate::cli::CompareArgs;
+use crate::linker::{self, LinkRecord};
+use crate::measure::{self, CompileRecord};
+use crate::shell::Shell;
+
+/// Everything the builds of one comparison share.
+pub(super) struct Bench {
+    copy_root: PathBuf,
+    pub(super) manifest: PathBuf,
+    pub(super) target_dir: PathBuf,
+    target_flag: Vec<String>,
+    build_args: Vec<String>,
+    env: Vec<(String, OsString)>,
+    link_log: PathBuf,
+    rustc_log: PathBuf,
+    stderr_log: PathBuf,
+}
+
+impl Bench {
+    pub(super) fn new(
+        dir: &Path,
+        host: &str,
+        copy_root: PathBuf,
+        manifest: PathBuf,
+        target_flag: String,
+        args: &CompareArgs,
+    ) -> Result<Bench> {
+        let tools = dir.join("bin");
+        let linker = measure::install_instrument(&tools, linker::LINKER_NAME)?;
+        let timer = measure::install_instrument(&tools, measure::TIMER_NAME)?;
+        let logs = dir.join("logs");
+        crate::fs::create_dir_all(&logs)?;
+        let mut build_args = Vec::new();
+        args.features.push_cargo_args(&mut build_args);
+        let c = &args.compile;
+        for (flag, on) in [
+            ("--release", c.release),
+            ("--locked", c.locked),
+            ("--offline", c.offline),
+            ("--frozen", c.frozen),
+        ] {
+            if on {
+                build_args.push(flag.into());
+            }
+        }
+        if let Some(p) = &c.profile {
+            build_args.push(format!("--profile={p}"));
+        }
+        if let Some(j) = &c.jobs {
+            build_args.push(format!("--jobs={j}"));
+        }
+        for cfg in &c.config {
+            build_args.extend(["--config".into(), cfg.clone()]);
+        }
+        let linker_var = format!(
+            "CARGO_TARGET_{}_LINKER",
+            host.to_uppercase().replace(['-', '.'], "_")
+        );
+        let link_log = logs.join("links.jsonl");
+        let rustc_log = logs.join("rustc.jsonl");
+        // The linker the user configured runs behind the proxy, so "static"
+        // means their own set-up: from their environment, else from the
+        // configuration cargo reads for the copy.
+        let user_linker = match std::env::var_os(&linker_var) {
+            Some(l) => Some(PathBuf::from(l)),
+            None => crate::cargo_config::Sources::discover(
+                &copy_root,
+                crate::cargo_config::cargo_home().as_deref(),
+                &c.config,
+            )?
+            .target_linker(host)?,
+        };
+        let mut env: Vec<(String, OsString)> = vec![
+            (linker_var, linker.into_os_string()),
+            ("RUSTC_WRAPPER".into(), timer.into_os_string()),
+            (linker::env::LINK_LOG.into(), link_log.clone().into()),
+            (measure::env::RUSTC_LOG.into(), rustc_log.clone().into()),
+        ];
+        if let Some(l) = user_linker {
+            env.push((linker::env::REAL_LINKER.into(), l.into_os_string()));
+        }
+        Ok(Bench {
+            copy_root,
+            manifest,
+            target_dir: dir.join("target"),
+            target_flag: vec![target_flag],
+            build_args,
+            env,
+            link_log,
+            rustc_log,
+            stderr_log: logs.join("stderr.txt"),
+        })
+    }
+
+    /// Fills in a timed build's link and compile times from the
+    /// instruments' logs; returns the final binary's path.
+    pub(super) fn read_logs(&self, sample: &mut Sample) -> Result<Option<PathBuf>> {
+        let links: Vec<LinkRecord> = measure::read_log(&self.link_log)?;
+        let compiles: Vec<CompileRecord> = measure::read_log(&self.rustc_log)?;
+        let final_links: Vec<&LinkRecord> = links
+            .iter()
+            .filter(|l| !is_bundle_output(&l.output))
+            .collect();
+        sample.link_ms = final_links.iter().map(|l| l.millis as f64).sum();
+        sample.links = final_links
+            .iter()
+            .map(|l| (artifact_name(&l.output), l.millis as f64, l.max_rss_kib))
+            .collect();
+        sample.link_peak_kib = final_links.iter().map(|l| l.max_rss_kib).max().unwrap_or(0);
+        sample.compile_ms =
+            (compiles.iter().map(|c| c.millis as f64).sum::<f64>() - sample.link_ms).max(0.0);
+        Ok(final_links.last().map(|l| l.output.clone()))
+    }
+
+    /// The peak memory of the bundle's link, if the last build linked it.
+    pub(super) fn bundle_link_peak(&self) -> Result<u64> {
+        let links: Vec<LinkRecord> = measure::read_log(&self.link_log)?;
+        Ok(links
+            .iter()
+            .filter(|l| is_bundle_output(&l.output))
+            .map(|l| l.max_rss_kib)
+            .max()
+            .unwrap_or(0))
+    }
+
+    pub(super) fn clear_logs(&self) {
+        let _ = std::fs::remove_file(&self.link_log);
+        let _ = std::fs::remove_file(&self.rustc_log);
+    }
+
+    /// Builds one mode, timed; `show` lets cargo's progress through (for
+    /// the long first build), otherwise output is kept and shown on failure.
+    pub(super) fn build(&self, shell: &Shell, mode: &Mode, show: bool) -> Result<Sample> {
+        interrupt::check()?;
+        let mut cmd = if mode.dyndev {
+            let mut c = Command::new(crate::fs::self_exe()?);
+            c.args(["dyndev", "build"]);
+            c.arg(format!("--target-dir={}", self.target_dir.display()));
+            c
+        } else {
+            let mut c = Command::new(crate::cargo::cargo_program());
+            c.arg("build");
+            // Static builds share dyndev's cargo target dir, so each
+            // dependency compiles once for all modes.
+            c.arg(format!(
+                "--target-dir={}",
+                self.target_dir.join("dyndev").display()
+            ));
+            c
+        };
+        cmd.arg(format!("--manifest-path={}", self.manifest.display()))
+            .args(&self.target_flag)
+            .args(&self.build_args)
+            .current_dir(&self.copy_root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .env(
+                linker::env::LINKER_MODE,
+                serde_json::to_string(&mode.linker)?,
+            )
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .env_remove(crate::wrapper::env::STATE_DIR);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if show && shell.verbosity() > crate::shell::Verbosity::Quiet {
+            cmd.stderr(Stdio::inherit());
+        } else {
+            cmd.arg("--quiet");
+            let log = std::fs::File::create(&self.stderr_log)
+                .with_context(|| format!("failed to create `{}`", self.stderr_log.display()))?;
+            cmd.stderr(Stdio::from(log));
+        }
+        // A group of its own, which Ctrl-C reaches through [`interrupt`],
+        // whether it came from the terminal or to this process alone.
+        let start = Instant::now();
+        let (child, running) = interrupt::spawn(&mut cmd)
+            .with_context(|| format!("failed to run the {} build", mode.name))?;
+        let (status, ms, peak) = measure::wait_measured(child, start)
+            .with_context(|| format!("failed to wait for the {} build", mode.name))?;
+        drop(running);
+        if !status.success() {
+            interrupt::check()?;
+            let output = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+            bail!(
+                "the {} build of the copy in `{}` failed\n\n{}",
+                mode.name,
+                self.copy_root.display(),
+                output.trim_end()
+            );
+        }
+        Ok(Sample {
+            wall_ms: ms as f64,
+            peak_kib: peak,
+            ..Sample::default()
+        })
+    }
+}
+
+/// `deps/game-0123abcd` -> `game`.
+fn artifact_name(output: &Path) -> String {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    match name.rsplit_once('-') {
+        Some((base, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) && !hash.is_empty() => {
+            base.to_owned()
+        }
+        _ => name.into_owned(),
+    }
+}
+
+fn is_bundle_output(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libdyndev_bundle_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_are_named_without_cargos_hash() {
+        assert_eq!(
+            artifact_name(Path::new("/t/debug/deps/game-0123abcdef")),
+            "game"
+        );
+        assert_eq!(
+            artifact_name(Path::new("/t/debug/examples/my-demo-99")),
+            "my-demo"
+        );
+        assert_eq!(
+            artifact_name(Path::new("/t/libdyndev_bundle_ab.so")),
+            "libdyndev_bundle_ab.so"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The measuring phases after `prepare`: cold builds, the warm-up, the timed
+//! builds (the modes taking turns), the programs' runs, and the report.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::prepare::Comparison;
+use super::program::{self, Startup};
+use super::report::{BundleReport, Report, Sample, mode_report};
+use super::verdict::verdict;
+use super::{chart, interrupt, progress};
+use crate::layout::Layout;
+use crate::shell::{Shell, duration};
+use crate::state::BundleState;
+
+/// The timed builds, as far as they got.
+pub(super) struct Timed {
+    /// Per mode; empty for a mode Ctrl-C came before.
+    pub(super) samples: Vec<Vec<Sample>>,
+    /// Each mode's last binary, kept aside.
+    pub(super) binaries: Vec<PathBuf>,
+    pub(super) interrupted: bool,
+}
+
+impl Comparison<'_> {
+    /// A number no edit has used before, in this comparison or an earlier
+    /// one: each edit must make the compiler generate code anew.
+    fn next_edit(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+    }
+
+    /// One build of each mode from an empty target dir.
+    pub(super) fn cold_builds(&self, shell: &Shell) -> Result<Vec<Option<f64>>> {
+        let mut cold = Vec::new();
+        for mode in &self.modes {
+            shell.status(
+                "Cold",
+                format_args!("build of {} from an empty target dir", mode.name),
+            );
+            let target_dir = &self.bench.target_dir;
+            if target_dir.exists() {
+                std::fs::remove_dir_all(target_dir)
+                    .with_context(|| format!("failed to remove `{}`", target_dir.display()))?;
+            }
+            cold.push(Some(self.bench.build(shell, mode, false)?.wall_ms));
+        }
+        Ok(cold)
+    }
+
+    /// Builds each mode once (the first compiles the dependencies, for all
+    /// modes), then once more after an edit, so incremental caches are warm.
+    /// Returns the peak memory of a bundle link, if one happened, and each
+    /// mode's edit build time, a first guess at its timed builds.
+    pub(super) fn warm_up(&self, shell: &Shell) -> Result<(u64, Vec<f64>)> {
+        shell.status(
+            "Preparing",
+            format_args!(
+                "{} modes: {} (the first build compiles the dependencies)",
+                self.modes.len(),
+                self.modes
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        let mut bundle_link_peak = 0;
+        for mode in &self.modes {
+            self.bench.clear_logs();
+            self.bench.build(shell, mode, true)?;
+            if mode.dyndev {
+                bundle_link_peak = bundle_link_peak.max(self.bench.bundle_link_peak()?);
+            }
+        }
+        let mut warm_ms = Vec::new();
+        for mode in &self.modes {
+            self.scenario.apply(self.next_edit())?;
+            warm_ms.push(self.bench.build(shell, mode, false)?.wall_ms);
+        }
+        Ok((bundle_link_peak, warm_ms))
+    }
+
+    /// The timed builds, the modes taking turns, until done or Ctrl-C;
+    /// then each mode's binary, kept aside (the modes share a target dir).
+    pub(super) fn timed_runs(&self, shell: &Shell, warm_ms: &[f64]) -> Result<Timed> {
+        let runs = self.args.runs;
+        let n = self.modes.len();
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
+        let mut last_binary: Vec<PathBuf> = vec![PathBuf::new(); n];
+        let left = |samples: &[Vec<Sample>]| {
+            let walls: Vec<Vec<f64>> = samples
+                .iter()
+                .map(|s| s.iter().map(|s| s.wall_ms).collect())
+                .collect();
+            progress::builds_left_ms(warm_ms, &walls, runs)
+        };
+        shell.status(
+            "Measuring",
+            format_args!(
+                "{runs} {} of {n} modes ({} of builds); Ctrl-C stops early and still \
+                 shows what was measured",
+                if runs == 1 { "run" } else { "runs" },
+                progress::about(left(&samples))
+            ),
+        );
+        let mut interrupted = false;
+        'runs: for run in 0..runs {
+            for k in 0..n {
+                // Rotate the order, so drift hits every mode alike.
+                let i = (k + run as usize) % n;
+                let mode = &self.modes[i];
+                self.scenario.apply(self.next_edit())?;
+                self.bench.clear_logs();
+                let mut sample = match self.bench.build(shell, mode, false) {
+                    Ok(sample) => sample,
+                    Err(_) if interrupt::interrupted() => {
+                        interrupted = true;
+                        break 'runs;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let binary = self.bench.read_logs(&mut sample)?;
+                if let Some(b) = binary {
+                    last_binary[i] = b;
+                }
+                let wall_ms = sample.wall_ms;
+                samples[i].push(sample);
+                let left = left(&samples);
+                shell.status(
+                    "Measured",
+                    format_args!(
+                        "run {}/{runs}: {:<16} {}{}",
+                        run + 1,
+                        mode.name,
+                        duration(wall_ms),
+                        if left > 0.0 {
+                            format!(", {} left", progress::about(left))
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+                if interrupt::interrupted() {
+                    interrupted = true;
+                    break 'runs;
+                }
+            }
+        }
+        self.scenario.restore()?;
+
+        let mut binaries = Vec::new();
+        for (mode, path) in self.modes.iter().zip(&last_binary) {
+            let kept = self.dir.join("binaries").join(mode.slug());
+            crate::fs::create_dir_all(&kept)?;
+            let dest = kept.join(path.file_name().unwrap_or_default());
+            if path.is_file() {
+                std::fs::copy(path, &dest)
+                    .with_context(|| format!("failed to copy `{}`", path.display()))?;
+            }
+            binaries.push(dest);
+        }
+        Ok(Timed {
+            samples,
+            binaries,
+            interrupted,
+        })
+    }
+
+    /// Runs each built mode's binary, to measure its start-up and run time;
+    /// `None` for a mode not built, with `--no-run`, or once Ctrl-C came.
+    pub(super) fn run_programs(&self, shell: &Shell, timed: &Timed) -> Vec<Option<Startup>> {
+        let mut startups = Vec::new();
+        let mut helped = false;
+        let to_run = timed
+            .samples
+            .iter()
+            .filter(|s| !s.is_empty() && !self.args.no_run)
+            .count();
+        let started = Instant::now();
+        let mut ran = 0;
+        for (i, mode) in self.modes.iter().enumerate() {
+            if timed.samples[i].is_empty() || self.args.no_run || interrupt::interrupted() {
+                startups.push(None);
+                continue;
+            }
+            let left = if ran == 0 {
+                String::new()
+            } else {
+                let each = started.elapsed().as_secs_f64() * 1000.0 / ran as f64;
+                format!(", {} left", progress::about(each * (to_run - ran) as f64))
+            };
+            shell.status(
+                "Running",
+                format_args!(
+                    "{} binary, to measure its start-up and run time{left}",
+                    mode.name
+                ),
+            );
+            ran += 1;
+            let startup = program::measure(
+                &timed.binaries[i],
+                &self.args.args,
+                &self.copy_root,
+                &self.package_dir,
+                Duration::from_secs(self.args.timeout),
+            );
+            if let Some(failure) = &startup.run_failure
+                && *failure != program::Outcome::Interrupted
+            {
+                let mut message = format!(
+                    "the run time of {} was not measured: {}",
+                    mode.name,
+                    failure.reason()
+                );
+                if let Some(help) = failure.help().filter(|_| !helped) {
+                    message.push_str(&format!("\nhelp: {help}"));
+                    helped = true;
+                }
+                shell.warn(message);
+            }
+            startups.push(Some(startup));
+        }
+        startups
+    }
+
+    /// Each built mode's summary, the bundle, the verdict and the chart.
+    pub(super) fn report(
+        &self,
+        shell: &Shell,
+        timed: &Timed,
+        startups: &[Option<Startup>],
+        cold: &[Option<f64>],
+        bundle_link_peak: u64,
+    ) -> Result<Report> {
+        let mut modes = Vec::new();
+        let mut not_built = Vec::new();
+        for (i, mode) in self.modes.iter().enumerate() {
+            if timed.samples[i].is_empty() {
+                not_built.push(mode.name.as_str());
+                continue;
+            }
+            modes.push(mode_report(
+                mode,
+                &timed.samples[i],
+                &timed.binaries[i],
+                startups[i].clone(),
+                cold[i],
+            ));
+        }
+        if !not_built.is_empty() {
+            shell.status(
+                "Skipped",
+                format_args!(
+                    "{}: Ctrl-C came before their first run",
+                    not_built.join(", ")
+                ),
+            );
+        }
+        let baseline = modes
+            .iter()
+            .find(|r| !r.dyndev)
+            .map(|r| r.edit_to_binary.median_ms)
+            .unwrap_or(1.0);
+        for r in &mut modes {
+            r.speedup = baseline / r.edit_to_binary.median_ms.max(1.0);
+        }
+
+        let layout = Layout::new(
+            &self.bench.target_dir,
+            &self.args.compile.profile_dir(),
+            &self.copy_root,
+        );
+        let bundle = BundleState::load(&layout)?.map(|b| BundleReport {
+            bytes: b.size,
+            exported_symbols: b.exported_symbols,
+            link_ms: b.link_millis,
+            link_peak_kib: bundle_link_peak.max(b.link_peak_kib),
+            file: b.file,
+        });
+        let chart_path = self.dir.join("compare.svg");
+        let report = Report {
+            workspace: self.workspace_root.clone(),
+            target: self.target_label.clone(),
+            scenario: self.scenario.kind.as_str().into(),
+            file: self.shown_file.clone(),
+            runs: self.args.runs,
+            interrupted: timed.interrupted || interrupt::interrupted(),
+            modes_asked: self.modes.len(),
+            verdict: verdict(&modes),
+            modes,
+            bundle,
+            chart: chart_path.clone(),
+        };
+        let title = format!(
+            "{} of {}: {} -> binary ready, median of {} runs",
+            report.scenario,
+            report.file.display(),
+            report.target,
+            report.runs
+        );
+        crate::fs::write_atomic(
+            &chart_path,
+            chart::render(&title, &chart::bars(&report)).as_bytes(),
+        )?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,172 @@
+//! The first phase: reads the workspace, copies it under the target dir, and
+//! sets up the edit, the modes and the instruments as one `Comparison`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use cargo_metadata::{Package, Target};
+
+use super::bench::Bench;
+use super::mirror::{self, Mirror};
+use super::modes::{Mode, modes};
+use super::scenario::{Kind, Scenario};
+use crate::cli::{CompareArgs, PackageArgs};
+use crate::error::Failure;
+use crate::layout::Layout;
+use crate::ops::run::{Runnable, choose};
+use crate::shell::{Shell, human_size};
+use crate::workspace::Workspace;
+
+/// One comparison: the copy, the edit, the modes, and how they build.
+pub(super) struct Comparison<'a> {
+    pub(super) args: &'a CompareArgs,
+    pub(super) workspace_root: PathBuf,
+    /// `bin `game``, for titles.
+    pub(super) target_label: String,
+    /// The package's directory in the copy, for the program's environment.
+    pub(super) package_dir: PathBuf,
+    /// `<target-dir>/dyndev-compare`.
+    pub(super) dir: PathBuf,
+    pub(super) copy_root: PathBuf,
+    pub(super) scenario: Scenario,
+    /// The edited file, relative to the workspace root.
+    pub(super) shown_file: PathBuf,
+    pub(super) modes: Vec<Mode>,
+    pub(super) bench: Bench,
+    _lock: std::fs::File,
+}
+
+impl<'a> Comparison<'a> {
+    /// Reads the workspace, copies it, and sets up the edit, the modes and
+    /// the instruments.
+    pub(super) fn prepare(shell: &Shell, args: &'a CompareArgs) -> Result<Comparison<'a>> {
+        let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
+        let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
+        let packages = args.executable.packages();
+        let runnable = choose(&ws, &packages, &args.executable)?;
+        let (package, target) = find_target(&ws, &packages, &runnable)?;
+
+        let base = ws.target_dir(args.compile.target_dir.as_deref());
+        let dir = base.join("dyndev-compare");
+        crate::fs::create_dir_all(&dir)?;
+        let lock = Layout {
+            target_dir: dir.clone(),
+            profile_dir: dir.clone(),
+            state_dir: dir.clone(),
+        }
+        .lock(shell)?;
+
+        // The copy: the workspace and its path dependencies outside it.
+        let mut roots = vec![ws.root().to_owned()];
+        for p in &ws.metadata.packages {
+            if p.source.is_none()
+                && let Some(d) = p.manifest_path.parent()
+                && !d.as_std_path().starts_with(ws.root())
+            {
+                roots.push(d.as_std_path().to_owned());
+            }
+        }
+        let mirror = Mirror::new(&dir.join("src"), &roots, std::slice::from_ref(&base));
+        let synced = mirror.sync()?;
+        shell.verbose_status(
+            "Copied",
+            format_args!(
+                "{} files ({}), {} unchanged, {} removed",
+                synced.copied,
+                human_size(synced.bytes_copied),
+                synced.unchanged,
+                synced.removed
+            ),
+        );
+        let copy_root = mirror
+            .map(ws.root())
+            .context("the workspace is not in its copy")?;
+        mirror::make_workspace_root(&copy_root.join("Cargo.toml"))?;
+        let manifest = mirror
+            .map(package.manifest_path.as_std_path())
+            .context("the package is not in the copy")?;
+
+        let (kind, user_file) = match (&args.edit, &args.touch) {
+            (Some(f), _) => (Kind::Edit, absolute(f)?),
+            (None, Some(f)) => (Kind::Touch, absolute(f)?),
+            (None, None) => (Kind::Edit, target.src_path.clone().into_std_path_buf()),
+        };
+        let copy_file = mirror
+            .map(&user_file)
+            .filter(|f| f.exists())
+            .with_context(|| {
+                format!(
+                    "`{}` is not a file of the workspace or its path dependencies",
+                    user_file.display()
+                )
+            })?;
+        let shown_file = user_file
+            .strip_prefix(ws.root())
+            .unwrap_or(&user_file)
+            .to_owned();
+
+        let (target_flag, target_label) = match &runnable {
+            Runnable::Bin(n) => (format!("--bin={n}"), format!("bin `{n}`")),
+            Runnable::Example(n) => (format!("--example={n}"), format!("example `{n}`")),
+            Runnable::List(_) => unreachable!("checked by find_target"),
+        };
+        let bench = Bench::new(&dir, &host, copy_root.clone(), manifest, target_flag, args)?;
+        Ok(Comparison {
+            args,
+            workspace_root: ws.root().to_owned(),
+            target_label,
+            package_dir: manifest_dir(&bench.manifest),
+            dir,
+            copy_root,
+            scenario: Scenario::new(kind, &copy_file)?,
+            shown_file,
+            modes: modes(shell, args.linkers.as_deref())?,
+            bench,
+            _lock: lock,
+        })
+    }
+}
+
+fn manifest_dir(manifest: &Path) -> PathBuf {
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    p.canonicalize()
+        .with_context(|| format!("failed to find `{}`", p.display()))
+}
+
+fn find_target<'w>(
+    ws: &'w Workspace,
+    packages: &PackageArgs,
+    runnable: &Runnable,
+) -> Result<(&'w Package, &'w Target)> {
+    let (name, example) = match runnable {
+        Runnable::Bin(n) => (n.as_str(), false),
+        Runnable::Example(n) => (n.as_str(), true),
+        Runnable::List(flag) => {
+            return Err(Failure::Selection(format!(
+                "`{flag}` needs a name: `cargo dyndev compare` measures one binary"
+            ))
+            .into());
+        }
+    };
+    let selected = if packages.packages.is_empty() {
+        ws.members().collect()
+    } else {
+        ws.select(packages)?
+    };
+    for p in selected {
+        for t in &p.targets {
+            let kind_ok = if example { t.is_example() } else { t.is_bin() };
+            if kind_ok && t.name == name {
+                return Ok((p, t));
+            }
+        }
+    }
+    Err(Failure::Selection(format!(
+        "no {} target named `{name}`",
+        if example { "example" } else { "bin" }
+    ))
+    .into())
+}
