@@ -11,11 +11,12 @@ use crate::layout::Layout;
 
 /// Bumped whenever the meaning of the state files changes; state written by
 /// another version is ignored and rebuilt.
-pub const STATE_VERSION: u32 = 3;
+pub const STATE_VERSION: u32 = 4;
 
-/// The bundle currently in use for one target dir and profile: the shared
-/// libraries the bundled crates are split into, and the facades members
-/// get in place of their direct dependencies.
+/// The bundle currently in use for one target dir and profile: its plan
+/// (what goes where), the shared libraries the bundled crates are split
+/// into, the facades members get in place of their direct dependencies,
+/// and what linking them made.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleState {
     pub state_version: u32,
@@ -28,11 +29,19 @@ pub struct BundleState {
     pub dir: PathBuf,
     /// rustc's `target-libdir`, where `libstd-*.so` lives.
     pub sysroot_lib: PathBuf,
+    pub plan: BundlePlan,
     /// The shared libraries, each after every library it loads.
     pub libs: Vec<Lib>,
     /// Dependency units members use directly and get a facade for, by unit
     /// stem (`libregex-0123abcd`).
     pub roots: BTreeMap<String, Root>,
+    pub linked: Linked,
+}
+
+/// What goes where: decided before anything is linked, and what `plan`
+/// prints after a build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundlePlan {
     /// The member units the split was made for, by unit stem: this build's
     /// and, within a generation, earlier builds'.
     pub units: BTreeMap<String, Unit>,
@@ -51,6 +60,11 @@ pub struct BundleState {
     /// Packages that failed to link into a shared library, with the
     /// linker's words, by id. Kept for the rest of the generation.
     pub link_failed: BTreeMap<String, String>,
+}
+
+/// What linking a bundle made and cost, all libraries together.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Linked {
     /// The largest library, the one most units load.
     pub file: PathBuf,
     /// Size of all libraries in bytes.
@@ -78,6 +92,12 @@ pub struct Lib {
     pub users: BTreeSet<String>,
     /// The crate names of the libraries it loads.
     pub deps: Vec<String>,
+    pub made: LibMade,
+}
+
+/// What linking one library made and cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibMade {
     pub size: u64,
     pub exported_symbols: usize,
     /// Wall time of its link, in milliseconds, when it was made.

@@ -111,7 +111,7 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
             }
             continue;
         }
-        if state.static_stems.contains(stem) {
+        if state.plan.static_stems.contains(stem) {
             continue;
         }
         return Decision::Probe(format!("`{krate}` ({stem}) is new to the bundle"));
@@ -372,7 +372,6 @@ mod tests {
             id: "b1".into(),
             generation: "g".into(),
             dir: "/s/b1".into(),
-            file: "/s/b1/libdyndev_bundle_b1.so".into(),
             sysroot_lib: "/sys/lib".into(),
             roots: BTreeMap::from([(
                 "liblog-1".to_owned(),
@@ -386,7 +385,10 @@ mod tests {
                     facade: "/s/b1/liblog-f1.rlib".into(),
                 },
             )]),
-            static_stems: BTreeSet::from(["libengine-2".to_owned()]),
+            plan: crate::state::BundlePlan {
+                static_stems: BTreeSet::from(["libengine-2".to_owned()]),
+                ..Default::default()
+            },
             ..BundleState::default()
         }
     }

@@ -13,11 +13,10 @@ use super::facade::compile_facades;
 use super::native::culprits;
 use super::place::Placed;
 use super::toolchain::{Toolchain, rustc, show};
-use super::units::Inputs;
 use crate::fs::StableHasher;
 use crate::inspect::NativeSymbols;
 use crate::shell::Shell;
-use crate::state::{BundleState, Lib, Root, STATE_VERSION};
+use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION};
 use crate::wrapper::crate_of_stem;
 
 pub(super) enum Linked {
@@ -34,20 +33,10 @@ fn alias_of(stem: &str) -> String {
     format!("{}_{hash}", crate_of_stem(stem))
 }
 
-/// What one library's link made and cost.
-#[derive(Debug, Clone, Copy, Default)]
-struct Made {
-    size: u64,
-    exported_symbols: usize,
-    millis: u64,
-    peak_kib: u64,
-}
-
 pub(super) fn link(
     shell: &Shell,
     req: &Request<'_>,
     toolchain: &Toolchain,
-    inputs: &Inputs,
     placed: &Placed,
     native: &BTreeMap<String, NativeSymbols>,
     proxy: &Path,
@@ -78,17 +67,14 @@ pub(super) fn link(
                 match result? {
                     Ok(made) => {
                         let lib = &mut libs[i];
-                        lib.link_millis = made.millis;
-                        lib.link_peak_kib = made.peak_kib;
-                        lib.size = made.size;
-                        lib.exported_symbols = made.exported_symbols;
-                        peak_kib = peak_kib.max(made.peak_kib);
+                        peak_kib = peak_kib.max(made.link_peak_kib);
+                        lib.made = made;
                         let json = serde_json::to_vec_pretty(&*lib)
                             .context("failed to serialize a library's record")?;
                         crate::fs::write_atomic(&record_of(&dir, lib), &json)?;
                     }
                     Err(message) => {
-                        blamed.extend(culprits(&message, req, &placed.bundled_packages));
+                        blamed.extend(culprits(&message, req, &placed.plan.bundled_packages));
                         messages.push(message);
                     }
                 }
@@ -111,7 +97,6 @@ pub(super) fn link(
     Ok(Linked::Done(Box::new(state(
         req,
         toolchain,
-        inputs,
         placed,
         libs,
         roots,
@@ -186,12 +171,7 @@ fn reuse(dir: &Path, libs: &mut [Lib]) -> Vec<usize> {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .filter(|_| lib.file.exists());
         match reused {
-            Some(r) => {
-                lib.size = r.size;
-                lib.exported_symbols = r.exported_symbols;
-                lib.link_millis = r.link_millis;
-                lib.link_peak_kib = r.link_peak_kib;
-            }
+            Some(r) => lib.made = r.made,
             None => todo.push(i),
         }
     }
@@ -248,11 +228,9 @@ fn roots(dir: &Path, libs: &[Lib], placed: &Placed) -> Result<BTreeMap<String, R
 }
 
 /// The bundle's state: its plan, its libraries and roots, and totals.
-#[allow(clippy::too_many_arguments)]
 fn state(
     req: &Request<'_>,
     toolchain: &Toolchain,
-    inputs: &Inputs,
     placed: &Placed,
     libs: Vec<Lib>,
     roots: BTreeMap<String, Root>,
@@ -266,37 +244,27 @@ fn state(
     for root in roots.values() {
         id.write_str(&root.facade.to_string_lossy());
     }
-    let packages_by_stem = placed
-        .rlibs
-        .keys()
-        .chain(&placed.static_stems)
-        .filter_map(|s| Some((s.clone(), inputs.packages_by_stem.get(s)?.clone())))
-        .collect();
+    let linked = crate::state::Linked {
+        file: libs
+            .iter()
+            .max_by_key(|l| l.made.size)
+            .map(|l| l.file.clone())
+            .unwrap_or_default(),
+        size: libs.iter().map(|l| l.made.size).sum(),
+        exported_symbols: libs.iter().map(|l| l.made.exported_symbols).sum(),
+        link_millis,
+        link_peak_kib,
+    };
     BundleState {
         state_version: STATE_VERSION,
         id: id.finish_hex(),
         generation: req.generation.to_owned(),
         dir: req.layout.lib_dir(),
         sysroot_lib: toolchain.sysroot_lib.clone(),
-        file: libs
-            .iter()
-            .max_by_key(|l| l.size)
-            .map(|l| l.file.clone())
-            .unwrap_or_default(),
-        size: libs.iter().map(|l| l.size).sum(),
-        exported_symbols: libs.iter().map(|l| l.exported_symbols).sum(),
-        link_millis,
-        link_peak_kib,
+        plan: placed.plan.clone(),
         libs,
         roots,
-        units: inputs.units.clone(),
-        packages_by_stem,
-        static_stems: placed.static_stems.clone(),
-        static_packages: placed.static_packages.clone(),
-        bundled_packages: placed.bundled_packages.clone(),
-        hidden_native: placed.hidden_native.clone(),
-        link_failed: placed.link_failed.clone(),
-        built_packages: placed.built_packages.clone(),
+        linked,
     }
 }
 
@@ -311,7 +279,7 @@ fn link_lib(
     placed: &Placed,
     native: &BTreeMap<String, NativeSymbols>,
     proxy: &Path,
-) -> Result<Result<Made, String>> {
+) -> Result<Result<LibMade, String>> {
     let lib = &libs[i];
     let dir = req.layout.lib_dir();
     let aliases: Vec<String> = lib.crates.iter().map(|s| alias_of(s)).collect();
@@ -415,11 +383,11 @@ fn link_lib(
     let size = std::fs::metadata(&lib.file)
         .map(|m| m.len())
         .unwrap_or_default();
-    Ok(Ok(Made {
+    Ok(Ok(LibMade {
         size,
         exported_symbols: info.exported,
-        millis,
-        peak_kib,
+        link_millis: millis,
+        link_peak_kib: peak_kib,
     }))
 }
 

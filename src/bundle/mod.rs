@@ -60,14 +60,14 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
         .collect();
     let same_generation = req.previous.filter(|p| p.generation == req.generation);
     let mut link_failed: BTreeMap<String, String> = same_generation
-        .map(|p| p.link_failed.clone())
+        .map(|p| p.plan.link_failed.clone())
         .unwrap_or_default();
 
     // Within a generation the bundle keeps the units of other selections,
     // so the packages they compiled count too.
     let mut built = req.built_packages.clone();
     if let Some(prev) = same_generation {
-        built.extend(prev.built_packages.iter().cloned());
+        built.extend(prev.plan.built_packages.iter().cloned());
     }
     let graph = req.graph.restricted_to(&built);
 
@@ -79,7 +79,7 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
 
     loop {
         let placed = place::place(req, &graph, &inputs, &link_failed, &hidden_native);
-        match link::link(shell, req, &toolchain, &inputs, &placed, &native, &proxy)? {
+        match link::link(shell, req, &toolchain, &placed, &native, &proxy)? {
             Linked::Done(state) => return Ok(*state),
             Linked::Failed { culprits, message } => {
                 if culprits.is_empty() {

@@ -9,6 +9,7 @@ use super::Request;
 use super::units::{Candidate, Inputs};
 use crate::plan::{Graph, Placement, PlanInput, Reason};
 use crate::split::{Split, UnitUse};
+use crate::state::BundlePlan;
 use crate::wrapper::crate_of_stem;
 
 /// The plan of one bundle: its roots, its libraries, what stays static.
@@ -18,12 +19,7 @@ pub(super) struct Placed {
     pub(super) split: Split,
     /// Every bundled crate's rlib, by stem.
     pub(super) rlibs: BTreeMap<String, PathBuf>,
-    pub(super) static_stems: BTreeSet<String>,
-    pub(super) static_packages: BTreeMap<String, Reason>,
-    pub(super) bundled_packages: BTreeSet<String>,
-    pub(super) hidden_native: BTreeMap<String, String>,
-    pub(super) link_failed: BTreeMap<String, String>,
-    pub(super) built_packages: BTreeSet<String>,
+    pub(super) plan: BundlePlan,
 }
 
 pub(super) fn place(
@@ -128,7 +124,7 @@ pub(super) fn place(
         })
         .collect();
     let split = crate::split::split(&units, &closures);
-    let static_stems = inputs
+    let static_stems: BTreeSet<String> = inputs
         .units
         .values()
         .flat_map(|u| &u.deps)
@@ -140,15 +136,24 @@ pub(super) fn place(
         .filter_map(|s| package_of(s).cloned())
         .collect();
     static_packages.retain(|id, _| !bundled_packages.contains(id));
+    let packages_by_stem = rlibs
+        .keys()
+        .chain(&static_stems)
+        .filter_map(|s| Some((s.clone(), package_of(s)?.clone())))
+        .collect();
     Placed {
         roots,
         split,
         rlibs,
-        static_stems,
-        static_packages,
-        bundled_packages,
-        hidden_native: hidden_native.clone(),
-        link_failed: link_failed.clone(),
-        built_packages: graph.nodes.keys().cloned().collect(),
+        plan: BundlePlan {
+            units: inputs.units.clone(),
+            packages_by_stem,
+            static_stems,
+            static_packages,
+            bundled_packages,
+            built_packages: graph.nodes.keys().cloned().collect(),
+            hidden_native: hidden_native.clone(),
+            link_failed: link_failed.clone(),
+        },
     }
 }

@@ -70,7 +70,7 @@ pub(super) fn inputs(
         units.insert(entry.stem.clone(), unit);
     }
     if let Some(prev) = same_generation {
-        for (stem, package) in &prev.packages_by_stem {
+        for (stem, package) in &prev.plan.packages_by_stem {
             packages_by_stem
                 .entry(stem.clone())
                 .or_insert_with(|| package.clone());
@@ -80,9 +80,9 @@ pub(super) fn inputs(
         let current: BTreeSet<String> = candidates.keys().cloned().collect();
         let fresh = |stem: &str| match prev.roots.get(stem) {
             Some(root) => crate::fs::mtime_nanos(&root.rlib) == Some(root.rlib_mtime),
-            None => prev.static_stems.contains(stem) || current.contains(stem),
+            None => prev.plan.static_stems.contains(stem) || current.contains(stem),
         };
-        for (stem, unit) in &prev.units {
+        for (stem, unit) in &prev.plan.units {
             if units.contains_key(stem) || !unit.deps.iter().all(|d| fresh(d)) {
                 continue;
             }

@@ -92,11 +92,11 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         BundleState::load(&layout)?.filter(|s| ws.generation().is_ok_and(|g| g == s.generation));
     // After a build, what it really compiled; before, a prediction.
     if let Some(s) = &state {
-        graph = graph.restricted_to(&s.built_packages);
+        graph = graph.restricted_to(&s.plan.built_packages);
     }
     let link_failed = state
         .as_ref()
-        .map(|s| s.link_failed.clone())
+        .map(|s| s.plan.link_failed.clone())
         .unwrap_or_default();
     let roots: Option<BTreeSet<String>> = state
         .as_ref()
@@ -109,7 +109,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         link_failed: &link_failed,
         hidden_native: &state
             .as_ref()
-            .map(|s| s.hidden_native.clone())
+            .map(|s| s.plan.hidden_native.clone())
             .unwrap_or_default(),
         roots: roots.as_ref(),
     });
@@ -120,11 +120,11 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
             if matches!(placement, Placement::Host { .. }) {
                 continue;
             }
-            *placement = if s.bundled_packages.contains(id) {
+            *placement = if s.plan.bundled_packages.contains(id) {
                 Placement::Bundle {
                     root: roots.as_ref().is_some_and(|r| r.contains(id)),
                 }
-            } else if let Some(reason) = s.static_packages.get(id) {
+            } else if let Some(reason) = s.plan.static_packages.get(id) {
                 Placement::Static {
                     reason: reason.clone(),
                 }
@@ -176,10 +176,10 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         target_dir: layout.target_dir.display().to_string(),
         built: state.is_some(),
         bundle: state.as_ref().map(|s| BundleReport {
-            file: s.file.display().to_string(),
-            size: s.size,
-            exported_symbols: s.exported_symbols,
-            link_millis: s.link_millis,
+            file: s.linked.file.display().to_string(),
+            size: s.linked.size,
+            exported_symbols: s.linked.exported_symbols,
+            link_millis: s.linked.link_millis,
             roots: s
                 .roots
                 .values()
@@ -197,8 +197,8 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
                 .map(|l| LibReport {
                     crate_name: l.crate_name.clone(),
                     file: l.file.display().to_string(),
-                    size: l.size,
-                    exported_symbols: l.exported_symbols,
+                    size: l.made.size,
+                    exported_symbols: l.made.exported_symbols,
                     crates: l
                         .crates
                         .iter()
@@ -334,6 +334,7 @@ fn unit_labels(state: &BundleState, units: &BTreeSet<String>) -> Vec<String> {
         .iter()
         .map(|u| {
             state
+                .plan
                 .units
                 .get(u)
                 .map_or_else(|| u.clone(), |unit| unit.label.clone())

@@ -276,11 +276,11 @@ impl Comparison<'_> {
             &self.copy_root,
         );
         let bundle = BundleState::load(&layout)?.map(|b| BundleReport {
-            bytes: b.size,
-            exported_symbols: b.exported_symbols,
-            link_ms: b.link_millis,
-            link_peak_kib: bundle_link_peak.max(b.link_peak_kib),
-            file: b.file,
+            bytes: b.linked.size,
+            exported_symbols: b.linked.exported_symbols,
+            link_ms: b.linked.link_millis,
+            link_peak_kib: bundle_link_peak.max(b.linked.link_peak_kib),
+            file: b.linked.file,
         });
         let chart_path = self.dir.join("compare.svg");
         let report = Report {
