@@ -102,6 +102,9 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
                     "`{krate}` was rebuilt after the bundle was linked"
                 ));
             }
+            if (facts.mtime)(&root.facade).is_none() {
+                return Decision::Probe(format!("the facade of `{krate}` is missing"));
+            }
             set_extern_path(&mut args, ext, &root.facade);
             continue;
         }
@@ -464,6 +467,26 @@ mod tests {
         assert_eq!(
             decide_with(&after_probe, "b1", 7),
             Decision::Probe("workspace member `core` was probed".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_facade_means_a_new_bundle() {
+        let inv = Invocation::parse(words(APP));
+        let s = state();
+        let decision = decide(
+            &inv,
+            &Facts {
+                bundle_env: "b1",
+                state: Some(&s),
+                member_libs: &[],
+                member_probed: &|_| false,
+                mtime: &|p| (!p.starts_with("/s")).then_some(7),
+            },
+        );
+        assert_eq!(
+            decision,
+            Decision::Probe("the facade of `log` is missing".into())
         );
     }
 

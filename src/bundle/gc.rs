@@ -8,6 +8,30 @@ use anyhow::{Context, Result};
 use crate::layout::Layout;
 use crate::state::BundleState;
 
+/// The stems of every file a bundle needs in the library dir: a library's
+/// `libNAME.so` and its `NAME.*` records, a facade's `libNAME-HASH.rlib`
+/// with its source and marker.
+fn kept_stems<'a>(states: impl Iterator<Item = &'a BundleState>) -> BTreeSet<String> {
+    let mut keep = BTreeSet::new();
+    for state in states {
+        for lib in &state.libs {
+            keep.insert(lib.crate_name.clone());
+            keep.insert(format!("lib{}", lib.crate_name));
+        }
+        for root in state.roots.values() {
+            if let Some(name) = root.facade.file_name().and_then(|n| n.to_str()) {
+                keep.insert(stem_of(name).to_owned());
+            }
+        }
+    }
+    keep
+}
+
+/// A file name up to its first dot: the same for `x.so`, `x.json`, `x.rs`.
+fn stem_of(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
 /// Removes libraries and facades that neither the current nor the
 /// previous bundle uses, and bundles of the earlier one-library layout.
 pub fn collect_garbage(
@@ -15,27 +39,11 @@ pub fn collect_garbage(
     current: &BundleState,
     previous: Option<&BundleState>,
 ) -> Result<()> {
-    let mut keep: BTreeSet<String> = BTreeSet::new();
-    for state in std::iter::once(current).chain(previous) {
-        keep.extend(state.libs.iter().map(|l| l.crate_name.clone()));
-        keep.extend(state.roots.values().filter_map(|r| {
-            Some(
-                r.facade
-                    .file_stem()?
-                    .to_str()?
-                    .trim_start_matches("lib")
-                    .to_owned(),
-            )
-        }));
-    }
-    let kept = |name: &str| {
-        let stem = name.split('.').next().unwrap_or(name);
-        keep.contains(stem.strip_prefix("lib").unwrap_or(stem)) || keep.contains(stem)
-    };
+    let keep = kept_stems(std::iter::once(current).chain(previous));
     if let Ok(dir) = std::fs::read_dir(layout.lib_dir()) {
         for item in dir.flatten() {
             let name = item.file_name().to_string_lossy().into_owned();
-            if !kept(&name) {
+            if !keep.contains(stem_of(&name)) {
                 let _ = std::fs::remove_file(item.path());
             }
         }
@@ -53,4 +61,50 @@ pub fn collect_garbage(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Lib, Root};
+
+    #[test]
+    fn keeps_every_file_of_a_bundle_in_use_and_nothing_else() {
+        let mut state = BundleState::default();
+        state.libs.push(Lib {
+            crate_name: "dyndev_bundle_0123".into(),
+            ..Lib::default()
+        });
+        // A crate whose name starts like the `lib` prefix itself.
+        state.roots.insert(
+            "liblibc-1".into(),
+            Root {
+                package_id: "libc".into(),
+                crate_name: "libc".into(),
+                alias: "libc_1".into(),
+                lib: "dyndev_bundle_0123".into(),
+                rlib: "/t/deps/liblibc-1.rlib".into(),
+                rlib_mtime: 0,
+                facade: "/s/lib/liblibc-f00d.rlib".into(),
+            },
+        );
+        let keep = kept_stems(std::iter::once(&state));
+        for name in [
+            "libdyndev_bundle_0123.so",
+            "dyndev_bundle_0123.json",
+            "dyndev_bundle_0123.rs",
+            "liblibc-f00d.rlib",
+            "liblibc-f00d.ok",
+            "liblibc-f00d.rs",
+        ] {
+            assert!(keep.contains(stem_of(name)), "{name} must be kept");
+        }
+        for name in [
+            "libdyndev_bundle_4567.so",
+            "liblibc-beef.rlib",
+            "libc-f00d.rlib",
+        ] {
+            assert!(!keep.contains(stem_of(name)), "{name} must go");
+        }
+    }
 }
