@@ -11,6 +11,7 @@ pub mod cargo_config;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod doctest;
 pub mod error;
 pub mod fs;
 pub mod inspect;
@@ -19,10 +20,12 @@ pub mod linker;
 pub mod measure;
 pub mod ops;
 pub mod plan;
+pub mod program_env;
 pub mod rustc_args;
 pub mod shell;
 pub mod state;
 pub mod templates;
+pub mod test_binaries;
 pub mod workspace;
 pub mod wrapper;
 
@@ -39,6 +42,9 @@ pub fn main() -> ! {
     }
     if measure::is_timer_invocation() {
         std::process::exit(measure::timer_main());
+    }
+    if doctest::is_rustdoc_invocation() {
+        std::process::exit(doctest::rustdoc_main());
     }
     if wrapper::is_wrapper_invocation() {
         std::process::exit(wrapper::main(std::env::args_os().collect()));
