@@ -64,6 +64,7 @@ pub fn main() -> ! {
         Command::Build(a) => &a.global,
         Command::Run(a) => &a.global,
         Command::Test(a) => &a.global,
+        Command::Nextest(a) => &a.global,
         Command::Plan(a) => &a.global,
         Command::Compare(a) => &a.global,
     };
@@ -72,6 +73,7 @@ pub fn main() -> ! {
         Command::Build(args) => ops::build::exec(&shell, args),
         Command::Run(args) => ops::run::exec(&shell, args),
         Command::Test(args) => ops::test::exec(&shell, args),
+        Command::Nextest(args) => ops::nextest::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
         Command::Compare(args) => compare::exec(&shell, args),
     };

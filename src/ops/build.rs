@@ -263,6 +263,19 @@ pub fn wrapped_cargo(
     bundle_env: &str,
     run: &str,
 ) -> Result<CargoCommand> {
+    let mut cmd = wrapped_cargo_command(req, &[subcommand], bundle_env, run)?;
+    cmd.arg(format!("--target-dir={}", req.layout.target_dir.display()));
+    Ok(cmd)
+}
+
+/// [`wrapped_cargo`] without `--target-dir`, for a cargo subcommand of
+/// several words (`nextest list`) that takes it after them.
+pub fn wrapped_cargo_command(
+    req: &BuildRequest<'_>,
+    subcommand: &[&str],
+    bundle_env: &str,
+    run: &str,
+) -> Result<CargoCommand> {
     // Cargo hashes the wrapper's path into every member unit. A path of
     // the workspace's own (a link to this executable in its state dir)
     // keeps workspaces that share a target dir, and have identical members,
@@ -272,8 +285,8 @@ pub fn wrapped_cargo(
         &req.layout.state_dir.join("bin"),
         crate::wrapper::WRAPPER_NAME,
     )?;
-    let mut cmd = CargoCommand::new(subcommand);
-    cmd.arg(format!("--target-dir={}", req.layout.target_dir.display()))
+    let mut cmd = CargoCommand::new(subcommand[0]);
+    cmd.args(&subcommand[1..])
         .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
         .env(env::STATE_DIR, &req.layout.state_dir)
         .env(env::BUNDLE, bundle_env)

@@ -1,6 +1,7 @@
 //! One module per command; each has an `exec`.
 
 pub mod build;
+pub mod nextest;
 pub mod plan;
 pub mod run;
 pub mod test;

@@ -292,3 +292,45 @@ fn a_configured_runner_runs_the_tests() {
     assert!(out.stdout.contains("ran-by-runner"), "{out}");
     assert!(out.stdout.contains("test runs ... ok"), "{out}");
 }
+
+#[test]
+fn nextest_runs_the_binaries_dyndev_built() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("under-nextest", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/lib.rs",
+            "pub fn fmt(n: u32) -> String { itoa::Buffer::new().format(n).to_owned() }\n",
+        )
+        .file(
+            "tests/two.rs",
+            r#"
+#[test]
+fn passes() {
+    assert_eq!(under_nextest::fmt(3), "3");
+    for (k, _) in std::env::vars() {
+        assert!(!k.contains("DYNDEV") && k != "RUSTC_WORKSPACE_WRAPPER", "{k}");
+    }
+}
+#[test]
+fn fails() { assert_eq!(under_nextest::fmt(1), "2"); }
+"#,
+        )
+        .build();
+    let out = p.dyndev(&["nextest", "run", "--no-fail-fast"]).code(100);
+    assert!(
+        out.stderr
+            .contains("2 tests run: 1 passed, 1 failed, 0 skipped"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("FAIL"), "{out}");
+    // nextest ran dyndev's binary, which binds to the bundle.
+    assert!(out.stderr.contains("under-nextest::two fails"), "{out}");
+    assert_needs_a_bundle(&newest_harness("two"));
+    let out = p
+        .dyndev(&["nextest", "run", "-E", "test(passes)"])
+        .success();
+    assert!(out.stderr.contains("1 test run: 1 passed"), "{out}");
+}
