@@ -295,12 +295,11 @@ pub fn wrapped_cargo_command(
             env::MEMBER_LIBS,
             req.workspace.member_lib_crates().join(","),
         );
-    match std::env::var_os("RUSTC_WORKSPACE_WRAPPER") {
-        Some(inner)
-            if !inner.is_empty()
-                && std::path::Path::new(&inner).file_name()
-                    != Some(crate::wrapper::WRAPPER_NAME.as_ref()) =>
-        {
+    // Ours takes the place of the user's, from the environment or cargo's
+    // configuration, and runs it inside.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match crate::cargo_config::workspace_wrapper(&cwd)? {
+        Some(inner) if inner.file_name() != Some(crate::wrapper::WRAPPER_NAME.as_ref()) => {
             cmd.env(env::INNER_WRAPPER, inner);
         }
         _ => {}

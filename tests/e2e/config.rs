@@ -1,0 +1,36 @@
+//! Cargo's configuration, read as cargo reads it: settings dyndev takes
+//! over keep doing what the user set them for.
+
+use crate::support::*;
+
+#[test]
+fn a_workspace_wrapper_from_configuration_still_runs() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("wrapped-app", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(7u8)); }\n",
+        )
+        .file(
+            ".cargo/config.toml",
+            "[build]\nrustc-workspace-wrapper = \"tools/wrap.sh\"\n",
+        )
+        .file(
+            "tools/wrap.sh",
+            "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/wrapped.log\"\nexec \"$@\"\n",
+        )
+        .build();
+    let script = p.root.join("tools/wrap.sh");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    p.dyndev(&["build"]).success();
+    let log = std::fs::read_to_string(p.root.join("tools/wrapped.log")).unwrap_or_default();
+    assert!(log.contains("--crate-name wrapped_app"), "{log}");
+    let bin = p.bin("wrapped-app");
+    assert_needs_a_bundle(&bin);
+    assert_eq!(run_outside_cargo(&bin, &[]).success().stdout, "7\n");
+}
