@@ -100,7 +100,7 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
             runner: runner(&config)?,
             with_package,
         };
-        let sysroot_lib = outcome.bundle.as_ref().map(|b| b.sysroot_lib.clone());
+        let sysroot_lib = toolchain_libdir(&outcome);
         let ran = test_binaries::run(&binaries, &opts, |bin| {
             let env = crate::program_env::cargo_env(
                 &bin.package,
@@ -132,6 +132,12 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     }
 }
 
+/// rustc's `target-libdir`, where `libstd-*.so` lives: cargo puts it on
+/// the tests' library path.
+fn toolchain_libdir(outcome: &Outcome) -> Option<PathBuf> {
+    outcome.bundle.as_ref().map(|b| b.sysroot_lib.clone())
+}
+
 /// Whether cargo names the package in its rerun hints: when the
 /// selection may hold more than one.
 fn needs_package_flag(ws: &Workspace, args: &TestArgs) -> bool {
@@ -142,7 +148,12 @@ fn needs_package_flag(ws: &Workspace, args: &TestArgs) -> bool {
     if p.workspace {
         return ws.members().count() > 1;
     }
-    ws.metadata.workspace_default_members.len() > 1
+    let defaults = &ws.metadata.workspace_default_members;
+    if defaults.is_available() {
+        defaults.len() > 1
+    } else {
+        ws.metadata.root_package().is_none() && ws.members().count() > 1
+    }
 }
 
 /// `target.<host>.runner` (or a matching `target.<cfg>.runner`).
