@@ -34,3 +34,27 @@ fn a_workspace_wrapper_from_configuration_still_runs() {
     assert_needs_a_bundle(&bin);
     assert_eq!(run_outside_cargo(&bin, &[]).success().stdout, "7\n");
 }
+
+#[test]
+fn doctests_get_the_configured_rustdocflags() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("doc-flags", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/lib.rs",
+            "pub fn fmt() -> String { itoa::Buffer::new().format(1u8).to_owned() }\n\
+             /// ```\n/// assert_eq!(doc_flags::fmt(), \"1\");\n/// ```\n\
+             #[cfg(from_config)]\n\
+             pub fn documented() {}\n",
+        )
+        .file(
+            ".cargo/config.toml",
+            "[build]\nrustdocflags = [\"--cfg\", \"from_config\"]\n",
+        )
+        .build();
+    // The doctest exists only with the configured flag.
+    let out = p.dyndev(&["test", "--doc"]).success();
+    assert!(out.stdout.contains("1 passed"), "{out}");
+}
