@@ -58,3 +58,37 @@ fn doctests_get_the_configured_rustdocflags() {
     let out = p.dyndev(&["test", "--doc"]).success();
     assert!(out.stdout.contains("1 passed"), "{out}");
 }
+
+#[test]
+fn rustc_wrapper_keeps_wrapping_every_compilation() {
+    // As sccache does: the outer wrapper runs what follows it.
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("outer-wrapped", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(9u8)); }\n",
+        )
+        .file(
+            "tools/cache.sh",
+            "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/cache.log\"\nexec \"$@\"\n",
+        )
+        .build();
+    let script = p.root.join("tools/cache.sh");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Its own target dir: the shared one has itoa built already.
+    let target = tempfile::tempdir().unwrap();
+    let mut cmd = dyndev_cmd(&p.root, &["build"]);
+    cmd.env("RUSTC_WRAPPER", &script)
+        .env("CARGO_TARGET_DIR", target.path());
+    run(cmd).success();
+    let log = std::fs::read_to_string(p.root.join("tools/cache.log")).unwrap_or_default();
+    assert!(log.contains("--crate-name itoa"), "{log}");
+    assert!(log.contains("--crate-name outer_wrapped"), "{log}");
+    let bin = target.path().join("dyndev/debug/outer-wrapped");
+    assert_needs_a_bundle(&bin);
+    assert_eq!(run_outside_cargo(&bin, &[]).success().stdout, "9\n");
+}
