@@ -168,10 +168,15 @@ pub fn exec(shell: &Shell, args: &NextestArgs) -> Result<()> {
     let mut list = wrapped_cargo_command(&req, &["nextest", "list"], bundle_env, "nextest")?;
     list.args(["--list-type", "binaries-only", "--message-format", "json"]);
     for (name, value) in &split.cargo {
-        if name != "--target-dir" {
+        if !matches!(
+            name.as_str(),
+            "--target-dir" | "--cargo-quiet" | "--cargo-verbose"
+        ) {
             list.arg(name).args(value);
         }
     }
+    // The build above showed cargo's output; this pass compiles nothing.
+    list.arg("--cargo-quiet");
     list.arg(format!("--target-dir={}", req.layout.target_dir.display()));
     crate::fs::write_atomic(&binaries, &list.output(shell)?)?;
     let metadata = meta_dir.join("cargo-metadata.json");
