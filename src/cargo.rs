@@ -66,6 +66,11 @@ impl CargoCommand {
         self
     }
 
+    /// The variables this command sets or removes.
+    pub fn changed_vars(&self) -> impl Iterator<Item = &OsStr> {
+        self.envs.iter().map(|(k, _)| k.as_os_str())
+    }
+
     /// The command as a user would type it, for `-v`.
     pub fn display(&self) -> String {
         crate::shell::command_line(
@@ -113,6 +118,12 @@ impl CargoCommand {
             .into());
         }
         Ok(out.stdout)
+    }
+
+    /// Runs to completion on the user's terminal.
+    pub fn status(&self, shell: &Shell) -> Result<ExitStatus> {
+        shell.verbose_status("Running", format_args!("`{}`", self.display()));
+        self.command().status().with_context(|| self.spawn_error())
     }
 
     /// Runs a build with `--message-format=json-render-diagnostics`: cargo

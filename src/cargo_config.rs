@@ -141,6 +141,16 @@ pub fn env_table(
     Sources::discover(cwd, cargo_home, cli)?.env_table(existing)
 }
 
+/// The workspace wrapper cargo would use from `cwd`, read as cargo reads
+/// it: `RUSTC_WORKSPACE_WRAPPER`, else `build.rustc-workspace-wrapper`
+/// from the environment or the configuration files (a path relative to
+/// its file's root); none when unset or empty.
+pub fn workspace_wrapper(cwd: &Path) -> Result<Option<PathBuf>> {
+    let config = cargo_config2::Config::load_with_cwd(cwd)
+        .context("failed to read cargo's configuration")?;
+    Ok(config.build.rustc_workspace_wrapper)
+}
+
 /// Cargo's home: `$CARGO_HOME`, else `~/.cargo`.
 pub fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
@@ -277,6 +287,22 @@ mod tests {
             cli.target_linker("x86_64-unknown-linux-gnu").unwrap(),
             Some(PathBuf::from("clang"))
         );
+    }
+
+    #[test]
+    fn the_workspace_wrapper_comes_from_configuration_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        write(
+            &ws.join(".cargo/config.toml"),
+            "[build]\nrustc-workspace-wrapper = \"tools/wrap\"\n",
+        );
+        // Only when the variables that come first are unset.
+        if std::env::var_os("RUSTC_WORKSPACE_WRAPPER").is_none()
+            && std::env::var_os("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER").is_none()
+        {
+            assert_eq!(workspace_wrapper(&ws).unwrap(), Some(ws.join("tools/wrap")));
+        }
     }
 
     #[test]

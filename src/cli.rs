@@ -49,6 +49,8 @@ pub enum Command {
     Run(RunArgs),
     /// Build and run the tests, with dependencies linked dynamically
     Test(TestArgs),
+    /// Build the tests with dependencies linked dynamically and run them with cargo-nextest
+    Nextest(NextestArgs),
     /// Show where every package goes: into the bundle, or linked statically and why
     Plan(PlanArgs),
     /// Measure edit -> binary time statically and with dyndev, side by side
@@ -387,6 +389,24 @@ pub struct TestArgs {
     /// Arguments for the test binaries
     #[arg(last = true, value_name = "ARGS", help_heading = "Arguments")]
     pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "`cargo dyndev nextest run [ARGS]` takes the arguments of `cargo nextest run`: \
+    cargo's options select and build the tests, the rest go to the run."
+)]
+pub struct NextestArgs {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// `run`, then the arguments of `cargo nextest run`
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,6 +11,7 @@ pub mod cargo_config;
 pub mod cli;
 pub mod closure;
 pub mod config;
+pub mod doctest;
 pub mod error;
 pub mod fs;
 pub mod inspect;
@@ -20,11 +21,13 @@ pub mod measure;
 pub mod ops;
 pub mod plan;
 pub mod pool;
+pub mod program_env;
 pub mod rustc_args;
 pub mod shell;
 pub mod split;
 pub mod state;
 pub mod templates;
+pub mod test_binaries;
 pub mod workspace;
 pub mod wrapper;
 
@@ -41,6 +44,9 @@ pub fn main() -> ! {
     }
     if measure::is_timer_invocation() {
         std::process::exit(measure::timer_main());
+    }
+    if doctest::is_rustdoc_invocation() {
+        std::process::exit(doctest::rustdoc_main());
     }
     if wrapper::is_wrapper_invocation() {
         std::process::exit(wrapper::main(std::env::args_os().collect()));
@@ -60,6 +66,7 @@ pub fn main() -> ! {
         Command::Build(a) => &a.global,
         Command::Run(a) => &a.global,
         Command::Test(a) => &a.global,
+        Command::Nextest(a) => &a.global,
         Command::Plan(a) => &a.global,
         Command::Compare(a) => &a.global,
     };
@@ -68,6 +75,7 @@ pub fn main() -> ! {
         Command::Build(args) => ops::build::exec(&shell, args),
         Command::Run(args) => ops::run::exec(&shell, args),
         Command::Test(args) => ops::test::exec(&shell, args),
+        Command::Nextest(args) => ops::nextest::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
         Command::Compare(args) => ops::compare::exec(&shell, args),
     };

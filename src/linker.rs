@@ -32,7 +32,7 @@ pub mod env {
     pub const LINK_LOG: &str = "__CARGO_DYNDEV_LINK_LOG";
     /// A file of symbol names, one a line, to export from the output.
     pub const EXPORTS: &str = "__CARGO_DYNDEV_EXPORTS";
-    /// The linker to run, when the user configured one; else `$CC` or `cc`.
+    /// The linker to run, when the user configured one; else `cc`, as rustc.
     pub const REAL_LINKER: &str = "__CARGO_DYNDEV_REAL_LINKER";
     /// Write the arguments to this file, as a JSON array, and link nothing.
     pub const RECORD_ONLY: &str = "__CARGO_DYNDEV_RECORD_ONLY";
@@ -221,9 +221,9 @@ fn link() -> Result<i32> {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from)
         .unwrap_or_default();
+    // rustc's own default is `cc`, whatever `$CC` says.
     let driver = std::env::var_os(env::REAL_LINKER)
         .filter(|d| !d.is_empty())
-        .or_else(|| std::env::var_os("CC"))
         .unwrap_or_else(|| "cc".into());
     let mut cmd = Command::new(&driver);
     cmd.args(mode.rewrite(args)).env_remove(env::EXPORTS);

@@ -24,7 +24,7 @@ pub const WRAPPER_NAME: &str = "dyndev-rustc-wrapper";
 
 /// The wrapper's inputs, set by the driver on cargo's environment.
 pub mod env {
-    /// The state dir; its presence is what makes this process a wrapper.
+    /// The state dir.
     pub const STATE_DIR: &str = "__CARGO_DYNDEV_STATE";
     /// The bundle id members are compiled against. Written into each
     /// member's dep-info, so cargo rebuilds members when it changes.
@@ -41,9 +41,12 @@ pub mod env {
     pub const NONE: &str = "none";
 }
 
-/// Whether this process was started by cargo as the rustc wrapper.
+/// Whether this process was started by cargo as the rustc wrapper: it
+/// runs under the wrapper's name, never as `cargo-dyndev`, so a program
+/// that inherits the wrapper's environment (a test that runs
+/// `cargo dyndev`, say) is still the command.
 pub fn is_wrapper_invocation() -> bool {
-    std::env::var_os(env::STATE_DIR).is_some()
+    crate::measure::invoked_as().as_deref() == Some(WRAPPER_NAME)
 }
 
 /// What to do with one member compilation.

@@ -301,6 +301,19 @@ pub fn wrapped_cargo(
     bundle_env: &str,
     run: &str,
 ) -> Result<CargoCommand> {
+    let mut cmd = wrapped_cargo_command(req, &[subcommand], bundle_env, run)?;
+    cmd.arg(format!("--target-dir={}", req.layout.target_dir.display()));
+    Ok(cmd)
+}
+
+/// [`wrapped_cargo`] without `--target-dir`, for a cargo subcommand of
+/// several words (`nextest list`) that takes it after them.
+pub fn wrapped_cargo_command(
+    req: &BuildRequest<'_>,
+    subcommand: &[&str],
+    bundle_env: &str,
+    run: &str,
+) -> Result<CargoCommand> {
     // Cargo hashes the wrapper's path into every member unit. A path of
     // the workspace's own (a link to this executable in its state dir)
     // keeps workspaces that share a target dir, and have identical members,
@@ -310,8 +323,8 @@ pub fn wrapped_cargo(
         &req.layout.state_dir.join("bin"),
         crate::wrapper::WRAPPER_NAME,
     )?;
-    let mut cmd = CargoCommand::new(subcommand);
-    cmd.arg(format!("--target-dir={}", req.layout.target_dir.display()))
+    let mut cmd = CargoCommand::new(subcommand[0]);
+    cmd.args(&subcommand[1..])
         .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
         .env(env::STATE_DIR, &req.layout.state_dir)
         .env(env::BUNDLE, bundle_env)
@@ -320,12 +333,11 @@ pub fn wrapped_cargo(
             env::MEMBER_LIBS,
             req.workspace.member_lib_crates().join(","),
         );
-    match std::env::var_os("RUSTC_WORKSPACE_WRAPPER") {
-        Some(inner)
-            if !inner.is_empty()
-                && std::path::Path::new(&inner).file_name()
-                    != Some(crate::wrapper::WRAPPER_NAME.as_ref()) =>
-        {
+    // Ours takes the place of the user's, from the environment or cargo's
+    // configuration, and runs it inside.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match crate::cargo_config::workspace_wrapper(&cwd)? {
+        Some(inner) if inner.file_name() != Some(crate::wrapper::WRAPPER_NAME.as_ref()) => {
             cmd.env(env::INNER_WRAPPER, inner);
         }
         _ => {}

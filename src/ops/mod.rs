@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod compare;
+pub mod nextest;
 pub mod plan;
 pub mod run;
 pub mod test;

@@ -3,15 +3,15 @@
 //! environment `cargo run` gives a program.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use cargo_metadata::{Artifact, BuildScript, Package, TargetKind};
+use cargo_metadata::{Package, TargetKind};
 
 use crate::cli::{ExecutableArgs, PackageArgs, RunArgs};
 use crate::error::Failure;
-use crate::layout::Layout;
-use crate::ops::build::{BuildRequest, Outcome, build};
+use crate::ops::build::{BuildRequest, build};
+use crate::program_env;
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 
@@ -83,19 +83,13 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut command = std::process::Command::new(&exe);
     command.args(&args.args);
-    let mut env = run_env(package, &outcome, layout, artifact);
-    // Cargo's `[env]` table, under what cargo sets itself.
-    let home = crate::cargo_config::cargo_home();
-    let configured =
-        crate::cargo_config::env_table(&cwd, home.as_deref(), &args.compile.config, |k| {
-            std::env::var_os(k).is_some()
-        })?;
-    for (key, value) in configured {
-        if !env.iter().any(|(k, _)| *k == key) {
-            env.push((key, value));
-        }
-    }
-    for (key, value) in env {
+    let env = program_env::cargo_env(
+        package,
+        &outcome.build_scripts,
+        layout,
+        outcome.bundle.as_ref().map(|b| b.sysroot_lib.as_path()),
+    );
+    for (key, value) in program_env::with_config_env(env, &cwd, &args.compile.config)? {
         command.env(key, value);
     }
     shell.status(
@@ -144,106 +138,6 @@ pub fn choose(ws: &Workspace, packages: &PackageArgs, exe: &ExecutableArgs) -> R
         ))
         .into()),
     }
-}
-
-/// The environment `cargo run` sets for a program: the package's
-/// `CARGO_PKG_*` variables, its build script's `rustc-env` values, and a
-/// library path with the target dir, the native libraries build scripts
-/// made there, and the toolchain's libraries.
-fn run_env(
-    package: &Package,
-    outcome: &Outcome,
-    layout: &Layout,
-    artifact: &Artifact,
-) -> Vec<(String, OsString)> {
-    let mut env: Vec<(String, OsString)> = Vec::new();
-    let mut set = |k: &str, v: OsString| env.push((k.to_owned(), v));
-    set("CARGO", crate::cargo::cargo_program());
-    let manifest = package.manifest_path.as_std_path();
-    set(
-        "CARGO_MANIFEST_DIR",
-        manifest.parent().unwrap_or(manifest).into(),
-    );
-    set("CARGO_MANIFEST_PATH", manifest.into());
-    let v = &package.version;
-    set("CARGO_PKG_VERSION", v.to_string().into());
-    set("CARGO_PKG_VERSION_MAJOR", v.major.to_string().into());
-    set("CARGO_PKG_VERSION_MINOR", v.minor.to_string().into());
-    set("CARGO_PKG_VERSION_PATCH", v.patch.to_string().into());
-    set("CARGO_PKG_VERSION_PRE", v.pre.as_str().into());
-    set("CARGO_PKG_NAME", package.name.as_str().into());
-    let opt = |o: &Option<String>| o.clone().unwrap_or_default().into();
-    set("CARGO_PKG_DESCRIPTION", opt(&package.description));
-    set("CARGO_PKG_HOMEPAGE", opt(&package.homepage));
-    set("CARGO_PKG_REPOSITORY", opt(&package.repository));
-    set("CARGO_PKG_LICENSE", opt(&package.license));
-    set(
-        "CARGO_PKG_LICENSE_FILE",
-        package
-            .license_file
-            .as_ref()
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-            .into(),
-    );
-    set("CARGO_PKG_AUTHORS", package.authors.join(":").into());
-    set(
-        "CARGO_PKG_RUST_VERSION",
-        package
-            .rust_version
-            .as_ref()
-            .map(|v| v.to_string())
-            .unwrap_or_default()
-            .into(),
-    );
-    set(
-        "CARGO_PKG_README",
-        package
-            .readme
-            .as_ref()
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-            .into(),
-    );
-    for script in outcome
-        .build_scripts
-        .iter()
-        .filter(|s| s.package_id == artifact.package_id)
-    {
-        for (k, v) in &script.env {
-            set(k, v.into());
-        }
-    }
-    let mut paths: Vec<PathBuf> = native_dirs(&outcome.build_scripts, &layout.target_dir);
-    paths.push(layout.profile_dir.clone());
-    paths.push(layout.profile_dir.join("deps"));
-    if let Some(bundle) = &outcome.bundle {
-        paths.push(bundle.sysroot_lib.clone());
-    }
-    paths.extend(
-        std::env::var_os("LD_LIBRARY_PATH")
-            .map_or_else(Vec::new, |p| std::env::split_paths(&p).collect()),
-    );
-    if let Ok(joined) = std::env::join_paths(paths) {
-        set("LD_LIBRARY_PATH", joined);
-    }
-    env
-}
-
-/// Link-search dirs build scripts made inside the target dir, where cargo
-/// looks for native shared libraries at run time too.
-fn native_dirs(scripts: &[BuildScript], target_dir: &Path) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    for s in scripts {
-        for p in &s.linked_paths {
-            let p = p.as_str();
-            let path = Path::new(p.split_once('=').map_or(p, |(_, path)| path));
-            if path.starts_with(target_dir) && !dirs.iter().any(|d| d == path) {
-                dirs.push(path.to_owned());
-            }
-        }
-    }
-    dirs
 }
 
 fn display_command(exe: &Path, args: &[OsString], cwd: &Path) -> String {

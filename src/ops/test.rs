@@ -1,20 +1,34 @@
-//! `cargo dyndev test`: build the test targets against the bundle, then
-//! become `cargo test` in the same wrapped environment, so cargo finds
-//! every unit fresh and only runs the tests. Every test binary then binds
-//! to the bundle instead of linking each dependency again.
+//! `cargo dyndev test`: build the test targets against the bundle with
+//! `cargo test --no-run`, then run the test binaries it made as `cargo test`
+//! would, and the doctests through `cargo test --doc` with a rustdoc that
+//! hides dyndev's environment. Every test binary binds to the bundle
+//! instead of linking each dependency again, and sees the environment
+//! plain `cargo test` gives it.
 
-use anyhow::Result;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cargo_metadata::TargetKind;
 
 use crate::cli::TestArgs;
-use crate::ops::build::{BuildRequest, build, wrapped_cargo};
+use crate::doctest;
+use crate::error::{Failure, code};
+use crate::ops::build::{BuildRequest, Outcome, build, wrapped_cargo};
 use crate::shell::Shell;
+use crate::test_binaries::{self, RunOptions};
 use crate::workspace::Workspace;
 use crate::wrapper::env;
 
 pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     let ws = Workspace::load(shell, &args.compile)?;
+    // Package, feature and build options: what every cargo run here gets.
+    let mut common = Vec::new();
+    args.packages.push_cargo_args(&mut common);
+    args.features.push_cargo_args(&mut common);
+    args.compile.push_build_args(&mut common);
+    args.global.push_cargo_args(&mut common);
     let mut selection = Vec::new();
-    args.packages.push_cargo_args(&mut selection);
     args.targets.push_cargo_args(&mut selection);
     for t in &args.tests {
         selection.push(if t.is_empty() {
@@ -26,71 +40,253 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     if args.all_tests {
         selection.push("--tests".into());
     }
-    args.features.push_cargo_args(&mut selection);
-    args.compile.push_build_args(&mut selection);
-    args.global.push_cargo_args(&mut selection);
-
+    if args.doc && !selection.is_empty() {
+        return Err(Failure::Selection(
+            "can't mix --doc with other target selecting options".into(),
+        )
+        .into());
+    }
+    // `cargo test --doc --no-run` is refused; what doctests use is the
+    // library and the dev-dependencies, which its unit tests use too.
+    if args.doc && args.no_run {
+        return Err(Failure::Selection("can't skip running doc tests with --no-run".into()).into());
+    }
+    // A test name without targets selects what cargo then selects: the
+    // library's and the integration tests, no doctests.
+    let build_selection = if args.doc {
+        vec!["--lib".to_owned()]
+    } else {
+        selection
+            .iter()
+            .cloned()
+            .chain(args.filter.clone())
+            .collect()
+    };
     let req = BuildRequest::new(
         shell,
         &ws,
         "test",
-        selection
+        build_selection
             .iter()
+            .chain(&common)
             .cloned()
             .chain(["--no-run".into()])
             .collect(),
         &args.features,
         &args.compile,
     );
-    // Doctests alone build nothing with rustc (and cargo refuses
-    // `--doc --no-run`); the library they use is built by `cargo test`.
-    let outcome = if args.doc { None } else { Some(build(&req)?) };
+    let outcome = build(&req)?;
+    let cwd = std::env::current_dir().context("failed to read the working directory")?;
+    let binaries = test_binaries::from_artifacts(&outcome.artifacts, &ws.metadata.packages);
     if args.no_run {
+        for b in &binaries {
+            shell.status("Executable", b.display(&cwd));
+        }
         return Ok(());
     }
 
-    let bundle = outcome
-        .and_then(|o| o.bundle)
-        .or(crate::state::BundleState::load(&req.layout)?);
-    let bundle_env = bundle.as_ref().map_or(env::NONE, |b| b.id.as_str());
-    let mut cmd = wrapped_cargo(&req, "test", bundle_env, "test")?;
-    cmd.args(&selection);
-    if args.doc {
-        cmd.arg("--doc");
-    }
-    if args.no_fail_fast {
-        cmd.arg("--no-fail-fast");
-    }
-    if let Some(filter) = &args.filter {
-        cmd.arg(filter);
-    }
-    if !args.args.is_empty() {
-        cmd.arg("--").args(&args.args);
-    }
-    // rustdoc is not wrapped: doctests link the members' libraries, which
-    // use the bundle, so rustdoc needs to find it and link as the wrapper
-    // would.
-    if let Some(b) = &bundle {
-        let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTDOCFLAGS") {
-            Ok(f) if !f.is_empty() => f.split('\u{1f}').map(str::to_owned).collect(),
-            _ => std::env::var("RUSTDOCFLAGS")
-                .map(|f| f.split_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default(),
+    let mut test_args: Vec<OsString> = args.filter.iter().map(OsString::from).collect();
+    test_args.extend(args.args.iter().cloned());
+    let with_package = needs_package_flag(&ws, args);
+    let mut failed = Vec::new();
+    if !args.doc {
+        let config = cargo_config2::Config::load_with_cwd(&cwd)
+            .context("failed to read cargo's configuration")?;
+        let opts = RunOptions {
+            shell,
+            cwd: &cwd,
+            test_args: &test_args,
+            no_fail_fast: args.no_fail_fast,
+            runner: runner(&config)?,
+            with_package,
         };
-        flags.extend([
-            "-L".into(),
-            format!("dependency={}", b.dir.display()),
-            "-C".into(),
-            "prefer-dynamic".into(),
-        ]);
-        for dir in [&b.dir, &b.sysroot_lib] {
-            flags.extend([
-                "-C".into(),
-                format!("link-arg=-Wl,-rpath,{}", dir.display()),
-            ]);
+        let sysroot_lib = toolchain_libdir(&outcome);
+        let ran = test_binaries::run(&binaries, &opts, |bin| {
+            let env = crate::program_env::cargo_env(
+                &bin.package,
+                &outcome.build_scripts,
+                &req.layout,
+                sysroot_lib.as_deref(),
+            );
+            crate::program_env::with_config_env(env, &cwd, &args.compile.config)
+        })?;
+        match ran {
+            test_binaries::Outcome::Stopped(code) => {
+                return Err(Failure::Cargo { code }.into());
+            }
+            test_binaries::Outcome::Ran(f) => failed = f,
         }
-        cmd.env("CARGO_ENCODED_RUSTDOCFLAGS", flags.join("\u{1f}"))
-            .env_remove("RUSTDOCFLAGS");
     }
-    cmd.exec_replace(shell)
+
+    // Doctests run when asked for, or when neither a target nor a test
+    // name was given.
+    if args.doc || (selection.is_empty() && args.filter.is_none()) {
+        failed.extend(doctests(&req, &ws, args, &common, &outcome, with_package)?);
+    }
+    match test_binaries::failed_targets_message(&failed) {
+        None => Ok(()),
+        Some(message) => {
+            shell.error(message);
+            Err(Failure::Cargo { code: code::CARGO }.into())
+        }
+    }
+}
+
+/// rustc's `target-libdir`, where `libstd-*.so` lives: cargo puts it on
+/// the tests' library path.
+fn toolchain_libdir(outcome: &Outcome) -> Option<PathBuf> {
+    outcome.bundle.as_ref().map(|b| b.sysroot_lib.clone())
+}
+
+/// Whether cargo names the package in its rerun hints: when the
+/// selection may hold more than one.
+fn needs_package_flag(ws: &Workspace, args: &TestArgs) -> bool {
+    let p = &args.packages;
+    if !p.packages.is_empty() || !p.exclude.is_empty() {
+        return true;
+    }
+    if p.workspace {
+        return ws.members().count() > 1;
+    }
+    let defaults = &ws.metadata.workspace_default_members;
+    if defaults.is_available() {
+        defaults.len() > 1
+    } else {
+        ws.metadata.root_package().is_none() && ws.members().count() > 1
+    }
+}
+
+/// `target.<host>.runner` (or a matching `target.<cfg>.runner`).
+fn runner(config: &cargo_config2::Config) -> Result<Option<(PathBuf, Vec<OsString>)>> {
+    let host = config
+        .host_triple()
+        .context("failed to learn rustc's host")?
+        .to_owned();
+    Ok(config
+        .runner(host.as_str())
+        .context("failed to read `target.runner` from cargo's configuration")?
+        .map(|r| (r.path, r.args)))
+}
+
+/// Runs the doctests of the selected libraries with `cargo test --doc` in
+/// the wrapped environment (cargo finds every unit fresh), through the
+/// rustdoc proxy. Returns the rerun hints of what failed with
+/// `--no-fail-fast`; otherwise a failure ends the command.
+fn doctests(
+    req: &BuildRequest<'_>,
+    ws: &Workspace,
+    args: &TestArgs,
+    common: &[String],
+    outcome: &Outcome,
+    with_package: bool,
+) -> Result<Vec<String>> {
+    let documented = documented_libraries(ws, args)?;
+    if documented.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cwd = std::env::current_dir().context("failed to read the working directory")?;
+    let config = cargo_config2::Config::load_with_cwd(&cwd)
+        .context("failed to read cargo's configuration")?;
+    let host = config
+        .host_triple()
+        .context("failed to learn rustc's host")?
+        .to_owned();
+    let configured: Vec<String> = config
+        .rustdocflags(host.as_str())
+        .context("failed to read `rustdocflags` from cargo's configuration")?
+        .map(|f| f.flags)
+        .unwrap_or_default();
+    let proxy = crate::measure::install_instrument(
+        &req.layout.state_dir.join("bin"),
+        doctest::RUSTDOC_NAME,
+    )?;
+    let bundle_env = outcome.bundle.as_ref().map_or(env::NONE, |b| b.id.as_str());
+
+    // With `--no-fail-fast` and several libraries, one cargo each, so each
+    // failure is known; else one cargo, whose failure ends the command.
+    let runs: Vec<Vec<String>> = if args.no_fail_fast && documented.len() > 1 {
+        documented
+            .iter()
+            .map(|name| vec!["--package".into(), name.clone()])
+            .collect()
+    } else {
+        vec![Vec::new()]
+    };
+    let mut failed = Vec::new();
+    for packages in runs {
+        let mut cmd = wrapped_cargo(req, "test", bundle_env, "test")?;
+        if packages.is_empty() {
+            cmd.args(common);
+        } else {
+            let mut rest = Vec::new();
+            args.features.push_cargo_args(&mut rest);
+            args.compile.push_build_args(&mut rest);
+            args.global.push_cargo_args(&mut rest);
+            cmd.args(&packages).args(rest);
+        }
+        cmd.arg("--doc");
+        if let Some(filter) = &args.filter {
+            cmd.arg(filter);
+        }
+        if !args.args.is_empty() {
+            cmd.arg("--").args(&args.args);
+        }
+        if let Some(b) = &outcome.bundle {
+            let flags = doctest::rustdoc_flags(configured.clone(), b);
+            cmd.env("CARGO_ENCODED_RUSTDOCFLAGS", flags.join("\u{1f}"))
+                .env_remove("RUSTDOCFLAGS");
+        }
+        cmd.env(
+            doctest::env::REAL_RUSTDOC,
+            doctest::real_rustdoc(Some(&config)),
+        )
+        .env("RUSTDOC", &proxy);
+        let changed: Vec<String> = cmd
+            .changed_vars()
+            .filter_map(|k| k.to_str().map(str::to_owned))
+            .collect();
+        cmd.env(
+            doctest::env::RESTORE,
+            doctest::restore_value(changed.iter().map(String::as_str)),
+        );
+        let status = cmd.status(req.shell)?;
+        if status.success() {
+            continue;
+        }
+        let code = crate::cargo::exit_code(status);
+        if !args.no_fail_fast {
+            return Err(Failure::Cargo { code }.into());
+        }
+        failed.push(match packages.get(1) {
+            Some(name) => format!("-p {name} --doc"),
+            None if with_package && documented.len() == 1 => {
+                format!("-p {} --doc", documented[0])
+            }
+            None => "--doc".into(),
+        });
+    }
+    Ok(failed)
+}
+
+/// The selected packages whose library has doctests.
+fn documented_libraries(ws: &Workspace, args: &TestArgs) -> Result<Vec<String>> {
+    Ok(ws
+        .select(&args.packages)?
+        .into_iter()
+        .filter(|p| {
+            p.targets.iter().any(|t| {
+                t.doctest
+                    && t.kind.iter().any(|k| {
+                        matches!(
+                            k,
+                            TargetKind::Lib
+                                | TargetKind::RLib
+                                | TargetKind::DyLib
+                                | TargetKind::ProcMacro
+                        )
+                    })
+            })
+        })
+        .map(|p| p.name.to_string())
+        .collect())
 }

@@ -4,6 +4,7 @@
 
 mod basic;
 mod compare;
+mod config;
 mod edit;
 mod errors;
 mod exact;

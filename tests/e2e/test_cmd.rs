@@ -1,6 +1,8 @@
 //! `cargo dyndev test`: unit tests, integration tests with dev-dependencies
 //! and doctests all run, with the test binaries linked against the bundle.
 
+use std::collections::BTreeMap;
+
 use crate::support::*;
 
 /// `name` is unique per test: tests share a target dir, and identical
@@ -109,4 +111,226 @@ fn two_checkouts_sharing_a_target_dir_test_at_once() {
             Run::from_output(child.wait_with_output().unwrap()).success();
         }
     }
+}
+
+/// A project whose tests write down the environment they see: an
+/// integration test into `$DUMP`, and a doctest that fails on any variable
+/// of dyndev's.
+fn env_project(name: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &manifest(name, "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/lib.rs",
+            r#"
+/// ```
+/// for (k, _) in std::env::vars() {
+///     assert!(!k.contains("DYNDEV") && k != "RUSTC_WORKSPACE_WRAPPER", "{k}");
+/// }
+/// ```
+pub fn fmt(n: u32) -> String {
+    itoa::Buffer::new().format(n).to_owned()
+}
+"#,
+        )
+        .file(
+            "tests/dump.rs",
+            r#"
+#[test]
+fn dump() {
+    let mut lines = vec![format!("cwd={}", std::env::current_dir().unwrap().display())];
+    for (k, v) in std::env::vars() {
+        lines.push(format!("{k}={v}"));
+    }
+    lines.sort();
+    std::fs::write(std::env::var("DUMP").unwrap(), lines.join("\n")).unwrap();
+}
+"#,
+        )
+        .build()
+}
+
+/// The environment a test saw, by variable, without the values that
+/// name the target dir (dyndev builds into a dir of its own).
+fn dumped(path: &std::path::Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k != "LD_LIBRARY_PATH" && *k != "DUMP")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn tests_see_the_environment_cargo_test_gives_them() {
+    let p = env_project("env-seen");
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, dyndev) = (dir.path().join("plain"), dir.path().join("dyndev"));
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .args(["test", "--quiet"])
+        .current_dir(&p.root)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .env("DUMP", &plain);
+    run(cargo).success();
+    let out = run({
+        let mut c = dyndev_cmd(&p.root, &["test"]);
+        c.env("DUMP", &dyndev);
+        c
+    })
+    .success();
+    assert!(out.stdout.contains("test dump ... ok"), "{out}");
+    assert!(
+        out.stdout.contains("src/lib.rs - fmt (line 2) ... ok"),
+        "{out}"
+    );
+    let (plain, dyndev) = (dumped(&plain), dumped(&dyndev));
+    assert_eq!(
+        dyndev["cwd"],
+        p.root.display().to_string(),
+        "tests run in the package's root"
+    );
+    assert_eq!(dyndev["CARGO_PKG_NAME"], "env-seen");
+    assert_eq!(plain, dyndev);
+}
+
+#[test]
+fn the_command_is_itself_even_in_the_wrappers_environment() {
+    // As a test of a project run by `cargo dyndev test` could see it.
+    let p = env_project("env-nested");
+    let out = run({
+        let mut c = dyndev_cmd(&p.root, &["test", "--lib"]);
+        c.env("__CARGO_DYNDEV_STATE", "/nonexistent")
+            .env("CARGO_DYNDEV_BUNDLE", "none");
+        c
+    })
+    .success();
+    assert!(out.stdout.contains("running 0 tests"), "{out}");
+}
+
+#[test]
+fn no_fail_fast_runs_everything_and_sums_up_as_cargo_does() {
+    let p = tested_project("tested-c");
+    let out = p.dyndev(&["test", "--tests"]).code(101);
+    assert!(
+        out.stderr
+            .contains("error: test failed, to rerun pass `--test broken`"),
+        "{out}"
+    );
+    // Cargo stops at the first failing binary: `finds` comes after.
+    assert!(!out.stderr.contains("tests/finds.rs"), "{out}");
+
+    let out = p.dyndev(&["test", "--no-fail-fast"]).code(101);
+    let running: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Running "))
+        .map(|l| l.split(" (").next().unwrap())
+        .collect();
+    assert_eq!(
+        running,
+        ["unittests src/lib.rs", "tests/broken.rs", "tests/finds.rs"],
+        "{out}"
+    );
+    assert!(out.stderr.contains("   Doc-tests tested"), "{out}");
+    assert!(
+        out.stderr
+            .contains("error: 1 target failed:\n    `--test broken`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn doctests_build_what_they_need_first() {
+    // A dependency outside the workspace, bundled.
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest(
+                "doc-fresh",
+                "[dependencies]\nhelper = { path = \"../helper\" }\n",
+            ),
+        )
+        .file(
+            "src/lib.rs",
+            "/// ```\n/// assert_eq!(doc_fresh::value(), 1);\n/// ```\n\
+             pub fn value() -> u32 { helper::value() }\n",
+        )
+        .file("../helper/Cargo.toml", &manifest("helper", ""))
+        .file("../helper/src/lib.rs", "pub fn value() -> u32 { 1 }\n")
+        .build();
+    // Nothing built yet for this workspace.
+    let out = p.dyndev(&["test", "--doc"]).success();
+    assert!(out.stdout.contains("1 passed"), "{out}");
+    // The dependency changes: the doctest sees the new one.
+    std::fs::write(
+        p.root.join("../helper/src/lib.rs"),
+        "pub fn value() -> u32 { 2 }\n",
+    )
+    .unwrap();
+    let out = p.dyndev(&["test", "--doc"]).code(101);
+    assert!(out.stdout.contains("left: 2"), "{out}");
+}
+
+#[test]
+fn a_configured_runner_runs_the_tests() {
+    let p = project()
+        .file("Cargo.toml", &manifest("run-through", ""))
+        .file("src/lib.rs", "#[test]\nfn runs() {}\n")
+        .file(
+            ".cargo/config.toml",
+            "[target.'cfg(unix)']\nrunner = [\"sh\", \"-c\", \"echo ran-by-runner; exec \\\"$0\\\" \\\"$@\\\"\"]\n",
+        )
+        .build();
+    let out = p.dyndev(&["test", "--lib"]).success();
+    assert!(out.stdout.contains("ran-by-runner"), "{out}");
+    assert!(out.stdout.contains("test runs ... ok"), "{out}");
+}
+
+#[test]
+fn nextest_runs_the_binaries_dyndev_built() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("under-nextest", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/lib.rs",
+            "pub fn fmt(n: u32) -> String { itoa::Buffer::new().format(n).to_owned() }\n",
+        )
+        .file(
+            "tests/two.rs",
+            r#"
+#[test]
+fn passes() {
+    assert_eq!(under_nextest::fmt(3), "3");
+    for (k, _) in std::env::vars() {
+        assert!(!k.contains("DYNDEV") && k != "RUSTC_WORKSPACE_WRAPPER", "{k}");
+    }
+}
+#[test]
+fn fails() { assert_eq!(under_nextest::fmt(1), "2"); }
+"#,
+        )
+        .build();
+    let out = p.dyndev(&["nextest", "run", "--no-fail-fast"]).code(100);
+    assert!(
+        out.stderr
+            .contains("2 tests run: 1 passed, 1 failed, 0 skipped"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("FAIL"), "{out}");
+    // nextest ran dyndev's binary, which binds to the bundle.
+    assert!(out.stderr.contains("under-nextest::two fails"), "{out}");
+    assert_needs_a_bundle(&newest_harness("two"));
+    let out = p
+        .dyndev(&["nextest", "run", "-E", "test(passes)"])
+        .success();
+    assert!(out.stderr.contains("1 test run: 1 passed"), "{out}");
 }
