@@ -40,6 +40,9 @@ pub fn main() -> ! {
     if measure::is_timer_invocation() {
         std::process::exit(measure::timer_main());
     }
+    if ops::watch::process::is_guard_invocation() {
+        std::process::exit(ops::watch::process::guard_main());
+    }
     if wrapper::is_wrapper_invocation() {
         std::process::exit(wrapper::main(std::env::args_os().collect()));
     }
@@ -60,6 +63,7 @@ pub fn main() -> ! {
         Command::Test(a) => &a.global,
         Command::Plan(a) => &a.global,
         Command::Compare(a) => &a.global,
+        Command::Watch(a) => a.global(),
     };
     let shell = Shell::new(global.verbosity(), ColorChoice::resolve(global.color));
     let result = match &cli.command {
@@ -68,6 +72,7 @@ pub fn main() -> ! {
         Command::Test(args) => ops::test::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
         Command::Compare(args) => compare::exec(&shell, args),
+        Command::Watch(args) => ops::watch::exec(&shell, args),
     };
     match result {
         Ok(()) => std::process::exit(code::SUCCESS),

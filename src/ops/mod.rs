@@ -4,3 +4,4 @@ pub mod build;
 pub mod plan;
 pub mod run;
 pub mod test;
+pub mod watch;
