@@ -10,4 +10,5 @@ mod help;
 mod linkers;
 mod support;
 mod test_cmd;
+mod watch;
 mod workspace;

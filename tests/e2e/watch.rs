@@ -1,0 +1,311 @@
+//! `cargo dyndev watch`: a save restarts the program on the new build,
+//! only a save of a file the build read does, a failed build leaves the
+//! program running, and no process outlives the watcher.
+
+use std::io::Read;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// How long anything may take on a busy machine.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A program that starts a child process, says who it is, and runs until
+/// stopped.
+fn program(version: &str) -> String {
+    format!(
+        "fn main() {{\n\
+         \x20   let child = std::process::Command::new(\"sleep\").arg(\"300\").spawn().unwrap();\n\
+         \x20   println!(\"{version} pid={{}} child={{}} data={{}}\", std::process::id(), child.id(), \
+         include_str!(\"data.txt\").trim());\n\
+         \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+         }}\n"
+    )
+}
+
+fn watch_project(name: &str) -> Project {
+    project()
+        .file("Cargo.toml", &manifest(name, ""))
+        .file("src/main.rs", &program("v1"))
+        .file("src/data.txt", "d1\n")
+        .file("README.md", "# a program\n")
+        .build()
+}
+
+/// One line of the program's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hello {
+    version: String,
+    pid: i32,
+    child: i32,
+    data: String,
+}
+
+fn hellos(stdout: &str) -> Vec<Hello> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split(' ');
+            let version = words.next()?.to_owned();
+            let field = |w: Option<&str>, key: &str| w?.strip_prefix(key).map(str::to_owned);
+            Some(Hello {
+                version,
+                pid: field(words.next(), "pid=")?.parse().ok()?,
+                child: field(words.next(), "child=")?.parse().ok()?,
+                data: field(words.next(), "data=")?,
+            })
+        })
+        .collect()
+}
+
+/// Whether a process runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 1..].trim_start().chars().next();
+            !matches!(state, Some('Z' | 'X'))
+        }
+        Err(_) => false,
+    }
+}
+
+#[track_caller]
+fn assert_gone(pid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "could not signal {pid}");
+}
+
+/// A running `cargo dyndev watch`, its output collected as it comes.
+struct Watching {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Watching {
+    fn start(p: &Project, args: &[&str]) -> Watching {
+        let mut full = vec!["watch"];
+        full.extend_from_slice(args);
+        let mut child = dyndev_cmd(&p.root, &full)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let collect = |mut from: Box<dyn Read + Send>| {
+            let text = Arc::new(Mutex::new(String::new()));
+            let into = text.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    into.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            text
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        Watching {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn output(&self) -> (String, String) {
+        (
+            self.stdout.lock().unwrap().clone(),
+            self.stderr.lock().unwrap().clone(),
+        )
+    }
+
+    /// Waits until `done` holds for (stdout, stderr), and returns them.
+    #[track_caller]
+    fn wait_for(&self, what: &str, done: impl Fn(&str, &str) -> bool) -> (String, String) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (out, err) = self.output();
+            if done(&out, &err) {
+                return (out, err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- stdout\n{out}\n--- stderr\n{err}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the program's `n`th line of output.
+    #[track_caller]
+    fn hello(&self, n: usize) -> Hello {
+        let (out, _) = self.wait_for(&format!("start #{n}"), |out, _| hellos(out).len() >= n);
+        hellos(&out)[n - 1].clone()
+    }
+
+    /// Sends SIGINT, as Ctrl-C does, and waits for the watcher to end.
+    fn interrupt(&mut self) -> ExitStatus {
+        signal(self.child.id(), 2);
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the watcher did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_save_restarts_the_program_and_only_a_save_of_an_input_does() {
+    let p = watch_project("watch-restart");
+    let mut expected = p.snapshot();
+    let mut w = Watching::start(&p, &["--grace", "5s"]);
+    let first = w.hello(1);
+    assert_eq!((first.version.as_str(), first.data.as_str()), ("v1", "d1"));
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    // An edit of the program: a new process with the new output, and the
+    // old one is gone with the process it started.
+    p.write("src/main.rs", &program("v2"));
+    let second = w.hello(2);
+    assert_eq!(second.version, "v2");
+    assert_ne!(second.pid, first.pid);
+    assert_gone(first.pid, "the old instance");
+    assert_gone(first.child, "the old instance's child");
+    assert!(alive(second.pid) && alive(second.child));
+
+    // Files the build does not read, then one it reads through
+    // `include_str!`: one rebuild, for the latter.
+    p.write("README.md", "# still a program\n");
+    std::fs::create_dir_all(p.root.join("target")).unwrap();
+    std::fs::write(p.root.join("target/scratch.txt"), "x").unwrap();
+    p.write("src/data.txt", "d2\n");
+    let third = w.hello(3);
+    assert_eq!((third.version.as_str(), third.data.as_str()), ("v2", "d2"));
+    let (_, err) = w.output();
+    assert_eq!(err.matches("Rebuilding").count(), 2, "{err}");
+    assert!(
+        err.contains("Rebuilding after a change to `src/data.txt`"),
+        "{err}"
+    );
+    assert!(!err.contains("README"), "{err}");
+    assert!(err.contains("Restarted `"), "{err}");
+
+    // Ctrl-C ends the watcher, the program and what it started.
+    w.interrupt();
+    assert_gone(third.pid, "the program");
+    assert_gone(third.child, "the program's child");
+
+    for (path, contents) in [
+        ("src/main.rs", program("v2")),
+        ("src/data.txt", "d2\n".into()),
+        ("README.md", "# still a program\n".into()),
+    ] {
+        expected.insert(
+            std::path::Path::new("ws").join(path),
+            contents.into_bytes(),
+        );
+    }
+    assert_eq!(p.snapshot(), expected, "the user's files changed");
+}
+
+#[test]
+fn a_failed_build_keeps_the_program_running() {
+    let p = watch_project("watch-broken");
+    let mut w = Watching::start(&p, &[]);
+    let first = w.hello(1);
+
+    p.write(
+        "src/main.rs",
+        "fn main() { let x: u32 = \"not a number\"; }\n",
+    );
+    let (_, err) = w.wait_for("the compile error", |_, err| err.contains("Waiting"));
+    assert!(err.contains("error[E0308]"), "{err}");
+    assert!(alive(first.pid) && alive(first.child), "{err}");
+    assert_eq!(hellos(&w.output().0).len(), 1);
+
+    // A program that ends by itself is reported, and watch waits.
+    p.write(
+        "src/main.rs",
+        "fn main() { println!(\"v2 pid=0 child=0 data=x\"); std::process::exit(3) }\n",
+    );
+    w.wait_for("the exit", |_, err| err.contains("exit status 3"));
+    assert_gone(first.pid, "the old instance");
+    assert_gone(first.child, "the old instance's child");
+
+    p.write("src/main.rs", &program("v3"));
+    let third = w.hello(3);
+    assert_eq!(third.version, "v3");
+    w.interrupt();
+    assert_gone(third.pid, "the program");
+}
+
+#[test]
+fn nothing_is_left_when_the_watcher_is_killed() {
+    let p = watch_project("watch-killed");
+    let mut w = Watching::start(&p, &[]);
+    let first = w.hello(1);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    signal(w.child.id(), 9);
+    w.wait_exit();
+    assert_gone(first.pid, "the program");
+    assert_gone(first.child, "the program's child");
+}
+
+#[test]
+fn watch_test_reruns_the_tests() {
+    let p = project()
+        .file("Cargo.toml", &manifest("watch-tests", ""))
+        .file(
+            "src/lib.rs",
+            "pub fn answer() -> u32 { 42 }\n\n\
+             #[test]\nfn answers() { assert_eq!(answer(), 42); }\n\
+             #[test]\nfn other() {}\n",
+        )
+        .build();
+    let mut w = Watching::start(&p, &["test", "answers"]);
+    let (out, err) = w.wait_for("the first run", |_, err| err.contains("tests passed"));
+    assert!(out.contains("test answers ... ok"), "{out}\n{err}");
+    assert!(!out.contains("test other"), "the filter was lost:\n{out}");
+
+    p.write(
+        "src/lib.rs",
+        "pub fn answer() -> u32 { 41 }\n\n\
+         #[test]\nfn answers() { assert_eq!(answer(), 42); }\n",
+    );
+    let (out, err) = w.wait_for("the failure", |_, err| err.contains("tests failed"));
+    assert!(out.contains("test answers ... FAILED"), "{out}\n{err}");
+    w.interrupt();
+}
