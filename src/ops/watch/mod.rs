@@ -315,6 +315,10 @@ impl<'a> Session<'a> {
                 }
             }
             Err(e) => {
+                if self.stopping.load(Ordering::SeqCst) {
+                    // Ctrl-C reached cargo too: not a failed build.
+                    return;
+                }
                 self.report(&e);
                 let known = Inputs::of_workspace(&self.ws)
                     .with_recent_dep_info(&self.ws, &self.deps_dir)
