@@ -64,7 +64,10 @@ fn hellos(stdout: &str) -> Vec<Hello> {
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat[stat.rfind(')').unwrap() + 1..].trim_start().chars().next();
+            let state = stat[stat.rfind(')').unwrap() + 1..]
+                .trim_start()
+                .chars()
+                .next();
             !matches!(state, Some('Z' | 'X'))
         }
         Err(_) => false,
@@ -75,7 +78,10 @@ fn alive(pid: i32) -> bool {
 fn assert_gone(pid: i32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) {
-        assert!(Instant::now() < deadline, "{what} (pid {pid}) is still running");
+        assert!(
+            Instant::now() < deadline,
+            "{what} (pid {pid}) is still running"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -223,20 +229,34 @@ fn a_save_restarts_the_program_and_only_a_save_of_an_input_does() {
     assert!(!err.contains("README"), "{err}");
     assert!(err.contains("Restarted `"), "{err}");
 
+    // An editor's save (a temporary file renamed over the old one) and a
+    // second file saved with it: one rebuild.
+    std::fs::write(p.root.join("src/.main.rs.swp"), program("v4")).unwrap();
+    std::fs::rename(p.root.join("src/.main.rs.swp"), p.root.join("src/main.rs")).unwrap();
+    p.write("src/data.txt", "d4\n");
+    let fourth = w.hello(4);
+    assert_eq!(
+        (fourth.version.as_str(), fourth.data.as_str()),
+        ("v4", "d4")
+    );
+    // Let any second build show itself.
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, err) = w.output();
+    assert_eq!(err.matches("Rebuilding").count(), 3, "{err}");
+    assert_eq!(hellos(&out).len(), 4, "{out}");
+
     // Ctrl-C ends the watcher, the program and what it started.
     w.interrupt();
-    assert_gone(third.pid, "the program");
-    assert_gone(third.child, "the program's child");
+    assert_gone(fourth.pid, "the program");
+    assert_gone(fourth.child, "the program's child");
+    assert_gone(third.pid, "an old instance");
 
     for (path, contents) in [
-        ("src/main.rs", program("v2")),
-        ("src/data.txt", "d2\n".into()),
+        ("src/main.rs", program("v4")),
+        ("src/data.txt", "d4\n".into()),
         ("README.md", "# still a program\n".into()),
     ] {
-        expected.insert(
-            std::path::Path::new("ws").join(path),
-            contents.into_bytes(),
-        );
+        expected.insert(std::path::Path::new("ws").join(path), contents.into_bytes());
     }
     assert_eq!(p.snapshot(), expected, "the user's files changed");
 }
