@@ -24,13 +24,12 @@ pub struct Exclusions {
 }
 
 impl Exclusions {
-    /// The user's target dir (dyndev's lives inside it), cargo's home
-    /// (registry and git sources), and the toolchain's sysroot.
-    pub fn for_workspace(ws: &Workspace, target_dir: &Path) -> Exclusions {
-        let mut dirs = vec![
-            target_dir.to_owned(),
-            ws.metadata.target_directory.clone().into(),
-        ];
+    /// dyndev's target dir (`dyndev_dir`), the user's, cargo's home
+    /// (registry and git sources), and rustup's toolchains. A directory
+    /// holding the workspace itself (a copy kept under a target dir) is
+    /// not excluded as a whole; dyndev's own target dir always is.
+    pub fn for_workspace(ws: &Workspace, dyndev_dir: &Path) -> Exclusions {
+        let mut dirs: Vec<PathBuf> = vec![ws.metadata.target_directory.clone().into()];
         if let Some(home) = crate::cargo_config::cargo_home() {
             dirs.push(home);
         }
@@ -39,6 +38,17 @@ impl Exclusions {
         } else if let Some(home) = std::env::var_os("HOME") {
             dirs.push(Path::new(&home).join(".rustup"));
         }
+        Exclusions::new(ws.root(), dyndev_dir, dirs)
+    }
+
+    fn new(root: &Path, dyndev_dir: &Path, dirs: Vec<PathBuf>) -> Exclusions {
+        let root = normalize(root);
+        let mut dirs: Vec<PathBuf> = dirs
+            .iter()
+            .map(|d| normalize(d))
+            .filter(|d| !root.starts_with(d))
+            .collect();
+        dirs.push(normalize(dyndev_dir));
         Exclusions { dirs }
     }
 
@@ -385,6 +395,30 @@ mod tests {
         assert_eq!(
             inputs.files.iter().collect::<Vec<_>>(),
             [Path::new("/w/assets/a.txt"), Path::new("/w/src/main.rs")]
+        );
+    }
+
+    #[test]
+    fn a_workspace_inside_a_target_dir_is_still_watched() {
+        let ex = Exclusions::new(
+            Path::new("/p/target/copy/ws"),
+            Path::new("/p/target/dyndev"),
+            vec!["/p/target".into(), "/home/u/.cargo".into()],
+        );
+        let inputs = Inputs {
+            files: [
+                "/p/target/copy/ws/src/main.rs",
+                "/p/target/dyndev/debug/build/x/out/gen.rs",
+                "/home/u/.cargo/registry/src/log/src/lib.rs",
+            ]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        }
+        .finish(&ex);
+        assert_eq!(
+            inputs.files.iter().collect::<Vec<_>>(),
+            [Path::new("/p/target/copy/ws/src/main.rs")]
         );
     }
 
