@@ -13,11 +13,21 @@
 //! `fn main`; a save is timed until that line arrives. The modes take turns
 //! save by save, so drift hits both alike. The static loop restarts
 //! `cargo run` the moment the file is written, with no watcher latency: a
-//! bound in its favour.
+//! bound in its favour. Between saves the harness lets the program run for
+//! `--settle` (2 s), then stops the static instance so it does not compete
+//! for the CPU with the next build.
+//!
+//! For each save it also times, from outside (sampling processes every
+//! 2 ms), the rustc that compiles the edited crate (`--crate`, the
+//! package's own by default): the compile floor a loop cannot beat. "The
+//! rest" is cargo's own work, dyndev's, and the program's start.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
@@ -30,13 +40,15 @@ struct Options {
     saves: usize,
     file: PathBuf,
     grace: String,
+    settle: Duration,
+    crate_name: Option<String>,
     program_args: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench watch-loop -- [--manifest-path PATH] [--saves N] \
-         [--file SRC] [--grace DURATION] [-- ARGS]"
+         [--file SRC] [--crate NAME] [--grace DURATION] [--settle DURATION] [-- ARGS]"
     );
     std::process::exit(2)
 }
@@ -47,6 +59,8 @@ fn options() -> Options {
         saves: 5,
         file: PathBuf::from("src/main.rs"),
         grace: "2s".into(),
+        settle: Duration::from_secs(2),
+        crate_name: None,
         program_args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -62,6 +76,13 @@ fn options() -> Options {
             }
             "--file" => o.file = args.next().unwrap_or_else(|| usage()).into(),
             "--grace" => o.grace = args.next().unwrap_or_else(|| usage()),
+            "--settle" => {
+                o.settle = args
+                    .next()
+                    .and_then(|s| cargo_dyndev::cli::parse_duration(&s).ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--crate" => o.crate_name = Some(args.next().unwrap_or_else(|| usage())),
             "--" => o.program_args = args.by_ref().collect(),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
@@ -108,6 +129,73 @@ fn wait_marker(rx: &Receiver<(Instant, String)>, n: usize, within: Duration) -> 
             Ok(_) => {}
             Err(_) => panic!("no `{want}` within {within:?}"),
         }
+    }
+}
+
+/// Watches, from outside, for the rustc that compiles `crate_name` into
+/// `target` and measures how long it runs: the compile floor of a save.
+/// Processes are sampled every 2 ms, so the figure is good to a few ms.
+struct Spy {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Option<Duration>>,
+}
+
+impl Spy {
+    fn start(crate_name: &str, target: &Path) -> Spy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let needle = format!("--crate-name\0{crate_name}\0");
+        let target = target.to_string_lossy().into_owned();
+        let thread = std::thread::spawn(move || {
+            let mut seen: HashSet<u32> = HashSet::new();
+            let mut tracked: Vec<u32> = Vec::new();
+            let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+            let mut ended = false;
+            while !flag.load(Ordering::Relaxed) && !ended {
+                if let Ok(entries) = std::fs::read_dir("/proc") {
+                    for e in entries.flatten() {
+                        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
+                        else {
+                            continue;
+                        };
+                        if seen.insert(pid) {
+                            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                                .unwrap_or_default();
+                            if cmdline.contains(&needle) && cmdline.contains(&target) {
+                                tracked.push(pid);
+                            }
+                        }
+                    }
+                }
+                let now = Instant::now();
+                let mut any_rustc = false;
+                for pid in &tracked {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                    let is_rustc = Path::new(&*String::from_utf8_lossy(argv0))
+                        .file_name()
+                        .is_some_and(|n| n == "rustc");
+                    if is_rustc {
+                        any_rustc = true;
+                        first.get_or_insert(now);
+                        last = Some(now);
+                    }
+                }
+                if first.is_some() && !any_rustc {
+                    ended = true;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Some(last? - first?)
+        });
+        Spy { stop, thread }
+    }
+
+    /// The rustc's run time, if one was seen.
+    fn finish(self) -> Option<Duration> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().ok().flatten()
     }
 }
 
@@ -185,10 +273,13 @@ impl Static {
         }
     }
 
-    fn save(&mut self, n: usize) -> Duration {
+    /// Save -> first line, and how long the crate's rustc ran.
+    fn save(&mut self, n: usize, crate_name: &str) -> (Duration, Option<Duration>) {
+        let spy = Spy::start(crate_name, &self.target);
         let saved = self.copy.save(n);
         let rx = self.start();
-        wait_marker(&rx, n, Duration::from_secs(600)) - saved
+        let took = wait_marker(&rx, n, Duration::from_secs(600)) - saved;
+        (took, spy.finish())
     }
 }
 
@@ -200,9 +291,12 @@ struct Watch {
 }
 
 impl Watch {
-    fn save(&mut self, n: usize) -> Duration {
+    /// Save -> first line, and how long the crate's rustc ran.
+    fn save(&mut self, n: usize, crate_name: &str, target: &Path) -> (Duration, Option<Duration>) {
+        let spy = Spy::start(crate_name, target);
         let saved = self.copy.save(n);
-        wait_marker(&self.rx, n, Duration::from_secs(600)) - saved
+        let took = wait_marker(&self.rx, n, Duration::from_secs(600)) - saved;
+        (took, spy.finish())
     }
 }
 
@@ -270,22 +364,30 @@ fn main() {
     let rx = fixed.start();
     wait_marker(&rx, 0, Duration::from_secs(3600));
 
+    let crate_name = o
+        .crate_name
+        .clone()
+        .unwrap_or_else(|| package_name(&manifest));
     // One save each to warm up (incremental state, page cache), not counted.
-    let (mut static_times, mut watch_times) = (Vec::new(), Vec::new());
+    let mut results: [Vec<(Duration, Option<Duration>)>; 2] = [Vec::new(), Vec::new()];
     for n in 1..=o.saves + 1 {
-        let s = fixed.save(n);
-        std::thread::sleep(Duration::from_millis(300));
-        let w = watch.save(n);
-        std::thread::sleep(Duration::from_millis(300));
+        let s = fixed.save(n, &crate_name);
+        std::thread::sleep(o.settle);
+        // The static instance would compete for the CPU: stop it.
+        fixed.stop();
+        let w = watch.save(n, &crate_name, &target);
+        std::thread::sleep(o.settle);
         eprintln!(
-            "watch-loop: save {n}{}: static {:.2}s, dyndev watch {:.2}s",
+            "watch-loop: save {n}{}: static {:.2}s (rustc {}), dyndev watch {:.2}s (rustc {})",
             if n == 1 { " (warm-up)" } else { "" },
-            s.as_secs_f64(),
-            w.as_secs_f64()
+            s.0.as_secs_f64(),
+            seconds(s.1),
+            w.0.as_secs_f64(),
+            seconds(w.1),
         );
         if n > 1 {
-            static_times.push(s);
-            watch_times.push(w);
+            results[0].push(s);
+            results[1].push(w);
         }
     }
     fixed.stop();
@@ -297,20 +399,46 @@ fn main() {
         o.file.display(),
         project.display()
     );
-    println!("| mode | median | min | max |\n|---|---|---|---|");
-    for (name, times) in [
-        ("static: `cargo run` restarted on save", static_times),
-        ("`cargo dyndev watch`", watch_times),
+    println!(
+        "| mode | median | min | max | rustc of `{crate_name}` alone (median) | the rest |\n\
+         |---|---|---|---|---|---|"
+    );
+    for (name, runs) in [
+        ("static: `cargo run` restarted on save", &results[0]),
+        ("`cargo dyndev watch`", &results[1]),
     ] {
+        let times: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+        let floors: Vec<Duration> = runs.iter().filter_map(|r| r.1).collect();
         let (min, max) = (
             *times.iter().min().expect("at least one save"),
             *times.iter().max().expect("at least one save"),
         );
+        let total = median(times);
+        let floor = (!floors.is_empty()).then(|| median(floors));
         println!(
-            "| {name} | {:.2} s | {:.2} s | {:.2} s |",
-            median(times).as_secs_f64(),
+            "| {name} | {:.2} s | {:.2} s | {:.2} s | {} | {} |",
+            total.as_secs_f64(),
             min.as_secs_f64(),
-            max.as_secs_f64()
+            max.as_secs_f64(),
+            floor.map_or("?".into(), |f| format!("{:.2} s", f.as_secs_f64())),
+            floor.map_or("?".into(), |f| format!(
+                "{:.2} s",
+                total.saturating_sub(f).as_secs_f64()
+            )),
         );
     }
+}
+
+fn seconds(d: Option<Duration>) -> String {
+    d.map_or("?".into(), |d| format!("{:.2}s", d.as_secs_f64()))
+}
+
+/// The package's name, from its manifest, as a crate name.
+fn package_name(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).expect("failed to read the manifest");
+    let doc: toml_edit::DocumentMut = text.parse().expect("failed to parse the manifest");
+    doc["package"]["name"]
+        .as_str()
+        .expect("the manifest names no package; pass --crate")
+        .replace('-', "_")
 }
