@@ -329,3 +329,37 @@ fn watch_test_reruns_the_tests() {
     assert!(out.contains("test answers ... FAILED"), "{out}\n{err}");
     w.interrupt();
 }
+
+#[test]
+fn a_build_script_input_restarts_the_program() {
+    let p = project()
+        .file("Cargo.toml", &manifest("watch-build-script", ""))
+        .file(
+            "build.rs",
+            "fn main() {\n\
+             \x20   println!(\"cargo:rerun-if-changed=assets/level.txt\");\n\
+             \x20   let level = std::fs::read_to_string(\"assets/level.txt\").unwrap();\n\
+             \x20   println!(\"cargo:rustc-env=LEVEL={}\", level.trim());\n\
+             }\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() {\n\
+             \x20   println!(\"v1 pid={} child=0 data={}\", std::process::id(), env!(\"LEVEL\"));\n\
+             \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+             }\n",
+        )
+        .file("assets/level.txt", "one\n")
+        .build();
+    let mut w = Watching::start(&p, &[]);
+    let first = w.hello(1);
+    assert_eq!(first.data, "one");
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    p.write("assets/level.txt", "two\n");
+    let second = w.hello(2);
+    assert_eq!(second.data, "two");
+    assert_gone(first.pid, "the old instance");
+    w.interrupt();
+    assert_gone(second.pid, "the program");
+}

@@ -179,6 +179,12 @@ impl Inputs {
         }
     }
 
+    /// How many of the files exist (the others are watched for in case
+    /// they appear: a `.cargo/config.toml`, a `rerun-if-changed` path).
+    pub fn existing(&self) -> usize {
+        self.files.iter().filter(|f| f.exists()).count()
+    }
+
     /// The directories to watch: each file's parent, or its nearest
     /// existing ancestor when the parent does not exist (yet).
     pub fn dirs(&self) -> BTreeSet<PathBuf> {

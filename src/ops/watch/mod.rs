@@ -335,7 +335,7 @@ impl<'a> Session<'a> {
                 "Watching",
                 format_args!(
                     "{} files in {} directories (Ctrl-C to stop)",
-                    self.inputs.files.len(),
+                    self.inputs.existing(),
                     self.watched.len()
                 ),
             );
@@ -435,7 +435,7 @@ impl<'a> Session<'a> {
             "Watching",
             format_args!(
                 "{} files in {} directories",
-                inputs.files.len(),
+                inputs.existing(),
                 self.watched.len()
             ),
         );
