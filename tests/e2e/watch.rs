@@ -363,3 +363,111 @@ fn a_build_script_input_restarts_the_program() {
     w.interrupt();
     assert_gone(second.pid, "the program");
 }
+
+/// Under a terminal (a pseudo-terminal made by `script`), the program
+/// reads the terminal, and Ctrl-C there stops it, its child and the
+/// watcher.
+#[test]
+fn in_a_terminal_the_program_reads_it_and_ctrl_c_stops_all() {
+    use std::io::Write;
+    if which::which("script").is_err() {
+        eprintln!("skipped: no `script` to make a terminal with");
+        return;
+    }
+    let p = project()
+        .file("Cargo.toml", &manifest("watch-tty", ""))
+        .file(
+            "src/main.rs",
+            "fn main() {\n\
+             \x20   let child = std::process::Command::new(\"sleep\").arg(\"300\").spawn().unwrap();\n\
+             \x20   println!(\"ready pid={} child={}\", std::process::id(), child.id());\n\
+             \x20   let mut line = String::new();\n\
+             \x20   std::io::stdin().read_line(&mut line).unwrap();\n\
+             \x20   println!(\"got {}\", line.trim());\n\
+             \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+             }\n",
+        )
+        .build();
+    let watcher = dyndev_cmd(&p.root, &["watch"]);
+    let shown = std::iter::once(watcher.get_program())
+        .chain(watcher.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &shown, "/dev/null"])
+        .current_dir(&p.root)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    /// Ends `script` if the test fails: the terminal hangs up, and the
+    /// watcher cleans up on SIGHUP.
+    struct Script(Child);
+    impl Drop for Script {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut script = Script(cmd.spawn().unwrap());
+    let child = &mut script.0;
+    let mut input = child.stdin.take().unwrap();
+    let collect = |mut from: Box<dyn Read + Send>| {
+        let text = Arc::new(Mutex::new(String::new()));
+        let into = text.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                into.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        text
+    };
+    let output = collect(Box::new(child.stdout.take().unwrap()));
+    let wait = |what: &str, needle: &str| -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = output.lock().unwrap().clone();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let text = wait("the program", "ready pid=");
+    let ids: Vec<i32> = text[text.find("ready pid=").unwrap()..]
+        .lines()
+        .next()
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (pid, grandchild) = (ids[0], ids[1]);
+
+    input.write_all(b"hello\r").unwrap();
+    wait("the program to read the terminal", "got hello");
+    input.write_all(b"\x03").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not stop the watcher:\n{}",
+            output.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_gone(pid, "the program");
+    assert_gone(grandchild, "the program's child");
+}

@@ -25,7 +25,7 @@ use crate::ops::run;
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 use inputs::{Exclusions, Inputs};
-use process::{Guard, Instance};
+use process::{Guard, Instance, Terminal};
 
 /// What to keep running.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +86,8 @@ struct Session<'a> {
     fingerprints: BTreeMap<PathBuf, Fingerprint>,
     running: Option<(Instance, String)>,
     guard: Guard,
+    /// The terminal, handed to the program while it runs.
+    terminal: Option<Terminal>,
     announced: bool,
 }
 
@@ -148,6 +150,7 @@ impl<'a> Session<'a> {
             fingerprints: BTreeMap::new(),
             running: None,
             guard: Guard::start()?,
+            terminal: Terminal::detect(),
             announced: false,
         })
     }
@@ -286,6 +289,9 @@ impl<'a> Session<'a> {
                 match process::start(built.command, self.exit_notifier()) {
                     Ok(instance) => {
                         self.guard.add(instance.pid);
+                        if let Some(t) = &self.terminal {
+                            t.give(instance.pid);
+                        }
                         match (saved, replaced) {
                             (Some(saved), true) => self.shell.status(
                                 "Restarted",
@@ -457,6 +463,9 @@ impl<'a> Session<'a> {
         let t = Instant::now();
         process::stop_group(instance.pid, self.options.grace);
         self.guard.remove(instance.pid);
+        if let Some(t) = &self.terminal {
+            t.take_back();
+        }
         self.shell.verbose_status(
             "Stopped",
             format_args!(
@@ -477,6 +486,18 @@ impl<'a> Session<'a> {
         };
         process::stop_group(instance.pid, self.options.grace);
         self.guard.remove(instance.pid);
+        if let Some(t) = &self.terminal {
+            t.take_back();
+            // Ctrl-C went to the program, which had the terminal: the user
+            // means to stop watching.
+            if status.as_ref().is_ok_and(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.signal() == Some(libc::SIGINT)
+            }) {
+                self.stopping.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
         let ran = instance.started.elapsed().as_secs_f64();
         match (self.mode, status) {
             (_, Err(e)) => self
