@@ -279,13 +279,16 @@ impl<'a> Session<'a> {
                 }
             }
         }
+        // A test run still going holds cargo's lock on the target dir, and
+        // its results are about to be stale: stop it before building.
+        let mut replaced = matches!(self.mode, Mode::Test(_)) && self.stop_running();
         match self.build() {
             Ok(built) => {
                 self.set_inputs(built.inputs);
                 if self.stopping.load(Ordering::SeqCst) {
                     return;
                 }
-                let replaced = self.stop_running();
+                replaced |= self.stop_running();
                 match process::start(built.command, self.exit_notifier()) {
                     Ok(instance) => {
                         self.guard.add(instance.pid);
