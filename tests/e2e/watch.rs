@@ -212,9 +212,11 @@ fn a_save_restarts_the_program_and_only_a_save_of_an_input_does() {
     assert_gone(first.child, "the old instance's child");
     assert!(alive(second.pid) && alive(second.child));
 
-    // Files the build does not read, then one it reads through
-    // `include_str!`: one rebuild, for the latter.
+    // Files the build does not read, a save that changes no byte, then a
+    // file the build reads through `include_str!`: one rebuild, for the
+    // latter.
     p.write("README.md", "# still a program\n");
+    p.write("src/main.rs", &program("v2"));
     std::fs::create_dir_all(p.root.join("target")).unwrap();
     std::fs::write(p.root.join("target/scratch.txt"), "x").unwrap();
     p.write("src/data.txt", "d2\n");
@@ -223,7 +225,7 @@ fn a_save_restarts_the_program_and_only_a_save_of_an_input_does() {
     let (_, err) = w.output();
     assert_eq!(err.matches("Rebuilding").count(), 2, "{err}");
     assert!(
-        err.contains("Rebuilding after a change to `src/data.txt`"),
+        err.contains("Rebuilding after a change to `src/data.txt`\n"),
         "{err}"
     );
     assert!(!err.contains("README"), "{err}");

@@ -234,7 +234,11 @@ impl<'a> Session<'a> {
     fn really_changed(&self, path: &Path) -> bool {
         let path = inputs::normalize(path);
         match self.fingerprints.get(&path) {
-            Some(before) => fingerprint(&path, before.as_ref()) != *before,
+            Some(before) => {
+                let contents =
+                    |f: &Fingerprint| f.as_ref().map(|(len, _, hash)| (*len, hash.clone()));
+                contents(&fingerprint(&path, before.as_ref())) != contents(before)
+            }
             // A directory on the way to an input, or a file not seen yet.
             None => true,
         }
