@@ -530,6 +530,9 @@ pub struct WatchOptions {
     /// How long a burst of changes must have been quiet before a build
     #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration, hide = true)]
     pub debounce: std::time::Duration,
+    /// Always build with cargo, never by replaying captured rustc commands
+    #[arg(long)]
+    pub no_fast_path: bool,
 }
 
 /// `2s`, `500ms`, `1.5s`, `3` (seconds), `1m`.

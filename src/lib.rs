@@ -40,6 +40,9 @@ pub fn main() -> ! {
     if measure::is_timer_invocation() {
         std::process::exit(measure::timer_main());
     }
+    if ops::watch::replay::is_capture_invocation() {
+        std::process::exit(ops::watch::replay::capture_main());
+    }
     if ops::watch::process::is_guard_invocation() {
         std::process::exit(ops::watch::process::guard_main());
     }

@@ -473,3 +473,123 @@ fn in_a_terminal_the_program_reads_it_and_ctrl_c_stops_all() {
     assert_gone(pid, "the program");
     assert_gone(grandchild, "the program's child");
 }
+
+/// A workspace with a library member and a binary using it.
+fn fast_project(app: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!("[workspace]\nmembers = [\"engine\", \"{app}\"]\nresolver = \"2\"\n"),
+        )
+        .file("engine/Cargo.toml", &manifest("engine", ""))
+        .file(
+            "engine/src/lib.rs",
+            "pub fn word() -> &'static str { \"alpha\" }\n",
+        )
+        .file(
+            &format!("{app}/Cargo.toml"),
+            &manifest(app, "[dependencies]\nengine = { path = \"../engine\" }\n"),
+        )
+        .file(&format!("{app}/src/main.rs"), &fast_main("v1"))
+        .build()
+}
+
+fn fast_main(version: &str) -> String {
+    format!(
+        "fn main() {{\n\
+         \x20   println!(\"{version} pid={{}} child=0 data={{}}\", std::process::id(), engine::word());\n\
+         \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+         }}\n"
+    )
+}
+
+#[test]
+fn the_fast_path_replays_rustc_and_leaves_cargo_correct() {
+    let app = "watch-fast";
+    let p = fast_project(app);
+    let mut w = Watching::start(&p, &["-v"]);
+    w.hello(1);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    // The binary's crate, then the library it links: replayed without
+    // cargo, the library before the binary.
+    p.write(&format!("{app}/src/main.rs"), &fast_main("v2"));
+    let second = w.hello(2);
+    assert_eq!(second.version, "v2");
+    p.write(
+        "engine/src/lib.rs",
+        "pub fn word() -> &'static str { \"beta\" }\n",
+    );
+    let third = w.hello(3);
+    assert_eq!(
+        (third.version.as_str(), third.data.as_str()),
+        ("v2", "beta")
+    );
+    let (_, err) = w.output();
+    assert!(err.contains("(replayed 2 rustc commands)"), "{err}");
+    let engine = err.rfind("Replaying rustc for `libengine-").expect(&err);
+    let binary = err.rfind("Replaying rustc for `watch_fast-").expect(&err);
+    assert!(engine < binary, "{err}");
+
+    // A compile error on the fast path keeps the program running.
+    p.write("engine/src/lib.rs", "pub fn word() -> &'static str { 1 }\n");
+    let (_, err) = w.wait_for("the compile error", |_, err| err.contains("Waiting"));
+    assert!(err.contains("error[E0308]"), "{err}");
+    assert!(alive(third.pid));
+    p.write(
+        "engine/src/lib.rs",
+        "pub fn word() -> &'static str { \"gamma\" }\n",
+    );
+    let fourth = w.hello(4);
+    assert_eq!(fourth.data, "gamma");
+    w.interrupt();
+    assert_gone(fourth.pid, "the program");
+
+    // Cargo did not see those builds: a plain build compiles both crates
+    // again, and the binary is the latest.
+    let build = p.dyndev(&["build"]).success();
+    assert!(build.stderr.contains("Compiling engine"), "{build}");
+    assert!(
+        build.stderr.contains(&format!("Compiling {app}")),
+        "{build}"
+    );
+    let bin = p.bin(app);
+    let mut program = std::process::Command::new(&bin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(program.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = program.kill();
+    let _ = program.wait();
+    assert!(
+        line.starts_with("v2 ") && line.trim_end().ends_with("data=gamma"),
+        "{line}"
+    );
+}
+
+#[test]
+fn no_fast_path_builds_with_cargo_every_time() {
+    let app = "watch-slow";
+    let p = fast_project(app);
+    let mut w = Watching::start(&p, &["-v", "--no-fast-path"]);
+    w.hello(1);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    p.write(&format!("{app}/src/main.rs"), &fast_main("v2"));
+    w.hello(2);
+    p.write(&format!("{app}/src/main.rs"), &fast_main("v3"));
+    w.hello(3);
+    let (_, err) = w.output();
+    assert!(!err.contains("Replaying"), "{err}");
+    let after_start = &err[err.find("Watching").unwrap()..];
+    assert_eq!(
+        after_start.matches(&format!("Compiling {app}")).count(),
+        2,
+        "{err}"
+    );
+    w.interrupt();
+}

@@ -74,18 +74,7 @@ impl Inputs {
                 }
             }
         }
-        for s in build_scripts {
-            let Some(package) = ws.metadata.packages.iter().find(|p| p.id == s.package_id) else {
-                continue;
-            };
-            let dir = package.manifest_path.parent().map(|d| d.as_std_path());
-            let output = s.out_dir.parent().map(|d| d.join("output"));
-            if let (Some(dir), Some(output)) = (dir, output)
-                && let Ok(text) = std::fs::read_to_string(output)
-            {
-                files.extend(rerun_if_changed(&text).into_iter().map(|p| dir.join(p)));
-            }
-        }
+        files.extend(script_inputs(ws, build_scripts));
         let mut inputs = Inputs::of_workspace(ws);
         inputs.files.extend(files);
         inputs.finish(exclusions)
@@ -206,6 +195,28 @@ impl Inputs {
                 .next()
                 .is_some_and(|f| f.starts_with(&path) && f != &path)
     }
+}
+
+/// The `rerun-if-changed` paths of the build scripts of workspace members.
+pub fn script_inputs(ws: &Workspace, build_scripts: &[BuildScript]) -> BTreeSet<PathBuf> {
+    let mut files = BTreeSet::new();
+    for s in build_scripts {
+        let Some(package) = ws.metadata.packages.iter().find(|p| p.id == s.package_id) else {
+            continue;
+        };
+        let dir = package.manifest_path.parent().map(|d| d.as_std_path());
+        let output = s.out_dir.parent().map(|d| d.join("output"));
+        if let (Some(dir), Some(output)) = (dir, output)
+            && let Ok(text) = std::fs::read_to_string(output)
+        {
+            files.extend(
+                rerun_if_changed(&text)
+                    .into_iter()
+                    .map(|p| normalize(&dir.join(p))),
+            );
+        }
+    }
+    files
 }
 
 /// The dep-info files for an artifact: rustc's (`deps/<crate>-<hash>.d`,

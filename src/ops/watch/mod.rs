@@ -5,6 +5,7 @@
 
 pub mod inputs;
 pub mod process;
+pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -26,6 +27,7 @@ use crate::shell::Shell;
 use crate::workspace::Workspace;
 use inputs::{Exclusions, Inputs};
 use process::{Guard, Instance, Terminal};
+use replay::FastPath;
 
 /// What to keep running.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +66,8 @@ struct Built {
     command: Command,
     shown: String,
     inputs: Inputs,
+    /// What a replay of this build would need.
+    fast: Option<FastPath>,
 }
 
 /// What the last look at an input found: its size, modification time and
@@ -88,6 +92,11 @@ struct Session<'a> {
     guard: Guard,
     /// The terminal, handed to the program while it runs.
     terminal: Option<Terminal>,
+    /// Where captured rustc commands are, when the fast path is on.
+    captures: Option<PathBuf>,
+    /// The last good build, for the fast path: its units, and how to
+    /// start the program again.
+    fast: Option<(FastPath, Command, String)>,
     announced: bool,
 }
 
@@ -104,6 +113,17 @@ impl<'a> Session<'a> {
             ws.root(),
         );
         let exclusions = Exclusions::for_workspace(&ws, &layout.target_dir);
+        let captures = match mode {
+            Mode::Run(_) if !options.no_fast_path => {
+                let dir = layout.profile_dir.join("watch");
+                let capture =
+                    crate::measure::install_instrument(&dir.join("bin"), replay::CAPTURE_NAME)?;
+                let captures = dir.join("captures");
+                install_capture(&capture, &captures);
+                Some(captures)
+            }
+            _ => None,
+        };
         let (tx, rx) = channel();
 
         let stopping = Arc::new(AtomicBool::new(false));
@@ -151,6 +171,8 @@ impl<'a> Session<'a> {
             running: None,
             guard: Guard::start()?,
             terminal: Terminal::detect(),
+            captures,
+            fast: None,
             announced: false,
         })
     }
@@ -192,7 +214,9 @@ impl<'a> Session<'a> {
                         "Rebuilding",
                         format_args!("after a change to {}", self.describe_changes(&changed)),
                     );
-                    self.cycle(Some(saved), manifests);
+                    if manifests || !self.replay(saved, &changed) {
+                        self.cycle(Some(saved), manifests);
+                    }
                 }
                 Event::Signal => return Ok(()),
                 other => self.handle(other),
@@ -260,15 +284,7 @@ impl<'a> Session<'a> {
             use std::io::Write;
             let _ = write!(std::io::stderr(), "\x1b[2J\x1b[3J\x1b[H");
         }
-        self.fingerprints = self
-            .inputs
-            .files
-            .iter()
-            .map(|f| {
-                let old = self.fingerprints.get(f).and_then(Option::as_ref);
-                (f.clone(), fingerprint(f, old))
-            })
-            .collect();
+        self.refresh_fingerprints();
         if reload {
             let compile = match self.mode {
                 Mode::Run(a) => &a.compile,
@@ -286,46 +302,18 @@ impl<'a> Session<'a> {
         // A test run still going holds cargo's lock on the target dir, and
         // its results are about to be stale: stop it before building.
         let mut replaced = matches!(self.mode, Mode::Test(_)) && self.stop_running();
+        self.fast = None;
         match self.build() {
             Ok(built) => {
                 self.set_inputs(built.inputs);
+                if let Some(fast) = built.fast {
+                    self.fast = Some((fast, clone_command(&built.command), built.shown.clone()));
+                }
                 if self.stopping.load(Ordering::SeqCst) {
                     return;
                 }
                 replaced |= self.stop_running();
-                match process::start(built.command, self.exit_notifier()) {
-                    Ok(instance) => {
-                        self.guard.add(instance.pid);
-                        if let Some(t) = &self.terminal {
-                            t.give(instance.pid);
-                        }
-                        match (saved, replaced) {
-                            (Some(saved), true) => self.shell.status(
-                                "Restarted",
-                                format_args!(
-                                    "`{}` in {:.2}s",
-                                    built.shown,
-                                    saved.elapsed().as_secs_f64()
-                                ),
-                            ),
-                            (Some(saved), false) => self.shell.status(
-                                "Started",
-                                format_args!(
-                                    "`{}` in {:.2}s",
-                                    built.shown,
-                                    saved.elapsed().as_secs_f64()
-                                ),
-                            ),
-                            (None, _) => self
-                                .shell
-                                .status("Running", format_args!("`{}`", built.shown)),
-                        }
-                        self.running = Some((instance, built.shown));
-                    }
-                    Err(e) => self
-                        .shell
-                        .error(format_args!("failed to start `{}`: {e}", built.shown)),
-                }
+                self.launch(built.command, built.shown, saved, replaced, "");
             }
             Err(e) => {
                 if self.stopping.load(Ordering::SeqCst) {
@@ -355,6 +343,116 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Starts the new instance and says so.
+    fn launch(
+        &mut self,
+        command: Command,
+        shown: String,
+        saved: Option<Instant>,
+        replaced: bool,
+        how: &str,
+    ) {
+        match process::start(command, self.exit_notifier()) {
+            Ok(instance) => {
+                self.guard.add(instance.pid);
+                if let Some(t) = &self.terminal {
+                    t.give(instance.pid);
+                }
+                match saved {
+                    Some(saved) => self.shell.status(
+                        if replaced { "Restarted" } else { "Started" },
+                        format_args!("`{shown}` in {:.2}s{how}", saved.elapsed().as_secs_f64()),
+                    ),
+                    None => self.shell.status("Running", format_args!("`{shown}`")),
+                }
+                self.running = Some((instance, shown));
+            }
+            Err(e) => self
+                .shell
+                .error(format_args!("failed to start `{shown}`: {e}")),
+        }
+    }
+
+    /// The fast path: replays the captured rustc commands of the units the
+    /// change touches, without cargo. False when cargo must build instead.
+    fn replay(&mut self, saved: Instant, changed: &[PathBuf]) -> bool {
+        let Some(state) = self.fast.take() else {
+            return false;
+        };
+        let (handled, keep) = self.replay_with(&state, saved, changed);
+        if keep {
+            self.fast = Some(state);
+        }
+        handled
+    }
+
+    /// Whether the change was handled, and whether the state still holds.
+    fn replay_with(
+        &mut self,
+        (fast, command, shown): &(FastPath, Command, String),
+        saved: Instant,
+        changed: &[PathBuf],
+    ) -> (bool, bool) {
+        let Some(plan) = fast.plan(changed) else {
+            return (false, true);
+        };
+        if self.options.clear {
+            use std::io::Write;
+            let _ = write!(std::io::stderr(), "\x1b[2J\x1b[3J\x1b[H");
+        }
+        self.refresh_fingerprints();
+        let units = plan.len();
+        match plan.run(self.shell) {
+            Ok(true) => {
+                let mut inputs = self.inputs.clone();
+                inputs.files.extend(plan.inputs());
+                let inputs = inputs.finish(&self.exclusions);
+                self.set_inputs(inputs);
+                if self.stopping.load(Ordering::SeqCst) {
+                    return (true, true);
+                }
+                let replaced = self.stop_running();
+                let how = format!(
+                    " (replayed {units} rustc command{})",
+                    if units == 1 { "" } else { "s" }
+                );
+                self.launch(
+                    clone_command(command),
+                    shown.clone(),
+                    Some(saved),
+                    replaced,
+                    &how,
+                );
+                (true, true)
+            }
+            Ok(false) => {
+                if !self.stopping.load(Ordering::SeqCst) {
+                    self.wait_message();
+                }
+                (true, true)
+            }
+            Err(e) => {
+                self.shell.warn(format_args!(
+                    "the fast path failed, building with cargo: {e:#}"
+                ));
+                (false, false)
+            }
+        }
+    }
+
+    /// Notes what every input holds before a build reads it.
+    fn refresh_fingerprints(&mut self) {
+        self.fingerprints = self
+            .inputs
+            .files
+            .iter()
+            .map(|f| {
+                let old = self.fingerprints.get(f).and_then(Option::as_ref);
+                (f.clone(), fingerprint(f, old))
+            })
+            .collect();
+    }
+
     fn wait_message(&self) {
         match &self.running {
             Some((_, shown)) => self.shell.status(
@@ -380,17 +478,39 @@ impl<'a> Session<'a> {
                 let selected = run::select(ws, args)?;
                 let req = selected.request(shell, ws, args);
                 let outcome = build(&req)?;
-                let program = run::program(ws, args, &selected, &outcome, &req.layout)?;
+                let mut program = run::program(ws, args, &selected, &outcome, &req.layout)?;
                 let inputs = Inputs::of_build(
                     ws,
                     &outcome.artifacts,
                     &outcome.build_scripts,
                     &self.exclusions,
                 );
+                let fast = self.captures.as_deref().map(|captures| {
+                    FastPath::new(
+                        ws,
+                        &outcome.artifacts,
+                        &program.exe,
+                        captures,
+                        inputs::script_inputs(ws, &outcome.build_scripts),
+                    )
+                });
+                // The program gets the environment the user gave watch.
+                program.command.env_remove(replay::env::DIR);
+                program.command.env_remove(replay::env::INNER);
+                match std::env::var_os(replay::env::INNER) {
+                    Some(user) if self.captures.is_some() => {
+                        program.command.env("RUSTC_WORKSPACE_WRAPPER", user)
+                    }
+                    _ if self.captures.is_some() => {
+                        program.command.env_remove("RUSTC_WORKSPACE_WRAPPER")
+                    }
+                    _ => &mut program.command,
+                };
                 Ok(Built {
                     shown: program.display(),
                     command: program.command,
                     inputs,
+                    fast,
                 })
             }
             Mode::Test(args) => {
@@ -411,6 +531,7 @@ impl<'a> Session<'a> {
                     command,
                     shown: "cargo dyndev test".into(),
                     inputs,
+                    fast: None,
                 })
             }
         }
@@ -537,6 +658,43 @@ impl Drop for Session<'_> {
         }
         self.stop_running();
     }
+}
+
+/// Makes `capture` the innermost rustc wrapper of this process's builds
+/// (dyndev's wrapper runs it, and it runs the user's own wrapper, if any),
+/// writing into `dir`.
+#[allow(unsafe_code)]
+fn install_capture(capture: &Path, dir: &Path) {
+    let user = std::env::var_os("RUSTC_WORKSPACE_WRAPPER").filter(|w| {
+        !w.is_empty()
+            && Path::new(w).file_name() != Some(std::ffi::OsStr::new(crate::wrapper::WRAPPER_NAME))
+    });
+    // SAFETY: called before this process starts any thread (the signal
+    // and file watcher threads come later), so nothing reads the
+    // environment concurrently.
+    unsafe {
+        if let Some(user) = user {
+            std::env::set_var(replay::env::INNER, user);
+        }
+        std::env::set_var("RUSTC_WORKSPACE_WRAPPER", capture);
+        std::env::set_var(replay::env::DIR, dir);
+    }
+}
+
+/// A copy of a command: program, arguments, environment, directory.
+fn clone_command(c: &Command) -> Command {
+    let mut copy = Command::new(c.get_program());
+    copy.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => copy.env(k, v),
+            None => copy.env_remove(k),
+        };
+    }
+    if let Some(dir) = c.get_current_dir() {
+        copy.current_dir(dir);
+    }
+    copy
 }
 
 /// Size, modification time and (when those changed) a hash of the
