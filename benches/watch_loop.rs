@@ -1,6 +1,7 @@
 //! Save -> the new process's first line of output, with `cargo dyndev watch`
-//! and the static way users restart a program today (a watcher running
-//! plain `cargo run` again on every save), side by side in one run.
+//! (with and without its fast path, which replays rustc without cargo) and
+//! the static way users restart a program today (a watcher running plain
+//! `cargo run` again on every save), side by side in one run.
 //!
 //! ```text
 //! cargo bench --bench watch-loop -- --manifest-path examples/headless-game/Cargo.toml --saves 7
@@ -146,48 +147,49 @@ impl Spy {
         let flag = stop.clone();
         let needle = format!("--crate-name\0{crate_name}\0");
         let target = target.to_string_lossy().into_owned();
+        let pids = || -> Vec<u32> {
+            std::fs::read_dir("/proc")
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // Processes running before the save are not the compiler.
+        let before: HashSet<u32> = pids().into_iter().collect();
         let thread = std::thread::spawn(move || {
-            let mut seen: HashSet<u32> = HashSet::new();
-            let mut tracked: Vec<u32> = Vec::new();
+            let cmdline = |pid: u32| -> String {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            };
             let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
-            let mut ended = false;
-            while !flag.load(Ordering::Relaxed) && !ended {
-                if let Ok(entries) = std::fs::read_dir("/proc") {
-                    for e in entries.flatten() {
-                        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
-                        else {
-                            continue;
-                        };
-                        if seen.insert(pid) {
-                            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-                                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                                .unwrap_or_default();
-                            if cmdline.contains(&needle) && cmdline.contains(&target) {
-                                tracked.push(pid);
-                            }
-                        }
-                    }
-                }
+            while !flag.load(Ordering::Relaxed) {
+                // A new process may still be a fork of its parent, about to
+                // become rustc: look at every new one each time.
                 let now = Instant::now();
-                let mut any_rustc = false;
-                for pid in &tracked {
-                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-                    let is_rustc = Path::new(&*String::from_utf8_lossy(argv0))
-                        .file_name()
-                        .is_some_and(|n| n == "rustc");
-                    if is_rustc {
-                        any_rustc = true;
-                        first.get_or_insert(now);
-                        last = Some(now);
-                    }
-                }
-                if first.is_some() && !any_rustc {
-                    ended = true;
+                let running = pids()
+                    .into_iter()
+                    .filter(|p| !before.contains(p))
+                    .any(|pid| {
+                        let line = cmdline(pid);
+                        let argv0 = line.split('\0').next().unwrap_or_default();
+                        Path::new(argv0).file_name().is_some_and(|n| n == "rustc")
+                            && line.contains(&needle)
+                            && line.contains(&target)
+                    });
+                if running {
+                    first.get_or_insert(now);
+                    last = Some(now);
+                } else if first.is_some() {
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
-            Some(last? - first?)
+            let took = last? - first?;
+            (took > Duration::ZERO).then_some(took)
         });
         Spy { stop, thread }
     }
@@ -336,30 +338,30 @@ fn main() {
         args: o.program_args.clone(),
         running: None,
     };
-    let copy = Copy::new(&project, &target, "dyndev", &o.file);
-    copy.save(0);
+    let start_watch = |name: &str, extra: &[&str]| {
+        let copy = Copy::new(&project, &target, name, &o.file);
+        copy.save(0);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"))
+            .args(["dyndev", "watch", "--quiet", "--grace", &o.grace])
+            .args(extra)
+            .arg("--manifest-path")
+            .arg(&copy.manifest)
+            .arg("--")
+            .args(&o.program_args)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("failed to run cargo-dyndev");
+        let rx = lines(&mut child);
+        let watch = Watch { copy, child, rx };
+        wait_marker(&watch.rx, 0, Duration::from_secs(3600));
+        watch
+    };
     eprintln!("watch-loop: first builds (the dependencies, once) ...");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"))
-        .args([
-            "dyndev",
-            "watch",
-            "--quiet",
-            "--grace",
-            &o.grace,
-            "--manifest-path",
-        ])
-        .arg(&copy.manifest)
-        .arg("--")
-        .args(&o.program_args)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("failed to run cargo-dyndev");
-    let rx = lines(&mut child);
-    let mut watch = Watch { copy, child, rx };
-    wait_marker(&watch.rx, 0, Duration::from_secs(3600));
+    let mut watch = start_watch("dyndev", &[]);
+    let mut slow = start_watch("dyndev-cargo", &["--no-fast-path"]);
     fixed.copy.save(0);
     let rx = fixed.start();
     wait_marker(&rx, 0, Duration::from_secs(3600));
@@ -369,29 +371,36 @@ fn main() {
         .clone()
         .unwrap_or_else(|| package_name(&manifest));
     // One save each to warm up (incremental state, page cache), not counted.
-    let mut results: [Vec<(Duration, Option<Duration>)>; 2] = [Vec::new(), Vec::new()];
+    let mut results: [Vec<(Duration, Option<Duration>)>; 3] = Default::default();
     for n in 1..=o.saves + 1 {
         let s = fixed.save(n, &crate_name);
         std::thread::sleep(o.settle);
         // The static instance would compete for the CPU: stop it.
         fixed.stop();
+        let c = slow.save(n, &crate_name, &target);
+        std::thread::sleep(o.settle);
         let w = watch.save(n, &crate_name, &target);
         std::thread::sleep(o.settle);
         eprintln!(
-            "watch-loop: save {n}{}: static {:.2}s (rustc {}), dyndev watch {:.2}s (rustc {})",
+            "watch-loop: save {n}{}: static {:.2}s (rustc {}), watch without the fast path \
+             {:.2}s (rustc {}), watch {:.2}s (rustc {})",
             if n == 1 { " (warm-up)" } else { "" },
             s.0.as_secs_f64(),
             seconds(s.1),
+            c.0.as_secs_f64(),
+            seconds(c.1),
             w.0.as_secs_f64(),
             seconds(w.1),
         );
         if n > 1 {
             results[0].push(s);
-            results[1].push(w);
+            results[1].push(c);
+            results[2].push(w);
         }
     }
     fixed.stop();
     drop(watch);
+    drop(slow);
 
     println!(
         "save -> first line of the new process, {} saves of `{}` in {}",
@@ -405,7 +414,8 @@ fn main() {
     );
     for (name, runs) in [
         ("static: `cargo run` restarted on save", &results[0]),
-        ("`cargo dyndev watch`", &results[1]),
+        ("`cargo dyndev watch --no-fast-path`", &results[1]),
+        ("`cargo dyndev watch`", &results[2]),
     ] {
         let times: Vec<Duration> = runs.iter().map(|r| r.0).collect();
         let floors: Vec<Duration> = runs.iter().filter_map(|r| r.1).collect();
