@@ -33,6 +33,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use cargo_dyndev::compare::mirror::{Mirror, make_workspace_root};
+use cargo_dyndev::ops::watch::process::signal_group;
 
 const MARKER: &str = "dyndev-watch-bench";
 
@@ -268,9 +269,7 @@ impl Static {
     /// Stops `cargo run` and the program it started: its whole group.
     fn stop(&mut self) {
         if let Some(mut c) = self.running.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", c.id())])
-                .status();
+            signal_group(c.id(), libc::SIGKILL);
             let _ = c.wait();
         }
     }
@@ -304,9 +303,8 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
+        // Ctrl-C, as a user stops it; the program goes with it.
+        signal_group(self.child.id(), libc::SIGINT);
         let _ = self.child.wait();
     }
 }
@@ -322,6 +320,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    use std::os::unix::process::CommandExt;
     let o = options();
     let manifest = std::fs::canonicalize(&o.manifest).expect("no such manifest");
     let project = manifest
@@ -341,7 +340,9 @@ fn main() {
     let start_watch = |name: &str, extra: &[&str]| {
         let copy = Copy::new(&project, &target, name, &o.file);
         copy.save(0);
+        // In a group of its own, as the terminal's foreground job would be.
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"))
+            .process_group(0)
             .args(["dyndev", "watch", "--quiet", "--grace", &o.grace])
             .args(extra)
             .arg("--manifest-path")

@@ -86,13 +86,10 @@ fn assert_gone(pid: i32, what: &str) {
     }
 }
 
+#[allow(unsafe_code)]
 fn signal(pid: u32, signal: i32) {
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap()
-        .success();
+    // SAFETY: a plain system call.
+    let ok = unsafe { libc::kill(pid as i32, signal) } == 0;
     assert!(ok, "could not signal {pid}");
 }
 
@@ -170,7 +167,7 @@ impl Watching {
 
     /// Sends SIGINT, as Ctrl-C does, and waits for the watcher to end.
     fn interrupt(&mut self) -> ExitStatus {
-        signal(self.child.id(), 2);
+        signal(self.child.id(), libc::SIGINT);
         self.wait_exit()
     }
 
@@ -300,7 +297,7 @@ fn nothing_is_left_when_the_watcher_is_killed() {
     let mut w = Watching::start(&p, &[]);
     let first = w.hello(1);
     w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
-    signal(w.child.id(), 9);
+    signal(w.child.id(), libc::SIGKILL);
     w.wait_exit();
     assert_gone(first.pid, "the program");
     assert_gone(first.child, "the program's child");
