@@ -428,3 +428,145 @@ impl Replay<'_> {
         self.units.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(name: &str, kind: &str) -> Capture {
+        Capture {
+            program: vec!["rustc".into()],
+            args: [
+                "--crate-name",
+                name,
+                "--crate-type",
+                kind,
+                "--emit=dep-info,link",
+                "-C",
+                "extra-filename=-1",
+                "--out-dir",
+                "/t/deps",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            env: Vec::new(),
+            cwd: PathBuf::from("/w"),
+        }
+    }
+
+    fn unit(stem: &str, package: &str, lib: bool, files: &[&str], deps: &[&str]) -> Unit {
+        let name = stem.trim_start_matches("lib").trim_end_matches("-1");
+        Unit {
+            stem: Some(stem.into()),
+            package: PackageId {
+                repr: package.into(),
+            },
+            lib,
+            capture: Some(capture(name, if lib { "lib" } else { "bin" })),
+            files: files.iter().map(PathBuf::from).collect(),
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    /// `engine` (a library) and `game` (a binary using it), plus `tool`,
+    /// a binary of another package that uses nothing.
+    fn fast(tool_captured: bool) -> FastPath {
+        let mut tool = unit("tool-1", "tool", false, &["/w/tool/main.rs"], &[]);
+        if !tool_captured {
+            tool.capture = None;
+        }
+        FastPath {
+            units: vec![
+                unit(
+                    "game-1",
+                    "game",
+                    false,
+                    &["/w/game/main.rs"],
+                    &["libengine-1"],
+                ),
+                unit(
+                    "libengine-1",
+                    "engine",
+                    true,
+                    &["/w/engine/lib.rs", "/w/engine/data.txt"],
+                    &[],
+                ),
+                tool,
+            ],
+            exe: PathBuf::from("/t/game"),
+            bin: Some("game-1".into()),
+            member_deps: [
+                (
+                    PackageId {
+                        repr: "game".into(),
+                    },
+                    [PackageId {
+                        repr: "engine".into(),
+                    }]
+                    .into(),
+                ),
+                (
+                    PackageId {
+                        repr: "engine".into(),
+                    },
+                    BTreeSet::new(),
+                ),
+                (
+                    PackageId {
+                        repr: "tool".into(),
+                    },
+                    BTreeSet::new(),
+                ),
+            ]
+            .into(),
+            script_inputs: [PathBuf::from("/w/engine/build-input.txt")].into(),
+        }
+    }
+
+    fn stems(r: &Replay<'_>) -> Vec<String> {
+        r.units.iter().map(|u| u.stem.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_library_is_replayed_before_what_links_it() {
+        let f = fast(true);
+        let r = f.plan(&[PathBuf::from("/w/engine/data.txt")]).unwrap();
+        assert_eq!(stems(&r), ["libengine-1", "game-1"]);
+        assert_eq!(r.bin_output, Path::new("/t/deps/game-1"));
+        let r = f.plan(&[PathBuf::from("/w/game/main.rs")]).unwrap();
+        assert_eq!(stems(&r), ["game-1"]);
+    }
+
+    #[test]
+    fn cargo_builds_what_the_captures_cannot_vouch_for() {
+        let f = fast(true);
+        // A file no unit reads, and a build script's input.
+        assert!(f.plan(&[PathBuf::from("/w/README.md")]).is_none());
+        assert!(
+            f.plan(&[PathBuf::from("/w/engine/build-input.txt")])
+                .is_none()
+        );
+        // A change that does not reach the program.
+        assert!(f.plan(&[PathBuf::from("/w/tool/main.rs")]).is_none());
+        // A unit never captured, unrelated to the change, is no obstacle.
+        let f = fast(false);
+        assert!(f.plan(&[PathBuf::from("/w/engine/lib.rs")]).is_some());
+    }
+
+    #[test]
+    fn an_uncaptured_user_of_a_changed_library_sends_the_build_to_cargo() {
+        let mut f = fast(false);
+        f.member_deps.insert(
+            PackageId {
+                repr: "tool".into(),
+            },
+            [PackageId {
+                repr: "engine".into(),
+            }]
+            .into(),
+        );
+        assert!(f.plan(&[PathBuf::from("/w/engine/lib.rs")]).is_none());
+        assert!(f.plan(&[PathBuf::from("/w/game/main.rs")]).is_some());
+    }
+}
