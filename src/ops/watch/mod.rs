@@ -80,7 +80,7 @@ struct Session<'a> {
     options: &'a WatchOptions,
     ws: Workspace,
     exclusions: Exclusions,
-    deps_dir: PathBuf,
+    layout: crate::layout::Layout,
     rx: Receiver<Event>,
     tx: Sender<Event>,
     stopping: Arc<AtomicBool>,
@@ -160,7 +160,7 @@ impl<'a> Session<'a> {
             options,
             ws,
             exclusions,
-            deps_dir: layout.profile_dir.join("deps"),
+            layout,
             rx,
             tx,
             stopping,
@@ -322,7 +322,7 @@ impl<'a> Session<'a> {
                 }
                 self.report(&e);
                 let known = Inputs::of_workspace(&self.ws)
-                    .with_recent_dep_info(&self.ws, &self.deps_dir)
+                    .with_recent_dep_info(&self.ws, &self.layout.profile_dir.join("deps"))
                     .finish(&self.exclusions);
                 let mut inputs = self.inputs.clone();
                 inputs.files.extend(known.files);
@@ -402,7 +402,17 @@ impl<'a> Session<'a> {
         }
         self.refresh_fingerprints();
         let units = plan.len();
-        match plan.run(self.shell) {
+        // No other dyndev builds into this target dir meanwhile.
+        let lock = match self.layout.lock(self.shell) {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.shell.warn(format_args!("{e:#}"));
+                return (false, true);
+            }
+        };
+        let replayed = plan.run(self.shell);
+        drop(lock);
+        match replayed {
             Ok(true) => {
                 let mut inputs = self.inputs.clone();
                 inputs.files.extend(plan.inputs());
