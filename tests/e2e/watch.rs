@@ -590,3 +590,37 @@ fn no_fast_path_builds_with_cargo_every_time() {
     );
     w.interrupt();
 }
+
+#[test]
+fn a_new_dependency_relinks_the_bundle_and_restarts_once() {
+    let p = watch_project("watch-new-dep");
+    let mut w = Watching::start(&p, &[]);
+    let first = w.hello(1);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    p.write(
+        "Cargo.toml",
+        &manifest("watch-new-dep", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+    );
+    p.write(
+        "src/main.rs",
+        &program("v2").replace(
+            "include_str!(\"data.txt\").trim()",
+            "itoa::Buffer::new().format(42)",
+        ),
+    );
+    let second = w.hello(2);
+    assert_eq!(
+        (second.version.as_str(), second.data.as_str()),
+        ("v2", "42")
+    );
+    assert_gone(first.pid, "the old instance");
+    // Cargo writing `Cargo.lock` during the build starts no second one.
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, err) = w.output();
+    assert!(err.contains("Bundling"), "{err}");
+    assert_eq!(err.matches("Rebuilding").count(), 1, "{err}");
+    assert_eq!(hellos(&out).len(), 2, "{out}");
+    w.interrupt();
+    assert_gone(second.pid, "the program");
+}

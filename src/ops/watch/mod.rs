@@ -303,7 +303,14 @@ impl<'a> Session<'a> {
         // its results are about to be stale: stop it before building.
         let mut replaced = matches!(self.mode, Mode::Test(_)) && self.stop_running();
         self.fast = None;
-        match self.build() {
+        let built = self.build();
+        // Cargo may have written the lockfile: its own write, not a change
+        // to build again for.
+        let lockfile = inputs::normalize(&self.ws.root().join("Cargo.lock"));
+        let known = self.fingerprints.get(&lockfile).and_then(Option::as_ref);
+        let now = fingerprint(&lockfile, known);
+        self.fingerprints.insert(lockfile, now);
+        match built {
             Ok(built) => {
                 self.set_inputs(built.inputs);
                 if let Some(fast) = built.fast {
