@@ -55,6 +55,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Measure edit -> binary time statically and with dyndev, side by side
     Compare(CompareArgs),
+    /// Run a program (or the tests) and restart it on the new build after every save
+    Watch(Box<WatchArgs>),
 }
 
 /// `-v`, `-q`, `--color`: accepted by every command.
@@ -485,6 +487,100 @@ pub struct CompareArgs {
     pub args: Vec<OsString>,
 }
 
+/// `watch`: `watch run` when no mode is named.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Watches exactly the files the build read (sources, `include_str!` inputs, \
+    manifests, `Cargo.lock`, cargo's configuration, build scripts' `rerun-if-changed` paths), \
+    never a target dir. A failed build leaves the running program alone. To pass `--help` to \
+    the program, use `-- --help`."
+)]
+pub struct WatchArgs {
+    #[command(subcommand)]
+    pub mode: Option<WatchMode>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub watch: WatchOptions,
+}
+
+impl WatchArgs {
+    /// The display options, wherever they were given.
+    pub fn global(&self) -> &GlobalArgs {
+        match &self.mode {
+            None => &self.run.global,
+            Some(WatchMode::Run(a)) => &a.run.global,
+            Some(WatchMode::Test(a)) => &a.test.global,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WatchMode {
+    /// Build and run a binary or example; restart it on every save (the default)
+    Run(WatchRunArgs),
+    /// Build and run the tests on every save
+    Test(WatchTestArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "To pass `--help` to the program, use `-- --help`.")]
+pub struct WatchRunArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub watch: WatchOptions,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Filters and `-- ARGS` go to the tests as with `cargo dyndev test`.")]
+pub struct WatchTestArgs {
+    #[command(flatten)]
+    pub test: TestArgs,
+    #[command(flatten)]
+    pub watch: WatchOptions,
+}
+
+/// How `watch` restarts.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Watch Options")]
+pub struct WatchOptions {
+    /// How long the old instance gets to exit after SIGTERM before SIGKILL
+    /// (`2s`, `500ms`)
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub grace: std::time::Duration,
+    /// Clear the screen before each build
+    #[arg(long)]
+    pub clear: bool,
+    /// How long a burst of changes must have been quiet before a build
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration, hide = true)]
+    pub debounce: std::time::Duration,
+    /// Always build with cargo, never by replaying captured rustc commands
+    #[arg(long)]
+    pub no_fast_path: bool,
+}
+
+/// `2s`, `500ms`, `1.5s`, `3` (seconds), `1m`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as `2s` or `500ms`"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        other => return Err(format!("unknown unit `{other}`: use `ms`, `s` or `m`")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+}
+
 impl Cli {
     /// Parses the process arguments, accepting both `cargo dyndev build`
     /// (argv: `cargo-dyndev dyndev build`) and `cargo-dyndev build`.
@@ -594,6 +690,51 @@ mod tests {
         assert_eq!(c.profile_dir(), "release");
         c.profile = Some("fast-dev".into());
         assert_eq!(c.profile_dir(), "fast-dev");
+    }
+
+    #[test]
+    fn watch_defaults_to_run_and_takes_modes() {
+        let d = parse(&[
+            "cargo", "dyndev", "watch", "-p", "game", "--grace", "500ms", "--", "--level", "3",
+        ]);
+        let Command::Watch(w) = d.command else {
+            panic!("not watch")
+        };
+        assert!(w.mode.is_none());
+        assert_eq!(w.run.executable.package.as_deref(), Some("game"));
+        assert_eq!(w.run.args, ["--level", "3"]);
+        assert_eq!(w.watch.grace, std::time::Duration::from_millis(500));
+
+        let d = parse(&[
+            "cargo",
+            "dyndev",
+            "watch",
+            "test",
+            "parse",
+            "--clear",
+            "-q",
+            "--",
+            "--nocapture",
+        ]);
+        let Command::Watch(w) = d.command else {
+            panic!("not watch")
+        };
+        let Some(WatchMode::Test(t)) = w.mode else {
+            panic!("not watch test")
+        };
+        assert_eq!(t.test.filter.as_deref(), Some("parse"));
+        assert!(t.watch.clear && t.test.global.quiet);
+        assert_eq!(t.test.args, ["--nocapture"]);
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3h").is_err());
     }
 
     #[test]

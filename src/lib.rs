@@ -48,6 +48,12 @@ pub fn main() -> ! {
     if doctest::is_rustdoc_invocation() {
         std::process::exit(doctest::rustdoc_main());
     }
+    if ops::watch::replay::is_capture_invocation() {
+        std::process::exit(ops::watch::replay::capture_main());
+    }
+    if ops::watch::process::is_guard_invocation() {
+        std::process::exit(ops::watch::process::guard_main());
+    }
     if wrapper::is_wrapper_invocation() {
         std::process::exit(wrapper::main(std::env::args_os().collect()));
     }
@@ -69,6 +75,7 @@ pub fn main() -> ! {
         Command::Nextest(a) => &a.global,
         Command::Plan(a) => &a.global,
         Command::Compare(a) => &a.global,
+        Command::Watch(a) => a.global(),
     };
     let shell = Shell::new(global.verbosity(), ColorChoice::resolve(global.color));
     let result = match &cli.command {
@@ -78,6 +85,7 @@ pub fn main() -> ! {
         Command::Nextest(args) => ops::nextest::exec(&shell, args),
         Command::Plan(args) => ops::plan::exec(&shell, args),
         Command::Compare(args) => ops::compare::exec(&shell, args),
+        Command::Watch(args) => ops::watch::exec(&shell, args),
     };
     match result {
         Ok(()) => std::process::exit(code::SUCCESS),

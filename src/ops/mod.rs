@@ -6,3 +6,4 @@ pub mod nextest;
 pub mod plan;
 pub mod run;
 pub mod test;
+pub mod watch;

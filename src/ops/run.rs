@@ -3,14 +3,15 @@
 //! environment `cargo run` gives a program.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cargo_metadata::{Package, TargetKind};
 
 use crate::cli::{ExecutableArgs, PackageArgs, RunArgs};
 use crate::error::Failure;
-use crate::ops::build::{BuildRequest, build};
+use crate::layout::Layout;
+use crate::ops::build::{BuildRequest, Outcome, build};
 use crate::program_env;
 use crate::shell::Shell;
 use crate::workspace::Workspace;
@@ -26,8 +27,26 @@ pub enum Runnable {
 
 pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
     let ws = Workspace::load(shell, &args.compile)?;
+    let selected = select(&ws, args)?;
+    let req = selected.request(shell, &ws, args);
+    let outcome = build(&req)?;
+    let program = program(&ws, args, &selected, &outcome, &req.layout)?;
+    shell.status("Running", format_args!("`{}`", program.display()));
+    exec_replace(program.command, &program.exe)
+}
+
+/// The executable `run` is about, and the cargo arguments that build it.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    kind: TargetKind,
+    name: String,
+    cargo_args: Vec<String>,
+}
+
+/// Chooses the executable as `cargo run` would, before building.
+pub fn select(ws: &Workspace, args: &RunArgs) -> Result<Selected> {
     let packages = args.executable.packages();
-    let runnable = choose(&ws, &packages, &args.executable)?;
+    let runnable = choose(ws, &packages, &args.executable)?;
 
     let mut cargo_args = Vec::new();
     packages.push_cargo_args(&mut cargo_args);
@@ -51,22 +70,63 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
         };
         cargo_args.push(format!("{flag}={name}"));
     }
-
-    let req = BuildRequest::new(
-        shell,
-        &ws,
-        "build",
+    Ok(Selected {
+        kind,
+        name: name.to_owned(),
         cargo_args,
-        &args.features,
-        &args.compile,
-    );
-    let outcome = build(&req)?;
-    let layout = &req.layout;
+    })
+}
 
+impl Selected {
+    /// The build that makes the executable.
+    pub fn request<'a>(
+        &self,
+        shell: &'a Shell,
+        ws: &'a Workspace,
+        args: &'a RunArgs,
+    ) -> BuildRequest<'a> {
+        BuildRequest::new(
+            shell,
+            ws,
+            "build",
+            self.cargo_args.clone(),
+            &args.features,
+            &args.compile,
+        )
+    }
+}
+
+/// A built program, ready to start as `cargo run` would start it.
+#[derive(Debug)]
+pub struct Program {
+    pub exe: PathBuf,
+    pub args: Vec<OsString>,
+    /// The executable with its arguments and `cargo run`'s environment.
+    pub command: std::process::Command,
+}
+
+impl Program {
+    /// The command line, relative to the working directory, for messages.
+    pub fn display(&self) -> String {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        display_command(&self.exe, &self.args, &cwd)
+    }
+}
+
+/// The selected executable of a finished build, in the environment
+/// `cargo run` gives it.
+pub fn program(
+    ws: &Workspace,
+    args: &RunArgs,
+    selected: &Selected,
+    outcome: &Outcome,
+    layout: &Layout,
+) -> Result<Program> {
+    let (kind, name) = (&selected.kind, selected.name.as_str());
     let artifact = outcome
         .artifacts
         .iter()
-        .find(|a| a.executable.is_some() && a.target.name == name && a.target.kind.contains(&kind))
+        .find(|a| a.executable.is_some() && a.target.name == name && a.target.kind.contains(kind))
         .context("cargo built no executable for the selected target")?;
     let exe = artifact
         .executable
@@ -92,11 +152,11 @@ pub fn exec(shell: &Shell, args: &RunArgs) -> Result<()> {
     for (key, value) in program_env::with_config_env(env, &cwd, &args.compile.config)? {
         command.env(key, value);
     }
-    shell.status(
-        "Running",
-        format_args!("`{}`", display_command(&exe, &args.args, &cwd)),
-    );
-    exec_replace(command, &exe)
+    Ok(Program {
+        exe,
+        args: args.args.clone(),
+        command,
+    })
 }
 
 /// Picks the target the way `cargo run` does: `--bin`/`--example` when

@@ -37,7 +37,9 @@ fn the_readme_shows_the_current_help() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["build", "run", "test", "nextest", "plan", "compare"] {
+    for cmd in [
+        "build", "run", "test", "nextest", "plan", "compare", "watch",
+    ] {
         let text = help(&[cmd, "--help"]);
         assert!(
             text.contains(&format!("Usage: cargo dyndev {cmd}")),

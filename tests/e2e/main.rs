@@ -12,4 +12,5 @@ mod help;
 mod linkers;
 mod support;
 mod test_cmd;
+mod watch;
 mod workspace;

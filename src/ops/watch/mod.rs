@@ -1,0 +1,843 @@
+//! `cargo dyndev watch`: build, start the program, and whenever a file the
+//! build read changes, rebuild while the program keeps running; only a
+//! successful build stops it (its whole process group) and starts the new
+//! one. `watch test` reruns the tests the same way.
+
+pub mod inputs;
+pub mod process;
+pub mod replay;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use notify::Watcher as _;
+
+use crate::cli::{RunArgs, TestArgs, WatchArgs, WatchMode, WatchOptions};
+use crate::error::Failure;
+use crate::ops::build::{BuildRequest, build};
+use crate::ops::run;
+use crate::shell::Shell;
+use crate::workspace::Workspace;
+use inputs::{Exclusions, Inputs};
+use process::{Guard, Instance, Terminal};
+use replay::FastPath;
+
+/// What to keep running.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'a> {
+    Run(&'a RunArgs),
+    Test(&'a TestArgs),
+}
+
+pub fn exec(shell: &Shell, args: &WatchArgs) -> Result<()> {
+    let (mode, options) = match &args.mode {
+        None => (Mode::Run(&args.run), &args.watch),
+        Some(WatchMode::Run(a)) => (Mode::Run(&a.run), &a.watch),
+        Some(WatchMode::Test(a)) => (Mode::Test(&a.test), &a.watch),
+    };
+    Session::new(shell, mode, options)?.run()
+}
+
+/// What reaches the watcher's loop.
+#[derive(Debug)]
+enum Event {
+    /// The file system reported changes at these paths.
+    Changed(Vec<PathBuf>),
+    /// An instance ended by itself, or was stopped.
+    Exited {
+        pid: u32,
+        status: std::io::Result<ExitStatus>,
+    },
+    /// SIGINT, SIGTERM or SIGHUP: stop everything and leave.
+    Signal,
+    /// The file system watcher failed.
+    WatchError(String),
+}
+
+/// A successful build, ready to start.
+struct Built {
+    command: Command,
+    shown: String,
+    inputs: Inputs,
+    /// What a replay of this build would need.
+    fast: Option<FastPath>,
+}
+
+/// What the last look at an input found: its size, modification time and
+/// content hash (none when the file does not exist).
+type Fingerprint = Option<(u64, std::time::SystemTime, String)>;
+
+struct Session<'a> {
+    shell: &'a Shell,
+    mode: Mode<'a>,
+    options: &'a WatchOptions,
+    ws: Workspace,
+    exclusions: Exclusions,
+    layout: crate::layout::Layout,
+    rx: Receiver<Event>,
+    tx: Sender<Event>,
+    stopping: Arc<AtomicBool>,
+    fs: notify::RecommendedWatcher,
+    watched: BTreeSet<PathBuf>,
+    inputs: Inputs,
+    fingerprints: BTreeMap<PathBuf, Fingerprint>,
+    running: Option<(Instance, String)>,
+    guard: Guard,
+    /// The terminal, handed to the program while it runs.
+    terminal: Option<Terminal>,
+    /// Where captured rustc commands are, when the fast path is on.
+    captures: Option<PathBuf>,
+    /// The last good build, for the fast path: its units, and how to
+    /// start the program again.
+    fast: Option<(FastPath, Command, String)>,
+    announced: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(shell: &'a Shell, mode: Mode<'a>, options: &'a WatchOptions) -> Result<Session<'a>> {
+        let compile = match mode {
+            Mode::Run(a) => &a.compile,
+            Mode::Test(a) => &a.compile,
+        };
+        let ws = Workspace::load(shell, compile)?;
+        let layout = crate::layout::Layout::new(
+            &ws.target_dir(compile.target_dir.as_deref()),
+            &compile.profile_dir(),
+            ws.root(),
+        );
+        let exclusions = Exclusions::for_workspace(&ws, &layout.target_dir);
+        let captures = match mode {
+            Mode::Run(_) if !options.no_fast_path => {
+                let dir = layout.profile_dir.join("watch");
+                let capture =
+                    crate::measure::install_instrument(&dir.join("bin"), replay::CAPTURE_NAME)?;
+                let captures = dir.join("captures");
+                install_capture(&capture, &captures);
+                Some(captures)
+            }
+            _ => None,
+        };
+        let (tx, rx) = channel();
+
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ])
+        .context("failed to install signal handlers")?;
+        let (signal_tx, flag) = (tx.clone(), stopping.clone());
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    flag.store(true, Ordering::SeqCst);
+                    let _ = signal_tx.send(Event::Signal);
+                }
+            })
+            .context("failed to start the signal thread")?;
+
+        let fs_tx = tx.clone();
+        let fs = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let _ = match event {
+                Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => Ok(()),
+                Ok(e) => fs_tx.send(Event::Changed(e.paths)),
+                Err(e) => fs_tx.send(Event::WatchError(e.to_string())),
+            };
+        })
+        .context("failed to start watching files")?;
+
+        Ok(Session {
+            shell,
+            mode,
+            options,
+            ws,
+            exclusions,
+            layout,
+            rx,
+            tx,
+            stopping,
+            fs,
+            watched: BTreeSet::new(),
+            inputs: Inputs::default(),
+            fingerprints: BTreeMap::new(),
+            running: None,
+            guard: Guard::start()?,
+            terminal: Terminal::detect(),
+            captures,
+            fast: None,
+            announced: false,
+        })
+    }
+
+    fn run(mut self) -> Result<()> {
+        self.cycle(None, false);
+        loop {
+            let Some(event) = self.next_event(None) else {
+                continue;
+            };
+            match event {
+                Event::Changed(paths) => {
+                    let saved = Instant::now();
+                    let mut changed: BTreeSet<PathBuf> = self.relevant(paths);
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    // One build for a burst: wait until it has been quiet.
+                    loop {
+                        match self.next_event(Some(self.options.debounce)) {
+                            Some(Event::Changed(paths)) => changed.extend(self.relevant(paths)),
+                            Some(Event::Signal) => return Ok(()),
+                            Some(other) => self.handle(other),
+                            None => break,
+                        }
+                        if self.stopping.load(Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                    }
+                    let changed: Vec<PathBuf> = changed
+                        .into_iter()
+                        .filter(|p| self.really_changed(p))
+                        .collect();
+                    if changed.is_empty() {
+                        continue;
+                    }
+                    let manifests = changed.iter().any(|p| is_cargo_file(p));
+                    self.shell.status(
+                        "Rebuilding",
+                        format_args!("after a change to {}", self.describe_changes(&changed)),
+                    );
+                    if manifests || !self.replay(saved, &changed) {
+                        self.cycle(Some(saved), manifests);
+                    }
+                }
+                Event::Signal => return Ok(()),
+                other => self.handle(other),
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next event, waiting at most `timeout` (forever when none).
+    fn next_event(&self, timeout: Option<Duration>) -> Option<Event> {
+        match timeout {
+            None => self.rx.recv().ok(),
+            Some(t) => self.rx.recv_timeout(t).ok(),
+        }
+    }
+
+    /// Events other than changes and signals.
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Exited { pid, status } => self.exited(pid, status),
+            Event::WatchError(e) => self.shell.warn(format_args!("file watcher: {e}")),
+            Event::Changed(_) | Event::Signal => {}
+        }
+    }
+
+    /// The paths of an event that are inputs, or directories leading to one.
+    fn relevant(&self, paths: Vec<PathBuf>) -> BTreeSet<PathBuf> {
+        paths
+            .into_iter()
+            .filter(|p| self.inputs.affected_by(p))
+            .collect()
+    }
+
+    /// Whether `path` differs from what it was when the last build started
+    /// (a save that changes nothing, or a build writing the same bytes
+    /// again, starts no build).
+    fn really_changed(&self, path: &Path) -> bool {
+        let path = inputs::normalize(path);
+        match self.fingerprints.get(&path) {
+            Some(before) => {
+                let contents =
+                    |f: &Fingerprint| f.as_ref().map(|(len, _, hash)| (*len, hash.clone()));
+                contents(&fingerprint(&path, before.as_ref())) != contents(before)
+            }
+            // A directory on the way to an input, or a file not seen yet.
+            None => true,
+        }
+    }
+
+    fn describe_changes(&self, changed: &[PathBuf]) -> String {
+        let root = self.ws.root();
+        let first = changed[0].strip_prefix(root).unwrap_or(&changed[0]);
+        match changed.len() {
+            1 => format!("`{}`", first.display()),
+            n => format!("`{}` and {} more", first.display(), n - 1),
+        }
+    }
+
+    /// Builds; on success stops the running instance and starts the new
+    /// one; then watches what the build read.
+    fn cycle(&mut self, saved: Option<Instant>, reload: bool) {
+        if self.options.clear {
+            use std::io::Write;
+            let _ = write!(std::io::stderr(), "\x1b[2J\x1b[3J\x1b[H");
+        }
+        self.refresh_fingerprints();
+        if reload {
+            let compile = match self.mode {
+                Mode::Run(a) => &a.compile,
+                Mode::Test(a) => &a.compile,
+            };
+            match Workspace::load(self.shell, compile) {
+                Ok(ws) => self.ws = ws,
+                Err(e) => {
+                    self.report(&e);
+                    self.wait_message();
+                    return;
+                }
+            }
+        }
+        // A test run still going holds cargo's lock on the target dir, and
+        // its results are about to be stale: stop it before building.
+        let mut replaced = matches!(self.mode, Mode::Test(_)) && self.stop_running();
+        self.fast = None;
+        let built = self.build();
+        // Cargo may have written the lockfile: its own write, not a change
+        // to build again for.
+        let lockfile = inputs::normalize(&self.ws.root().join("Cargo.lock"));
+        let known = self.fingerprints.get(&lockfile).and_then(Option::as_ref);
+        let now = fingerprint(&lockfile, known);
+        self.fingerprints.insert(lockfile, now);
+        match built {
+            Ok(built) => {
+                self.set_inputs(built.inputs);
+                if let Some(fast) = built.fast {
+                    self.fast = Some((fast, clone_command(&built.command), built.shown.clone()));
+                }
+                if self.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                replaced |= self.stop_running();
+                self.launch(built.command, built.shown, saved, replaced, "");
+            }
+            Err(e) => {
+                if self.stopping.load(Ordering::SeqCst) {
+                    // Ctrl-C reached cargo too: not a failed build.
+                    return;
+                }
+                self.report(&e);
+                let known = Inputs::of_workspace(&self.ws)
+                    .with_recent_dep_info(&self.ws, &self.layout.profile_dir.join("deps"))
+                    .finish(&self.exclusions);
+                let mut inputs = self.inputs.clone();
+                inputs.files.extend(known.files);
+                self.set_inputs(inputs);
+                self.wait_message();
+            }
+        }
+        if !self.announced {
+            self.announced = true;
+            self.shell.status(
+                "Watching",
+                format_args!(
+                    "{} files in {} directories (Ctrl-C to stop)",
+                    self.inputs.existing(),
+                    self.watched.len()
+                ),
+            );
+        }
+    }
+
+    /// Starts the new instance and says so.
+    fn launch(
+        &mut self,
+        command: Command,
+        shown: String,
+        saved: Option<Instant>,
+        replaced: bool,
+        how: &str,
+    ) {
+        match process::start(command, self.exit_notifier()) {
+            Ok(instance) => {
+                self.guard.add(instance.pid);
+                if let Some(t) = &self.terminal {
+                    t.give(instance.pid);
+                }
+                match saved {
+                    Some(saved) => self.shell.status(
+                        if replaced { "Restarted" } else { "Started" },
+                        format_args!("`{shown}` in {:.2}s{how}", saved.elapsed().as_secs_f64()),
+                    ),
+                    None => self.shell.status("Running", format_args!("`{shown}`")),
+                }
+                self.running = Some((instance, shown));
+            }
+            Err(e) => self
+                .shell
+                .error(format_args!("failed to start `{shown}`: {e}")),
+        }
+    }
+
+    /// The fast path: replays the captured rustc commands of the units the
+    /// change touches, without cargo. False when cargo must build instead.
+    fn replay(&mut self, saved: Instant, changed: &[PathBuf]) -> bool {
+        let Some(state) = self.fast.take() else {
+            return false;
+        };
+        let (handled, keep) = self.replay_with(&state, saved, changed);
+        if keep {
+            self.fast = Some(state);
+        }
+        handled
+    }
+
+    /// Whether the change was handled, and whether the state still holds.
+    fn replay_with(
+        &mut self,
+        (fast, command, shown): &(FastPath, Command, String),
+        saved: Instant,
+        changed: &[PathBuf],
+    ) -> (bool, bool) {
+        let Some(plan) = fast.plan(changed) else {
+            return (false, true);
+        };
+        if self.options.clear {
+            use std::io::Write;
+            let _ = write!(std::io::stderr(), "\x1b[2J\x1b[3J\x1b[H");
+        }
+        self.refresh_fingerprints();
+        let units = plan.len();
+        // No other dyndev builds into this target dir meanwhile.
+        let lock = match self.layout.lock(self.shell) {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.shell.warn(format_args!("{e:#}"));
+                return (false, true);
+            }
+        };
+        let replayed = plan.run(self.shell);
+        drop(lock);
+        match replayed {
+            Ok(true) => {
+                let mut inputs = self.inputs.clone();
+                inputs.files.extend(plan.inputs());
+                let inputs = inputs.finish(&self.exclusions);
+                self.set_inputs(inputs);
+                if self.stopping.load(Ordering::SeqCst) {
+                    return (true, true);
+                }
+                let replaced = self.stop_running();
+                let how = format!(
+                    " (replayed {units} rustc command{})",
+                    if units == 1 { "" } else { "s" }
+                );
+                self.launch(
+                    clone_command(command),
+                    shown.clone(),
+                    Some(saved),
+                    replaced,
+                    &how,
+                );
+                (true, true)
+            }
+            Ok(false) => {
+                if !self.stopping.load(Ordering::SeqCst) {
+                    self.wait_message();
+                }
+                (true, true)
+            }
+            Err(e) => {
+                self.shell.warn(format_args!(
+                    "the fast path failed, building with cargo: {e:#}"
+                ));
+                (false, false)
+            }
+        }
+    }
+
+    /// Notes what every input holds before a build reads it.
+    fn refresh_fingerprints(&mut self) {
+        self.fingerprints = self
+            .inputs
+            .files
+            .iter()
+            .map(|f| {
+                let old = self.fingerprints.get(f).and_then(Option::as_ref);
+                (f.clone(), fingerprint(f, old))
+            })
+            .collect();
+    }
+
+    fn wait_message(&self) {
+        match &self.running {
+            Some((_, shown)) => self.shell.status(
+                "Waiting",
+                format_args!("for changes; `{shown}` keeps running the last good build"),
+            ),
+            None => self.shell.status("Waiting", "for changes"),
+        }
+    }
+
+    fn report(&self, err: &anyhow::Error) {
+        match err.downcast_ref::<Failure>() {
+            Some(f) if f.is_silent() => {}
+            _ => self.shell.error(format_args!("{err:#}")),
+        }
+    }
+
+    fn build(&self) -> Result<Built> {
+        let shell = self.shell;
+        let ws = &self.ws;
+        match self.mode {
+            Mode::Run(args) => {
+                let selected = run::select(ws, args)?;
+                let req = selected.request(shell, ws, args);
+                let outcome = build(&req)?;
+                let mut program = run::program(ws, args, &selected, &outcome, &req.layout)?;
+                let inputs = Inputs::of_build(
+                    ws,
+                    &outcome.artifacts,
+                    &outcome.build_scripts,
+                    &self.exclusions,
+                );
+                let fast = self.captures.as_deref().map(|captures| {
+                    FastPath::new(
+                        ws,
+                        &outcome.artifacts,
+                        &program.exe,
+                        captures,
+                        inputs::script_inputs(ws, &outcome.build_scripts),
+                    )
+                });
+                // The program gets the environment the user gave watch.
+                program.command.env_remove(replay::env::DIR);
+                program.command.env_remove(replay::env::INNER);
+                match std::env::var_os(replay::env::INNER) {
+                    Some(user) if self.captures.is_some() => {
+                        program.command.env("RUSTC_WORKSPACE_WRAPPER", user)
+                    }
+                    _ if self.captures.is_some() => {
+                        program.command.env_remove("RUSTC_WORKSPACE_WRAPPER")
+                    }
+                    _ => &mut program.command,
+                };
+                Ok(Built {
+                    shown: program.display(),
+                    command: program.command,
+                    inputs,
+                    fast,
+                })
+            }
+            Mode::Test(args) => {
+                let mut cargo_args = test_selection(args);
+                cargo_args.push("--no-run".into());
+                let req =
+                    BuildRequest::new(shell, ws, "test", cargo_args, &args.features, &args.compile);
+                let outcome = build(&req)?;
+                let inputs = Inputs::of_build(
+                    ws,
+                    &outcome.artifacts,
+                    &outcome.build_scripts,
+                    &self.exclusions,
+                );
+                let mut command = Command::new(crate::fs::self_exe()?);
+                command.args(test_command(args));
+                Ok(Built {
+                    command,
+                    shown: "cargo dyndev test".into(),
+                    inputs,
+                    fast: None,
+                })
+            }
+        }
+    }
+
+    /// Watches the directories of a new set of inputs.
+    fn set_inputs(&mut self, inputs: Inputs) {
+        let dirs = inputs.dirs();
+        for gone in self.watched.difference(&dirs) {
+            let _ = self.fs.unwatch(gone);
+        }
+        let mut watched = BTreeSet::new();
+        for dir in dirs {
+            if self.watched.contains(&dir) {
+                watched.insert(dir);
+                continue;
+            }
+            match self.fs.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    watched.insert(dir);
+                }
+                Err(e) => self
+                    .shell
+                    .warn(format_args!("cannot watch `{}`: {e}", dir.display())),
+            }
+        }
+        for f in &inputs.files {
+            if !self.fingerprints.contains_key(f) {
+                let fp = fingerprint(f, None);
+                self.fingerprints.insert(f.clone(), fp);
+            }
+        }
+        self.watched = watched;
+        self.shell.verbose_status(
+            "Watching",
+            format_args!(
+                "{} files in {} directories",
+                inputs.existing(),
+                self.watched.len()
+            ),
+        );
+        self.inputs = inputs;
+    }
+
+    fn exit_notifier(&self) -> impl FnOnce(u32, std::io::Result<ExitStatus>) + Send + 'static {
+        let tx = self.tx.clone();
+        move |pid, status| {
+            let _ = tx.send(Event::Exited { pid, status });
+        }
+    }
+
+    /// Stops the running instance, if any; true when there was one.
+    fn stop_running(&mut self) -> bool {
+        let Some((instance, _)) = self.running.take() else {
+            return false;
+        };
+        let t = Instant::now();
+        process::stop_group(instance.pid, self.options.grace);
+        self.guard.remove(instance.pid);
+        if let Some(t) = &self.terminal {
+            t.take_back();
+        }
+        self.shell.verbose_status(
+            "Stopped",
+            format_args!(
+                "process group {} in {:.2}s",
+                instance.pid,
+                t.elapsed().as_secs_f64()
+            ),
+        );
+        true
+    }
+
+    /// The running instance ended by itself: say how, and make sure what
+    /// it started ends too.
+    fn exited(&mut self, pid: u32, status: std::io::Result<ExitStatus>) {
+        let Some((instance, shown)) = self.running.take_if(|(i, _)| i.pid == pid) else {
+            // An instance that was stopped.
+            return;
+        };
+        process::stop_group(instance.pid, self.options.grace);
+        self.guard.remove(instance.pid);
+        if let Some(t) = &self.terminal {
+            t.take_back();
+            // Ctrl-C went to the program, which had the terminal: the user
+            // means to stop watching.
+            if status.as_ref().is_ok_and(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.signal() == Some(libc::SIGINT)
+            }) {
+                self.stopping.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+        let ran = instance.started.elapsed().as_secs_f64();
+        match (self.mode, status) {
+            (_, Err(e)) => self
+                .shell
+                .warn(format_args!("lost track of `{shown}`: {e}")),
+            (Mode::Test(_), Ok(s)) if s.success() => {
+                self.shell.status("Finished", format_args!("tests passed"))
+            }
+            (Mode::Test(_), Ok(s)) => self
+                .shell
+                .error(format_args!("tests failed ({})", process::describe(s))),
+            (Mode::Run(_), Ok(s)) if s.success() => self.shell.status(
+                "Exited",
+                format_args!("`{shown}` after {ran:.2}s ({})", process::describe(s)),
+            ),
+            (Mode::Run(_), Ok(s)) => self.shell.warn(format_args!(
+                "`{shown}` ended after {ran:.2}s with {}",
+                process::describe(s)
+            )),
+        }
+        self.shell.status("Waiting", "for changes");
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let Some((_, shown)) = &self.running {
+            self.shell
+                .verbose_status("Stopping", format_args!("`{shown}`"));
+        }
+        self.stop_running();
+    }
+}
+
+/// Makes `capture` the innermost rustc wrapper of this process's builds
+/// (dyndev's wrapper runs it, and it runs the user's own wrapper, if any),
+/// writing into `dir`.
+#[allow(unsafe_code)]
+fn install_capture(capture: &Path, dir: &Path) {
+    let user = std::env::var_os("RUSTC_WORKSPACE_WRAPPER").filter(|w| {
+        !w.is_empty()
+            && Path::new(w).file_name() != Some(std::ffi::OsStr::new(crate::wrapper::WRAPPER_NAME))
+    });
+    // SAFETY: called before this process starts any thread (the signal
+    // and file watcher threads come later), so nothing reads the
+    // environment concurrently.
+    unsafe {
+        if let Some(user) = user {
+            std::env::set_var(replay::env::INNER, user);
+        }
+        std::env::set_var("RUSTC_WORKSPACE_WRAPPER", capture);
+        std::env::set_var(replay::env::DIR, dir);
+    }
+}
+
+/// A copy of a command: program, arguments, environment, directory.
+fn clone_command(c: &Command) -> Command {
+    let mut copy = Command::new(c.get_program());
+    copy.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => copy.env(k, v),
+            None => copy.env_remove(k),
+        };
+    }
+    if let Some(dir) = c.get_current_dir() {
+        copy.current_dir(dir);
+    }
+    copy
+}
+
+/// Size, modification time and (when those changed) a hash of the
+/// contents, reusing `old`'s hash when size and time are the same.
+fn fingerprint(path: &Path, old: Option<&(u64, std::time::SystemTime, String)>) -> Fingerprint {
+    let meta = std::fs::metadata(path).ok()?;
+    let (len, modified) = (meta.len(), meta.modified().ok()?);
+    if let Some((l, m, hash)) = old
+        && *l == len
+        && *m == modified
+    {
+        return Some((len, modified, hash.clone()));
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let hash = crate::fs::StableHasher::default()
+        .write(&bytes)
+        .finish_hex();
+    Some((len, modified, hash))
+}
+
+/// A manifest, lockfile or configuration file: the workspace may have
+/// changed shape.
+fn is_cargo_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    matches!(name, "Cargo.toml" | "Cargo.lock")
+        || path.components().any(|c| c.as_os_str() == ".cargo")
+}
+
+/// The cargo arguments that select what `watch test` builds, as
+/// `cargo dyndev test` selects it.
+fn test_selection(args: &TestArgs) -> Vec<String> {
+    let mut selection = Vec::new();
+    args.packages.push_cargo_args(&mut selection);
+    args.targets.push_cargo_args(&mut selection);
+    for t in &args.tests {
+        selection.push(if t.is_empty() {
+            "--test".to_owned()
+        } else {
+            format!("--test={t}")
+        });
+    }
+    if args.all_tests {
+        selection.push("--tests".into());
+    }
+    args.features.push_cargo_args(&mut selection);
+    args.compile.push_build_args(&mut selection);
+    args.global.push_cargo_args(&mut selection);
+    selection
+}
+
+/// `cargo-dyndev dyndev test ...` with the arguments `watch test` got.
+fn test_command(args: &TestArgs) -> Vec<OsString> {
+    let mut out: Vec<OsString> = vec!["dyndev".into(), "test".into()];
+    out.extend(test_selection(args).into_iter().map(OsString::from));
+    if let Some(dir) = &args.compile.target_dir {
+        out.push("--target-dir".into());
+        out.push(dir.into());
+    }
+    if args.doc {
+        out.push("--doc".into());
+    }
+    if args.no_fail_fast {
+        out.push("--no-fail-fast".into());
+    }
+    if args.no_run {
+        out.push("--no-run".into());
+    }
+    if let Some(filter) = &args.filter {
+        out.push(filter.into());
+    }
+    if !args.args.is_empty() {
+        out.push("--".into());
+        out.extend(args.args.iter().cloned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn watch_test_passes_its_arguments_to_the_tests() {
+        let crate::cli::Cli::Dyndev(d) = crate::cli::Cli::try_parse_from([
+            "cargo",
+            "dyndev",
+            "watch",
+            "test",
+            "-p",
+            "core",
+            "parse",
+            "--no-fail-fast",
+            "--target-dir",
+            "t",
+            "--",
+            "--nocapture",
+        ])
+        .unwrap();
+        let crate::cli::Command::Watch(w) = d.command else {
+            panic!("not watch")
+        };
+        let Some(WatchMode::Test(t)) = w.mode else {
+            panic!("not test")
+        };
+        assert_eq!(
+            test_command(&t.test),
+            [
+                "dyndev",
+                "test",
+                "--package",
+                "core",
+                "--target-dir",
+                "t",
+                "--no-fail-fast",
+                "parse",
+                "--",
+                "--nocapture"
+            ]
+        );
+    }
+
+    #[test]
+    fn manifests_and_configuration_reshape_the_workspace() {
+        assert!(is_cargo_file(Path::new("/w/game/Cargo.toml")));
+        assert!(is_cargo_file(Path::new("/w/.cargo/config.toml")));
+        assert!(!is_cargo_file(Path::new("/w/src/main.rs")));
+    }
+}

@@ -1,0 +1,340 @@
+//! The watched program's processes: each instance runs in a process group
+//! of its own, is stopped as a group (SIGTERM, a grace period, SIGKILL),
+//! and dies with the watcher, also when the watcher itself is killed.
+//!
+//! Two safeguards cover a watcher that dies without cleaning up: the
+//! program gets SIGKILL as its parent-death signal, and a guard process
+//! (this executable again) holds a pipe from the watcher; when the pipe
+//! closes, it kills every group the watcher had running.
+
+use std::io::{BufRead, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// Set for the guard process, which then runs [`guard_main`].
+const GUARD_ENV: &str = "__CARGO_DYNDEV_WATCH_GUARD";
+
+/// One running instance of the program.
+#[derive(Debug)]
+pub struct Instance {
+    /// Its pid, which is also its process group's id.
+    pub pid: u32,
+    pub started: Instant,
+}
+
+/// Starts `command` in a new process group, with the terminal's stdin,
+/// stdout and stderr; `on_exit` is called from another thread with its
+/// exit status.
+pub fn start(
+    mut command: Command,
+    on_exit: impl FnOnce(u32, std::io::Result<ExitStatus>) + Send + 'static,
+) -> std::io::Result<Instance> {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+    set_parent_death_signal(&mut command);
+    // Spawned from the watcher's main thread: the parent-death signal
+    // fires when the thread that forked ends, and this one ends last.
+    let mut child: Child = command.spawn()?;
+    let pid = child.id();
+    std::thread::Builder::new()
+        .name(format!("wait-{pid}"))
+        .spawn(move || on_exit(pid, child.wait()))?;
+    Ok(Instance {
+        pid,
+        started: Instant::now(),
+    })
+}
+
+#[allow(unsafe_code)]
+fn set_parent_death_signal(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: `getpid` before forking; in the child only `prctl`, `getppid`
+    // and `_exit` run, which are async-signal-safe.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The watcher died before the signal was armed.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sends `signal` to every process of the group `pgid`; false when none is
+/// left.
+#[allow(unsafe_code)]
+pub fn signal_group(pgid: u32, signal: i32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: plain system call; a negative pid names a process group.
+    unsafe { libc::kill(-pgid, signal) == 0 }
+}
+
+/// Stops the whole group: SIGTERM, then SIGKILL to whatever is left after
+/// `grace`. Returns once no process of the group is left (or after a
+/// second more, should one not die even of SIGKILL, as in
+/// uninterruptible sleep).
+pub fn stop_group(pgid: u32, grace: Duration) {
+    if !signal_group(pgid, libc::SIGTERM) {
+        return;
+    }
+    // A stopped process (Ctrl-Z, a background read) handles SIGTERM only
+    // once continued.
+    signal_group(pgid, libc::SIGCONT);
+    if wait_group_gone(pgid, grace) {
+        return;
+    }
+    signal_group(pgid, libc::SIGKILL);
+    wait_group_gone(pgid, Duration::from_secs(1));
+}
+
+fn wait_group_gone(pgid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if !group_alive(pgid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether a process of the group is still running. Zombies do not count:
+/// an orphan's zombie waits for init to reap it, which may take a while.
+pub fn group_alive(pgid: u32) -> bool {
+    if !signal_group(pgid, 0) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            && std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|stat| parse_stat(&stat))
+                .is_some_and(|(state, group)| group == pgid && !matches!(state, 'Z' | 'X'))
+    })
+}
+
+/// The state and process group in `/proc/PID/stat`: `pid (comm) S ppid
+/// pgrp ...`, where `comm` may hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(char, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+/// `exit status 3`, `signal 11 (SIGSEGV)`.
+pub fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status {code}");
+    }
+    match status.signal() {
+        Some(s) => match signal_name(s) {
+            Some(name) => format!("signal {s} ({name})"),
+            None => format!("signal {s}"),
+        },
+        None => status.to_string(),
+    }
+}
+
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
+}
+
+/// The controlling terminal, when the watcher runs in its foreground. The
+/// program's group is made the terminal's foreground group while it runs,
+/// so it can read the terminal and Ctrl-C reaches it (and what it started)
+/// as under a shell; the watcher takes the terminal back when it ends.
+#[derive(Debug)]
+pub struct Terminal {
+    own_group: libc::pid_t,
+}
+
+#[allow(unsafe_code)]
+impl Terminal {
+    /// The terminal on stdin, if this process is in its foreground group.
+    pub fn detect() -> Option<Terminal> {
+        // SAFETY: plain system calls on stdin.
+        unsafe {
+            if libc::isatty(libc::STDIN_FILENO) != 1 {
+                return None;
+            }
+            let own_group = libc::getpgrp();
+            (libc::tcgetpgrp(libc::STDIN_FILENO) == own_group).then_some(Terminal { own_group })
+        }
+    }
+
+    /// Makes `pgid` the foreground group, and continues it should it have
+    /// stopped reading the terminal before it was handed over.
+    pub fn give(&self, pgid: u32) {
+        if let Ok(group) = libc::pid_t::try_from(pgid) {
+            set_foreground(group);
+            signal_group(pgid, libc::SIGCONT);
+        }
+    }
+
+    /// Makes the watcher's group the foreground group again.
+    pub fn take_back(&self) {
+        set_foreground(self.own_group);
+    }
+}
+
+/// `tcsetpgrp` on stdin, with SIGTTOU blocked: from a background group the
+/// call would otherwise stop the caller.
+#[allow(unsafe_code)]
+fn set_foreground(pgid: libc::pid_t) {
+    // SAFETY: a signal set on the stack, and plain system calls.
+    unsafe {
+        let mut block: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut block);
+        libc::sigaddset(&mut block, libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
+        libc::tcsetpgrp(libc::STDIN_FILENO, pgid);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+}
+
+/// The guard process, told over a pipe which groups are running.
+#[derive(Debug)]
+pub struct Guard {
+    child: Child,
+    pipe: ChildStdin,
+}
+
+impl Guard {
+    /// Starts the guard: this executable, in a process group of its own so
+    /// the terminal's Ctrl-C does not reach it before the watcher is done.
+    pub fn start() -> Result<Guard> {
+        use std::os::unix::process::CommandExt;
+        let exe = crate::fs::self_exe()?;
+        let mut child = Command::new(&exe)
+            .env(GUARD_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("failed to start `{}`", exe.display()))?;
+        let pipe = child
+            .stdin
+            .take()
+            .context("the guard's stdin is not piped")?;
+        Ok(Guard { child, pipe })
+    }
+
+    /// The group `pgid` is running: kill it should the watcher die.
+    pub fn add(&mut self, pgid: u32) {
+        let _ = writeln!(self.pipe, "+{pgid}");
+    }
+
+    /// The group `pgid` is gone.
+    pub fn remove(&mut self, pgid: u32) {
+        let _ = writeln!(self.pipe, "-{pgid}");
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = writeln!(self.pipe, "exit");
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether this process is a watcher's guard.
+pub fn is_guard_invocation() -> bool {
+    std::env::var_os(GUARD_ENV).is_some()
+}
+
+/// Reads `+PGID` and `-PGID` lines until `exit`; if the pipe closes
+/// without one (the watcher died), kills every group still listed.
+pub fn guard_main() -> i32 {
+    let mut groups: Vec<u32> = Vec::new();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        if line == "exit" {
+            return 0;
+        }
+        if let Some(pgid) = line.strip_prefix('+').and_then(|p| p.parse().ok()) {
+            groups.push(pgid);
+        } else if let Some(pgid) = line.strip_prefix('-').and_then(|p| p.parse::<u32>().ok()) {
+            groups.retain(|g| *g != pgid);
+        }
+    }
+    for pgid in groups {
+        signal_group(pgid, libc::SIGKILL);
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn reads_state_and_group_from_proc_stat() {
+        assert_eq!(parse_stat("42 (a (b) c) Z 1 40 40 0 -1"), Some(('Z', 40)));
+    }
+
+    #[test]
+    fn describes_codes_and_signals() {
+        assert_eq!(describe(ExitStatus::from_raw(3 << 8)), "exit status 3");
+        assert_eq!(describe(ExitStatus::from_raw(11)), "signal 11 (SIGSEGV)");
+    }
+
+    #[test]
+    fn stops_a_group_that_ignores_sigterm() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "trap '' TERM; sleep 30 & wait"]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let instance = start(cmd, move |_, status| {
+            let _ = tx.send(status.ok());
+        })
+        .unwrap();
+        // Let the shell install its trap.
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        stop_group(instance.pid, Duration::from_millis(200));
+        assert!(t.elapsed() >= Duration::from_millis(200));
+        assert!(!group_alive(instance.pid), "the group outlived SIGKILL");
+        let status = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+    }
+}

@@ -1,0 +1,572 @@
+//! The fast path: when only sources of workspace crates changed, run again
+//! the rustc commands captured for those crates (and the members that use
+//! them) instead of cargo, skipping cargo's own work on the whole graph.
+//!
+//! Commands are captured by this executable under another name, placed as
+//! the innermost rustc wrapper (inside dyndev's own, so it sees the final
+//! command line): it records the arguments, environment and working
+//! directory, then runs rustc. Cargo's fingerprints are not updated by a
+//! replay, so the sources stay newer than them and the next cargo build
+//! compiles those crates again: a later `cargo dyndev build` is correct.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use cargo_metadata::{Artifact, PackageId};
+use serde::{Deserialize, Serialize};
+
+use crate::rustc_args::Invocation;
+use crate::shell::Shell;
+use crate::workspace::Workspace;
+
+use super::inputs::{normalize, parse_dep_info};
+
+/// The name the capturing wrapper runs under.
+pub const CAPTURE_NAME: &str = "dyndev-rustc-capture";
+
+pub mod env {
+    /// Where captured commands are written, one JSON file per unit.
+    pub const DIR: &str = "__CARGO_DYNDEV_CAPTURE_DIR";
+    /// The user's own workspace wrapper, run by the capture.
+    pub const INNER: &str = "__CARGO_DYNDEV_CAPTURE_INNER";
+}
+
+/// A rustc command as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    /// The program and its leading arguments: rustc, or the user's
+    /// wrapper and rustc.
+    pub program: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+impl Capture {
+    fn invocation(&self) -> Invocation {
+        Invocation::parse(self.args.clone())
+    }
+
+    fn read(dir: &Path, stem: &str) -> Option<Capture> {
+        let text = std::fs::read_to_string(dir.join(format!("{stem}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+pub fn is_capture_invocation() -> bool {
+    crate::measure::invoked_as().as_deref() == Some(CAPTURE_NAME)
+}
+
+/// `dyndev-rustc-capture RUSTC ARGS...`: records the command when it
+/// compiles a unit, then becomes it.
+pub fn capture_main() -> i32 {
+    use std::os::unix::process::CommandExt;
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let Some((rustc, args)) = argv.split_first() else {
+        eprintln!("error: cargo-dyndev's rustc capture expects the compiler as its first argument");
+        return crate::error::code::FAILURE;
+    };
+    let mut program: Vec<String> = Vec::new();
+    if let Some(inner) = std::env::var_os(env::INNER).filter(|w| !w.is_empty()) {
+        program.push(inner.to_string_lossy().into_owned());
+    }
+    program.push(rustc.clone());
+    let inv = Invocation::parse(args.to_vec());
+    if let (Some(dir), Some(stem), true) = (
+        std::env::var_os(env::DIR),
+        inv.unit_stem(),
+        inv.out_dir.is_some() && inv.emit.iter().any(|e| e == "link") && !inv.print,
+    ) {
+        let capture = Capture {
+            program: program.clone(),
+            args: args.to_vec(),
+            env: std::env::vars_os()
+                .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+                .collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+        };
+        let path = Path::new(&dir).join(format!("{stem}.json"));
+        if let Ok(json) = serde_json::to_vec(&capture) {
+            let _ = crate::fs::create_dir_all(Path::new(&dir))
+                .and_then(|()| crate::fs::write_atomic(&path, &json));
+        }
+    }
+    let err = Command::new(&program[0])
+        .args(&program[1..])
+        .args(args)
+        .exec();
+    eprintln!("error: failed to run `{}`: {err}", program[0]);
+    crate::error::code::FAILURE
+}
+
+/// One member unit of the last build.
+#[derive(Debug)]
+struct Unit {
+    stem: Option<String>,
+    package: PackageId,
+    lib: bool,
+    capture: Option<Capture>,
+    /// What its dep-info lists.
+    files: BTreeSet<PathBuf>,
+    /// The stems of the units it links (`--extern`).
+    deps: BTreeSet<String>,
+}
+
+/// What the last build was made of, for planning replays.
+#[derive(Debug)]
+pub struct FastPath {
+    units: Vec<Unit>,
+    /// The executable the program runs from (cargo's uplifted copy).
+    exe: PathBuf,
+    /// The stem of the unit that links it.
+    bin: Option<String>,
+    /// Member packages and the member packages each depends on.
+    member_deps: BTreeMap<PackageId, BTreeSet<PackageId>>,
+    /// Files that build scripts watch: a change there needs cargo.
+    script_inputs: BTreeSet<PathBuf>,
+}
+
+/// Units to compile again, in order, and where the executable comes from.
+#[derive(Debug)]
+pub struct Replay<'a> {
+    units: Vec<&'a Unit>,
+    exe: &'a Path,
+    bin_output: PathBuf,
+}
+
+impl FastPath {
+    /// Reads what the captures say about the member units of a build.
+    pub fn new(
+        ws: &Workspace,
+        artifacts: &[Artifact],
+        exe: &Path,
+        captures: &Path,
+        script_inputs: BTreeSet<PathBuf>,
+    ) -> FastPath {
+        let exe_inode = std::fs::metadata(exe).ok().map(|m| (m.dev(), m.ino()));
+        let mut units = Vec::new();
+        let mut bin = None;
+        for a in artifacts.iter().filter(|a| ws.is_member(&a.package_id)) {
+            if a.target.is_custom_build() || a.target.is_proc_macro() {
+                continue;
+            }
+            let lib = a.target.is_lib();
+            let stem = if lib {
+                a.filenames
+                    .iter()
+                    .find(|f| f.extension() == Some("rlib"))
+                    .and_then(|f| f.file_stem())
+                    .map(str::to_owned)
+            } else {
+                // An executable's unit is found by the file cargo links
+                // its uplifted copy to.
+                let crate_name = a.target.name.replace('-', "_");
+                let is_ours = |stem: &str| {
+                    Capture::read(captures, stem)
+                        .and_then(|c| c.invocation().out_dir)
+                        .and_then(|d| std::fs::metadata(d.join(stem)).ok())
+                        .map(|m| (m.dev(), m.ino()))
+                        .is_some_and(|id| Some(id) == exe_inode)
+                };
+                let found = a
+                    .executable
+                    .as_ref()
+                    .filter(|e| e.as_std_path() == exe)
+                    .and_then(|_| {
+                        std::fs::read_dir(captures).ok()?.flatten().find_map(|e| {
+                            let name = e.file_name().into_string().ok()?;
+                            let stem = name.strip_suffix(".json")?;
+                            let rest = stem.strip_prefix(&crate_name)?;
+                            (rest.starts_with('-') && is_ours(stem)).then(|| stem.to_owned())
+                        })
+                    });
+                if found.is_some() {
+                    bin = found.clone();
+                }
+                found
+            };
+            let capture = stem.as_deref().and_then(|s| Capture::read(captures, s));
+            let (files, deps) = match &capture {
+                Some(c) => {
+                    let inv = c.invocation();
+                    let files = inv
+                        .dep_info_path()
+                        .and_then(|d| std::fs::read_to_string(d).ok())
+                        .map(|t| {
+                            parse_dep_info(&t)
+                                .into_iter()
+                                .map(|p| normalize(&c.cwd.join(p)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let deps = inv
+                        .externs
+                        .iter()
+                        .filter_map(|e| e.unit_stem().map(str::to_owned))
+                        .collect();
+                    (files, deps)
+                }
+                None => (BTreeSet::new(), BTreeSet::new()),
+            };
+            units.push(Unit {
+                stem,
+                package: a.package_id.clone(),
+                lib,
+                capture,
+                files,
+                deps,
+            });
+        }
+        let member_deps = ws
+            .members()
+            .map(|p| {
+                let deps = p
+                    .dependencies
+                    .iter()
+                    .filter_map(|d| d.path.as_ref())
+                    .filter_map(|dir| {
+                        ws.members()
+                            .find(|m| m.manifest_path.parent() == Some(dir.as_path()))
+                            .map(|m| m.id.clone())
+                    })
+                    .collect();
+                (p.id.clone(), deps)
+            })
+            .collect();
+        FastPath {
+            units,
+            exe: exe.to_owned(),
+            bin,
+            member_deps,
+            script_inputs,
+        }
+    }
+
+    /// Whether package `a` depends on package `b`, directly or not.
+    fn depends(&self, a: &PackageId, b: &PackageId) -> bool {
+        let mut stack = vec![a];
+        let mut seen = BTreeSet::new();
+        while let Some(p) = stack.pop() {
+            for d in self.member_deps.get(p).into_iter().flatten() {
+                if d == b {
+                    return true;
+                }
+                if seen.insert(d) {
+                    stack.push(d);
+                }
+            }
+        }
+        false
+    }
+
+    /// The units to compile again after `changed`, in order; none when
+    /// cargo must do it (a file no captured unit lists, a build script's
+    /// input, a unit never captured, or the executable not among them).
+    pub fn plan(&self, changed: &[PathBuf]) -> Option<Replay<'_>> {
+        let bin = self.bin.as_deref()?;
+        for path in changed {
+            if self.script_inputs.contains(path)
+                || !self.units.iter().any(|u| u.files.contains(path))
+            {
+                return None;
+            }
+        }
+        let mut rebuild: Vec<&Unit> = Vec::new();
+        for u in &self.units {
+            if changed.iter().any(|p| u.files.contains(p)) {
+                rebuild.push(u);
+            }
+        }
+        // Whatever links a rebuilt library is rebuilt too.
+        loop {
+            let stems: BTreeSet<&str> = rebuild.iter().filter_map(|u| u.stem.as_deref()).collect();
+            let more: Vec<&Unit> = self
+                .units
+                .iter()
+                .filter(|u| !rebuild.iter().any(|r| std::ptr::eq(*r, *u)))
+                .filter(|u| u.deps.iter().any(|d| stems.contains(d.as_str())))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            rebuild.extend(more);
+        }
+        // A unit never captured is not known to be unaffected unless its
+        // package cannot use the rebuilt libraries.
+        for u in self.units.iter().filter(|u| u.capture.is_none()) {
+            if rebuild.iter().any(|r| std::ptr::eq(*r, u)) {
+                return None;
+            }
+            for r in rebuild.iter().filter(|r| r.lib) {
+                if (u.package == r.package && !u.lib) || self.depends(&u.package, &r.package) {
+                    return None;
+                }
+            }
+        }
+        // Libraries before what links them.
+        let mut ordered: Vec<&Unit> = Vec::new();
+        while ordered.len() < rebuild.len() {
+            let done: BTreeSet<&str> = ordered.iter().filter_map(|u| u.stem.as_deref()).collect();
+            let pending: BTreeSet<&str> = rebuild
+                .iter()
+                .filter_map(|u| u.stem.as_deref())
+                .filter(|s| !done.contains(s))
+                .collect();
+            let next = rebuild.iter().find(|u| {
+                !u.stem.as_deref().is_some_and(|s| done.contains(s))
+                    && !u.deps.iter().any(|d| pending.contains(d.as_str()))
+            })?;
+            ordered.push(next);
+        }
+        let bin_unit = ordered.iter().find(|u| u.stem.as_deref() == Some(bin))?;
+        let bin_output = bin_unit.capture.as_ref()?.invocation().out_dir?.join(bin);
+        Some(Replay {
+            units: ordered,
+            exe: &self.exe,
+            bin_output,
+        })
+    }
+}
+
+impl Replay<'_> {
+    /// Runs the captured commands; false when one failed (its diagnostics
+    /// shown). On success the executable is in place.
+    pub fn run(&self, shell: &Shell) -> Result<bool> {
+        for u in &self.units {
+            let c = u
+                .capture
+                .as_ref()
+                .context("replaying a unit never captured")?;
+            shell.verbose_status(
+                "Replaying",
+                format_args!("rustc for `{}`", u.stem.as_deref().unwrap_or("?")),
+            );
+            let mut child = Command::new(&c.program[0])
+                .args(&c.program[1..])
+                .args(&c.args)
+                .env_clear()
+                // Cargo's jobserver is gone with the cargo that made it.
+                .envs(
+                    c.env
+                        .iter()
+                        .filter(|(k, _)| {
+                            !matches!(k.as_str(), "CARGO_MAKEFLAGS" | "MAKEFLAGS" | "MFLAGS")
+                        })
+                        .map(|(k, v)| (k, v)),
+                )
+                .current_dir(&c.cwd)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("failed to run `{}`", c.program[0]))?;
+            let stderr = child.stderr.take().context("rustc's stderr is not piped")?;
+            let mut out = anstream::stderr();
+            for line in BufReader::new(stderr).lines() {
+                let line = line.context("failed to read rustc's messages")?;
+                match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(v) => {
+                        if let Some(text) = v.get("rendered").and_then(|r| r.as_str()) {
+                            let _ = write!(out, "{text}");
+                        }
+                    }
+                    Err(_) => {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+            }
+            let status = child.wait().context("failed to wait for rustc")?;
+            if !status.success() {
+                return Ok(false);
+            }
+        }
+        // Where cargo would put it: a link to the unit's output.
+        let _ = std::fs::remove_file(self.exe);
+        if std::fs::hard_link(&self.bin_output, self.exe).is_err() {
+            std::fs::copy(&self.bin_output, self.exe).with_context(|| {
+                format!(
+                    "failed to copy `{}` to `{}`",
+                    self.bin_output.display(),
+                    self.exe.display()
+                )
+            })?;
+        }
+        Ok(true)
+    }
+
+    /// The files the replayed units read now (a new module, say).
+    pub fn inputs(&self) -> BTreeSet<PathBuf> {
+        let mut files = BTreeSet::new();
+        for u in &self.units {
+            if let Some(c) = &u.capture
+                && let Some(text) = c
+                    .invocation()
+                    .dep_info_path()
+                    .and_then(|d| std::fs::read_to_string(d).ok())
+            {
+                files.extend(
+                    parse_dep_info(&text)
+                        .into_iter()
+                        .map(|p| normalize(&c.cwd.join(p))),
+                );
+            }
+        }
+        files
+    }
+
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(name: &str, kind: &str) -> Capture {
+        Capture {
+            program: vec!["rustc".into()],
+            args: [
+                "--crate-name",
+                name,
+                "--crate-type",
+                kind,
+                "--emit=dep-info,link",
+                "-C",
+                "extra-filename=-1",
+                "--out-dir",
+                "/t/deps",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            env: Vec::new(),
+            cwd: PathBuf::from("/w"),
+        }
+    }
+
+    fn unit(stem: &str, package: &str, lib: bool, files: &[&str], deps: &[&str]) -> Unit {
+        let name = stem.trim_start_matches("lib").trim_end_matches("-1");
+        Unit {
+            stem: Some(stem.into()),
+            package: PackageId {
+                repr: package.into(),
+            },
+            lib,
+            capture: Some(capture(name, if lib { "lib" } else { "bin" })),
+            files: files.iter().map(PathBuf::from).collect(),
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    /// `engine` (a library) and `game` (a binary using it), plus `tool`,
+    /// a binary of another package that uses nothing.
+    fn fast(tool_captured: bool) -> FastPath {
+        let mut tool = unit("tool-1", "tool", false, &["/w/tool/main.rs"], &[]);
+        if !tool_captured {
+            tool.capture = None;
+        }
+        FastPath {
+            units: vec![
+                unit(
+                    "game-1",
+                    "game",
+                    false,
+                    &["/w/game/main.rs"],
+                    &["libengine-1"],
+                ),
+                unit(
+                    "libengine-1",
+                    "engine",
+                    true,
+                    &["/w/engine/lib.rs", "/w/engine/data.txt"],
+                    &[],
+                ),
+                tool,
+            ],
+            exe: PathBuf::from("/t/game"),
+            bin: Some("game-1".into()),
+            member_deps: [
+                (
+                    PackageId {
+                        repr: "game".into(),
+                    },
+                    [PackageId {
+                        repr: "engine".into(),
+                    }]
+                    .into(),
+                ),
+                (
+                    PackageId {
+                        repr: "engine".into(),
+                    },
+                    BTreeSet::new(),
+                ),
+                (
+                    PackageId {
+                        repr: "tool".into(),
+                    },
+                    BTreeSet::new(),
+                ),
+            ]
+            .into(),
+            script_inputs: [PathBuf::from("/w/engine/build-input.txt")].into(),
+        }
+    }
+
+    fn stems(r: &Replay<'_>) -> Vec<String> {
+        r.units.iter().map(|u| u.stem.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_library_is_replayed_before_what_links_it() {
+        let f = fast(true);
+        let r = f.plan(&[PathBuf::from("/w/engine/data.txt")]).unwrap();
+        assert_eq!(stems(&r), ["libengine-1", "game-1"]);
+        assert_eq!(r.bin_output, Path::new("/t/deps/game-1"));
+        let r = f.plan(&[PathBuf::from("/w/game/main.rs")]).unwrap();
+        assert_eq!(stems(&r), ["game-1"]);
+    }
+
+    #[test]
+    fn cargo_builds_what_the_captures_cannot_vouch_for() {
+        let f = fast(true);
+        // A file no unit reads, and a build script's input.
+        assert!(f.plan(&[PathBuf::from("/w/README.md")]).is_none());
+        assert!(
+            f.plan(&[PathBuf::from("/w/engine/build-input.txt")])
+                .is_none()
+        );
+        // A change that does not reach the program.
+        assert!(f.plan(&[PathBuf::from("/w/tool/main.rs")]).is_none());
+        // A unit never captured, unrelated to the change, is no obstacle.
+        let f = fast(false);
+        assert!(f.plan(&[PathBuf::from("/w/engine/lib.rs")]).is_some());
+    }
+
+    #[test]
+    fn an_uncaptured_user_of_a_changed_library_sends_the_build_to_cargo() {
+        let mut f = fast(false);
+        f.member_deps.insert(
+            PackageId {
+                repr: "tool".into(),
+            },
+            [PackageId {
+                repr: "engine".into(),
+            }]
+            .into(),
+        );
+        assert!(f.plan(&[PathBuf::from("/w/engine/lib.rs")]).is_none());
+        assert!(f.plan(&[PathBuf::from("/w/game/main.rs")]).is_some());
+    }
+}
