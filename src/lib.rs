@@ -14,9 +14,9 @@ pub mod config;
 pub mod doctest;
 pub mod error;
 pub mod fs;
+pub mod helpers;
 pub mod inspect;
 pub mod layout;
-pub mod linker;
 pub mod measure;
 pub mod ops;
 pub mod plan;
@@ -29,7 +29,6 @@ pub mod state;
 pub mod templates;
 pub mod test_binaries;
 pub mod workspace;
-pub mod wrapper;
 
 use cli::{Cli, Command};
 use error::{Failure, code};
@@ -37,25 +36,10 @@ use shell::{ColorChoice, Shell};
 
 /// Runs the command line and exits with its documented code.
 pub fn main() -> ! {
-    // The instruments `compare` installs are this executable under other
-    // names; they can run inside a wrapped build, so they come first.
-    if linker::is_linker_invocation() {
-        std::process::exit(linker::linker_main());
-    }
-    if measure::is_timer_invocation() {
-        std::process::exit(measure::timer_main());
-    }
-    if doctest::is_rustdoc_invocation() {
-        std::process::exit(doctest::rustdoc_main());
-    }
-    if ops::watch::replay::is_capture_invocation() {
-        std::process::exit(ops::watch::replay::capture_main());
-    }
-    if ops::watch::process::is_guard_invocation() {
-        std::process::exit(ops::watch::process::guard_main());
-    }
-    if wrapper::is_wrapper_invocation() {
-        std::process::exit(wrapper::main(std::env::args_os().collect()));
+    // This executable also runs, under other names, inside cargo's, rustc's
+    // and the watcher's processes: those come first.
+    if let Some(helper) = helpers::entry() {
+        std::process::exit(helper());
     }
     let cli = match Cli::from_env() {
         Ok(cli) => cli,

@@ -1,43 +1,13 @@
-//! Measuring processes: wall time and peak memory (`wait4`), and the
-//! rustc timer `compare` installs as `RUSTC_WRAPPER` (this executable under
-//! the name `dyndev-rustc-timer`), which logs how long each compilation
-//! takes, so a crate's compile time without its link can be read off.
+//! Measuring processes: wall time and peak memory (`wait4`), and the logs
+//! of JSON lines the measuring helpers append to.
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-
-pub const TIMER_NAME: &str = "dyndev-rustc-timer";
-
-pub mod env {
-    /// Where compile records are appended, one JSON line each.
-    pub const RUSTC_LOG: &str = "__CARGO_DYNDEV_RUSTC_LOG";
-}
-
-/// The program name this process was started as.
-pub(crate) fn invoked_as() -> Option<String> {
-    let arg0 = std::env::args_os().next()?;
-    Some(Path::new(&arg0).file_name()?.to_string_lossy().into_owned())
-}
-
-pub fn is_timer_invocation() -> bool {
-    invoked_as().as_deref() == Some(TIMER_NAME)
-}
-
-/// One compilation, as logged by the timer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompileRecord {
-    pub crate_name: String,
-    /// `CARGO_PKG_NAME` of the unit.
-    pub package: String,
-    /// Wall time of rustc, its link included.
-    pub millis: u64,
-}
 
 /// Runs a process to completion and returns its status, wall time in
 /// milliseconds and the peak resident memory of it and its descendants in
@@ -112,57 +82,6 @@ pub fn read_log<T: for<'de> Deserialize<'de>>(log: &Path) -> Result<Vec<T>> {
         .collect()
 }
 
-/// The rustc timer's entry point: `argv[1]` is the compiler (or the next
-/// wrapper). Returns the exit code.
-pub fn timer_main() -> i32 {
-    let mut argv = std::env::args_os().skip(1);
-    let Some(program) = argv.next() else {
-        eprintln!("error: cargo-dyndev's rustc timer expects the compiler as its first argument");
-        return crate::error::code::FAILURE;
-    };
-    let args: Vec<OsString> = argv.collect();
-    let text: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let inv = crate::rustc_args::Invocation::parse(text);
-    let start = Instant::now();
-    let status = match Command::new(&program).args(&args).status() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: failed to run `{}`: {e}", program.to_string_lossy());
-            return crate::error::code::FAILURE;
-        }
-    };
-    if let (Ok(log), Some(name)) = (std::env::var(env::RUSTC_LOG), inv.crate_name.clone())
-        && inv.links()
-    {
-        let record = CompileRecord {
-            crate_name: name,
-            package: std::env::var("CARGO_PKG_NAME").unwrap_or_default(),
-            millis: start.elapsed().as_millis() as u64,
-        };
-        if let Err(e) = append_json_line(Path::new(&log), &record) {
-            eprintln!("warning: {e:#}");
-        }
-    }
-    crate::cargo::exit_code(status)
-}
-
-/// Makes `dir/<name>` a symlink to this executable: the wrapper, the
-/// linker proxy and the rustc timer run under such names.
-pub fn install_instrument(dir: &Path, name: &str) -> Result<PathBuf> {
-    crate::fs::create_dir_all(dir)?;
-    let exe = crate::fs::self_exe()?;
-    let link = dir.join(name);
-    if std::fs::read_link(&link).ok().as_deref() != Some(exe.as_path()) {
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&exe, &link)
-            .with_context(|| format!("failed to create `{}`", link.display()))?;
-    }
-    Ok(link)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,13 +99,16 @@ mod tests {
     fn logs_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("links.jsonl");
-        let r = CompileRecord {
+        let r = crate::helpers::timer::CompileRecord {
             crate_name: "app".into(),
             package: "app".into(),
             millis: 12,
         };
         append_json_line(&log, &r).unwrap();
         append_json_line(&log, &r).unwrap();
-        assert_eq!(read_log::<CompileRecord>(&log).unwrap(), vec![r.clone(), r]);
+        assert_eq!(
+            read_log::<crate::helpers::timer::CompileRecord>(&log).unwrap(),
+            vec![r.clone(), r]
+        );
     }
 }

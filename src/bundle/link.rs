@@ -14,10 +14,10 @@ use super::native::culprits;
 use super::place::Placed;
 use super::toolchain::{Toolchain, rustc, show};
 use crate::fs::StableHasher;
+use crate::helpers::wrapper::crate_of_stem;
 use crate::inspect::NativeSymbols;
 use crate::shell::Shell;
 use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION};
-use crate::wrapper::crate_of_stem;
 
 pub(super) enum Linked {
     Done(Box<BundleState>),
@@ -339,7 +339,7 @@ fn link_lib(
         .args(&link_args)
         .arg("-C")
         .arg(format!("linker={}", proxy.display()))
-        .env(crate::linker::env::EXPORTS, &exports)
+        .env(crate::helpers::linker::env::EXPORTS, &exports)
         .args([
             "-C".to_owned(),
             format!("link-arg=-Wl,-rpath,{}", toolchain.sysroot_lib.display()),
@@ -364,8 +364,10 @@ fn link_lib(
     // The user's own linker runs behind the proxy, unless it is the proxy
     // already (as under `compare`).
     match user_linker {
-        Some(l) if Path::new(&l).file_name() != Some(crate::linker::LINKER_NAME.as_ref()) => {
-            cmd.env(crate::linker::env::REAL_LINKER, l);
+        Some(l)
+            if Path::new(&l).file_name() != Some(crate::helpers::linker::LINKER_NAME.as_ref()) =>
+        {
+            cmd.env(crate::helpers::linker::env::REAL_LINKER, l);
         }
         _ => {}
     }

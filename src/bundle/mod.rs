@@ -71,9 +71,9 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
     }
     let graph = req.graph.restricted_to(&built);
 
-    let proxy = crate::measure::install_instrument(
+    let proxy = crate::helpers::install(
         &req.layout.state_dir.join("bin"),
-        crate::linker::LINKER_NAME,
+        crate::helpers::linker::LINKER_NAME,
     )?;
     let inputs = units::inputs(req, same_generation, &toolchain, &proxy)?;
 

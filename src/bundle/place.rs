@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use super::Request;
 use super::units::{Candidate, Inputs};
+use crate::helpers::wrapper::crate_of_stem;
 use crate::plan::{Graph, Placement, PlanInput, Reason};
 use crate::split::{Split, UnitUse};
 use crate::state::BundlePlan;
-use crate::wrapper::crate_of_stem;
 
 /// The plan of one bundle: its roots, its libraries, what stays static.
 #[derive(Debug)]

@@ -39,8 +39,8 @@ use crate::plan::Graph;
 use crate::shell::Shell;
 use crate::state::{BundleState, JournalEntry};
 
+use crate::helpers::wrapper::env;
 use crate::workspace::Workspace;
-use crate::wrapper::env;
 
 /// What a build needs to know.
 #[derive(Debug)]
@@ -319,9 +319,9 @@ pub fn wrapped_cargo_command(
     // keeps workspaces that share a target dir, and have identical members,
     // from sharing (and fighting over) member units built against
     // different bundles.
-    let wrapper = crate::measure::install_instrument(
+    let wrapper = crate::helpers::install(
         &req.layout.state_dir.join("bin"),
-        crate::wrapper::WRAPPER_NAME,
+        crate::helpers::wrapper::WRAPPER_NAME,
     )?;
     let mut cmd = CargoCommand::new(subcommand[0]);
     cmd.args(&subcommand[1..])
@@ -337,7 +337,9 @@ pub fn wrapped_cargo_command(
     // configuration, and runs it inside.
     let cwd = std::env::current_dir().unwrap_or_default();
     match crate::cargo_config::workspace_wrapper(&cwd)? {
-        Some(inner) if inner.file_name() != Some(crate::wrapper::WRAPPER_NAME.as_ref()) => {
+        Some(inner)
+            if inner.file_name() != Some(crate::helpers::wrapper::WRAPPER_NAME.as_ref()) =>
+        {
             cmd.env(env::INNER_WRAPPER, inner);
         }
         _ => {}

@@ -11,10 +11,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{CompileArgs, FeatureArgs, NextestArgs};
 use crate::error::Failure;
+use crate::helpers::wrapper::env;
 use crate::ops::build::{BuildRequest, build, wrapped_cargo_command};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
-use crate::wrapper::env;
 
 /// nextest's options that are cargo's: they select and build the tests.
 /// Each with whether it takes a value.

@@ -202,7 +202,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
                     crates: l
                         .crates
                         .iter()
-                        .map(|c| crate::wrapper::crate_of_stem(c).to_owned())
+                        .map(|c| crate::helpers::wrapper::crate_of_stem(c).to_owned())
                         .collect(),
                     loads: l.deps.clone(),
                     users: unit_labels(s, &l.users),

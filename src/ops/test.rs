@@ -14,11 +14,11 @@ use cargo_metadata::TargetKind;
 use crate::cli::TestArgs;
 use crate::doctest;
 use crate::error::{Failure, code};
+use crate::helpers::wrapper::env;
 use crate::ops::build::{BuildRequest, Outcome, build, wrapped_cargo};
 use crate::shell::Shell;
 use crate::test_binaries::{self, RunOptions};
 use crate::workspace::Workspace;
-use crate::wrapper::env;
 
 pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     let ws = Workspace::load(shell, &args.compile)?;
@@ -196,9 +196,9 @@ fn doctests(
         .context("failed to read `rustdocflags` from cargo's configuration")?
         .map(|f| f.flags)
         .unwrap_or_default();
-    let proxy = crate::measure::install_instrument(
+    let proxy = crate::helpers::install(
         &req.layout.state_dir.join("bin"),
-        doctest::RUSTDOC_NAME,
+        crate::helpers::rustdoc::NAME,
     )?;
     let bundle_env = outcome.bundle.as_ref().map_or(env::NONE, |b| b.id.as_str());
 
@@ -237,7 +237,7 @@ fn doctests(
                 .env_remove("RUSTDOCFLAGS");
         }
         cmd.env(
-            doctest::env::REAL_RUSTDOC,
+            crate::helpers::rustdoc::env::REAL_RUSTDOC,
             doctest::real_rustdoc(Some(&config)),
         )
         .env("RUSTDOC", &proxy);
@@ -246,8 +246,8 @@ fn doctests(
             .filter_map(|k| k.to_str().map(str::to_owned))
             .collect();
         cmd.env(
-            doctest::env::RESTORE,
-            doctest::restore_value(changed.iter().map(String::as_str)),
+            crate::helpers::rustdoc::env::RESTORE,
+            crate::helpers::rustdoc::restore_value(changed.iter().map(String::as_str)),
         );
         let status = cmd.status(req.shell)?;
         if status.success() {

@@ -12,8 +12,9 @@ use super::interrupt;
 use super::modes::Mode;
 use super::report::Sample;
 use crate::cli::CompareArgs;
-use crate::linker::{self, LinkRecord};
-use crate::measure::{self, CompileRecord};
+use crate::helpers::linker::{self, LinkRecord};
+use crate::helpers::timer::CompileRecord;
+use crate::measure;
 use crate::shell::Shell;
 
 /// Everything the builds of one comparison share.
@@ -39,8 +40,8 @@ impl Bench {
         args: &CompareArgs,
     ) -> Result<Bench> {
         let tools = dir.join("bin");
-        let linker = measure::install_instrument(&tools, linker::LINKER_NAME)?;
-        let timer = measure::install_instrument(&tools, measure::TIMER_NAME)?;
+        let linker = crate::helpers::install(&tools, linker::LINKER_NAME)?;
+        let timer = crate::helpers::install(&tools, crate::helpers::timer::NAME)?;
         let logs = dir.join("logs");
         crate::fs::create_dir_all(&logs)?;
         let mut build_args = Vec::new();
@@ -87,7 +88,10 @@ impl Bench {
             (linker_var, linker.into_os_string()),
             ("RUSTC_WRAPPER".into(), timer.into_os_string()),
             (linker::env::LINK_LOG.into(), link_log.clone().into()),
-            (measure::env::RUSTC_LOG.into(), rustc_log.clone().into()),
+            (
+                crate::helpers::timer::env::RUSTC_LOG.into(),
+                rustc_log.clone().into(),
+            ),
         ];
         if let Some(l) = user_linker {
             env.push((linker::env::REAL_LINKER.into(), l.into_os_string()));
@@ -172,7 +176,7 @@ impl Bench {
                 serde_json::to_string(&mode.linker)?,
             )
             .env_remove("RUSTC_WORKSPACE_WRAPPER")
-            .env_remove(crate::wrapper::env::STATE_DIR);
+            .env_remove(crate::helpers::wrapper::env::STATE_DIR);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

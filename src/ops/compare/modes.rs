@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::linker::LinkerMode;
+use crate::helpers::linker::LinkerMode;
 use crate::shell::Shell;
 
 /// How one mode builds.

@@ -117,7 +117,7 @@ impl<'a> Session<'a> {
             Mode::Run(_) if !options.no_fast_path => {
                 let dir = layout.profile_dir.join("watch");
                 let capture =
-                    crate::measure::install_instrument(&dir.join("bin"), replay::CAPTURE_NAME)?;
+                    crate::helpers::install(&dir.join("bin"), crate::helpers::capture::NAME)?;
                 let captures = dir.join("captures");
                 install_capture(&capture, &captures);
                 Some(captures)
@@ -512,9 +512,13 @@ impl<'a> Session<'a> {
                     )
                 });
                 // The program gets the environment the user gave watch.
-                program.command.env_remove(replay::env::DIR);
-                program.command.env_remove(replay::env::INNER);
-                match std::env::var_os(replay::env::INNER) {
+                program
+                    .command
+                    .env_remove(crate::helpers::capture::env::DIR);
+                program
+                    .command
+                    .env_remove(crate::helpers::capture::env::INNER);
+                match std::env::var_os(crate::helpers::capture::env::INNER) {
                     Some(user) if self.captures.is_some() => {
                         program.command.env("RUSTC_WORKSPACE_WRAPPER", user)
                     }
@@ -684,17 +688,18 @@ impl Drop for Session<'_> {
 fn install_capture(capture: &Path, dir: &Path) {
     let user = std::env::var_os("RUSTC_WORKSPACE_WRAPPER").filter(|w| {
         !w.is_empty()
-            && Path::new(w).file_name() != Some(std::ffi::OsStr::new(crate::wrapper::WRAPPER_NAME))
+            && Path::new(w).file_name()
+                != Some(std::ffi::OsStr::new(crate::helpers::wrapper::WRAPPER_NAME))
     });
     // SAFETY: called before this process starts any thread (the signal
     // and file watcher threads come later), so nothing reads the
     // environment concurrently.
     unsafe {
         if let Some(user) = user {
-            std::env::set_var(replay::env::INNER, user);
+            std::env::set_var(crate::helpers::capture::env::INNER, user);
         }
         std::env::set_var("RUSTC_WORKSPACE_WRAPPER", capture);
-        std::env::set_var(replay::env::DIR, dir);
+        std::env::set_var(crate::helpers::capture::env::DIR, dir);
     }
 }
 

@@ -7,14 +7,11 @@
 //! (this executable again) holds a pipe from the watcher; when the pipe
 //! closes, it kills every group the watcher had running.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-
-/// Set for the guard process, which then runs [`guard_main`].
-const GUARD_ENV: &str = "__CARGO_DYNDEV_WATCH_GUARD";
 
 /// One running instance of the program.
 #[derive(Debug)]
@@ -244,7 +241,7 @@ impl Guard {
         use std::os::unix::process::CommandExt;
         let exe = crate::fs::self_exe()?;
         let mut child = Command::new(&exe)
-            .env(GUARD_ENV, "1")
+            .arg0(crate::helpers::guard::NAME)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -274,33 +271,6 @@ impl Drop for Guard {
         let _ = writeln!(self.pipe, "exit");
         let _ = self.child.wait();
     }
-}
-
-/// Whether this process is a watcher's guard.
-pub fn is_guard_invocation() -> bool {
-    std::env::var_os(GUARD_ENV).is_some()
-}
-
-/// Reads `+PGID` and `-PGID` lines until `exit`; if the pipe closes
-/// without one (the watcher died), kills every group still listed.
-pub fn guard_main() -> i32 {
-    let mut groups: Vec<u32> = Vec::new();
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        if line == "exit" {
-            return 0;
-        }
-        if let Some(pgid) = line.strip_prefix('+').and_then(|p| p.parse().ok()) {
-            groups.push(pgid);
-        } else if let Some(pgid) = line.strip_prefix('-').and_then(|p| p.parse::<u32>().ok()) {
-            groups.retain(|g| *g != pgid);
-        }
-    }
-    for pgid in groups {
-        signal_group(pgid, libc::SIGKILL);
-    }
-    0
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{append_json_line, invoked_as, run_measured};
+use super::invoked_as;
+use crate::measure::{append_json_line, run_measured};
 
 pub const LINKER_NAME: &str = "dyndev-linker";
 
@@ -181,7 +182,7 @@ fn add_exports(mut args: Vec<OsString>, symbols: &[String]) -> Result<Vec<OsStri
 }
 
 /// The linker proxy's entry point. Returns the exit code.
-pub fn linker_main() -> i32 {
+pub fn main() -> i32 {
     match link() {
         Ok(code) => code,
         Err(e) => {

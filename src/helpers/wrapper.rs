@@ -46,7 +46,7 @@ pub mod env {
 /// that inherits the wrapper's environment (a test that runs
 /// `cargo dyndev`, say) is still the command.
 pub fn is_wrapper_invocation() -> bool {
-    crate::measure::invoked_as().as_deref() == Some(WRAPPER_NAME)
+    crate::helpers::invoked_as().as_deref() == Some(WRAPPER_NAME)
 }
 
 /// What to do with one member compilation.
@@ -138,8 +138,8 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
 
 /// Entry point when cargo runs us as the wrapper: `argv[1]` is rustc.
 /// Returns the exit code.
-pub fn main(argv: Vec<OsString>) -> i32 {
-    match run(argv) {
+pub fn main() -> i32 {
+    match run(std::env::args_os().collect()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: cargo-dyndev's rustc wrapper failed: {e:#}");

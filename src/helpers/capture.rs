@@ -1,0 +1,89 @@
+//! The command capture: this executable as `dyndev-rustc-capture`, the
+//! innermost rustc wrapper under `cargo dyndev watch` (inside dyndev's own,
+//! so it sees the final command line). It records each member's rustc
+//! command, environment and working directory, then becomes rustc; watch's
+//! fast path replays them ([`crate::ops::watch::replay`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rustc_args::Invocation;
+
+/// The name the capturing wrapper runs under.
+pub const NAME: &str = "dyndev-rustc-capture";
+
+pub mod env {
+    /// Where captured commands are written, one JSON file per unit.
+    pub const DIR: &str = "__CARGO_DYNDEV_CAPTURE_DIR";
+    /// The user's own workspace wrapper, run by the capture.
+    pub const INNER: &str = "__CARGO_DYNDEV_CAPTURE_INNER";
+}
+
+/// A rustc command as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    /// The program and its leading arguments: rustc, or the user's
+    /// wrapper and rustc.
+    pub program: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+impl Capture {
+    pub(crate) fn invocation(&self) -> Invocation {
+        Invocation::parse(self.args.clone())
+    }
+
+    pub(crate) fn read(dir: &Path, stem: &str) -> Option<Capture> {
+        let text = std::fs::read_to_string(dir.join(format!("{stem}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// `dyndev-rustc-capture RUSTC ARGS...`: records the command when it
+/// compiles a unit, then becomes it.
+pub fn main() -> i32 {
+    use std::os::unix::process::CommandExt;
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let Some((rustc, args)) = argv.split_first() else {
+        eprintln!("error: cargo-dyndev's rustc capture expects the compiler as its first argument");
+        return crate::error::code::FAILURE;
+    };
+    let mut program: Vec<String> = Vec::new();
+    if let Some(inner) = std::env::var_os(env::INNER).filter(|w| !w.is_empty()) {
+        program.push(inner.to_string_lossy().into_owned());
+    }
+    program.push(rustc.clone());
+    let inv = Invocation::parse(args.to_vec());
+    if let (Some(dir), Some(stem), true) = (
+        std::env::var_os(env::DIR),
+        inv.unit_stem(),
+        inv.out_dir.is_some() && inv.emit.iter().any(|e| e == "link") && !inv.print,
+    ) {
+        let capture = Capture {
+            program: program.clone(),
+            args: args.to_vec(),
+            env: std::env::vars_os()
+                .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+                .collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+        };
+        let path = Path::new(&dir).join(format!("{stem}.json"));
+        if let Ok(json) = serde_json::to_vec(&capture) {
+            let _ = crate::fs::create_dir_all(Path::new(&dir))
+                .and_then(|()| crate::fs::write_atomic(&path, &json));
+        }
+    }
+    let err = Command::new(&program[0])
+        .args(&program[1..])
+        .args(args)
+        .exec();
+    eprintln!("error: failed to run `{}`: {err}", program[0]);
+    crate::error::code::FAILURE
+}
