@@ -150,15 +150,13 @@ fn rlibs_in(args: &[String], dirs: &[PathBuf]) -> Closure {
     let mut out = Closure::new();
     for arg in args {
         let path = Path::new(arg.strip_prefix("-l:").unwrap_or(arg));
+        let (Some(stem), Some(file)) = (crate::rustc_args::unit_stem_of(path), path.file_name())
+        else {
+            continue;
+        };
         if path.extension().is_none_or(|e| e != "rlib") {
             continue;
         }
-        let Some(file) = path.file_name() else {
-            continue;
-        };
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-            continue;
-        };
         if let Some(found) = dirs.iter().map(|d| d.join(file)).find(|p| p.exists()) {
             out.insert(stem.to_owned(), found);
         }

@@ -21,7 +21,7 @@ use std::fmt;
 use cargo_metadata::{DependencyKind, Metadata};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::settings::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -251,7 +251,7 @@ pub struct PlanInput<'a> {
     pub selected: Vec<String>,
     /// Whether dev-dependencies are built (tests, examples).
     pub dev: bool,
-    pub config: &'a Config,
+    pub settings: &'a Settings,
     /// Packages already found unable to link into a shared library.
     pub link_failed: &'a BTreeMap<String, String>,
     /// Packages whose native code defines hidden symbols, with one of them.
@@ -289,7 +289,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         if node.member {
             return Some(Reason::WorkspaceMember);
         }
-        if input.config.exclude.contains(&node.name) {
+        if input.settings.exclude.contains(&node.name) {
             return Some(Reason::Excluded);
         }
         if let Some(message) = input.link_failed.get(&node.id) {
@@ -315,7 +315,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 });
             }
         }
-        if node.source == Source::Path && !input.config.include.contains(&node.name) {
+        if node.source == Source::Path && !input.settings.include.contains(&node.name) {
             return Some(Reason::LocalPath);
         }
         None
@@ -548,7 +548,7 @@ mod tests {
     /// Plans `app` of the fixture with the given inputs.
     fn plan_app(
         f: &Fixture,
-        config: &Config,
+        config: &Settings,
         dev: bool,
         link_failed: &BTreeMap<String, String>,
         hidden_native: &BTreeMap<String, String>,
@@ -558,14 +558,14 @@ mod tests {
             graph: &f.graph,
             selected: vec!["app".into()],
             dev,
-            config,
+            settings: config,
             link_failed,
             hidden_native,
             roots,
         })
     }
 
-    fn run(f: &Fixture, config: &Config, dev: bool) -> Plan {
+    fn run(f: &Fixture, config: &Settings, dev: bool) -> Plan {
         plan_app(f, config, dev, &BTreeMap::new(), &BTreeMap::new(), None)
     }
 
@@ -582,7 +582,7 @@ mod tests {
     #[test]
     fn places_each_kind_of_package() {
         let f = fixture();
-        let p = run(&f, &Config::default(), false);
+        let p = run(&f, &Settings::default(), false);
         assert_eq!(label(&p, "app"), "static: workspace member");
         assert_eq!(label(&p, "log"), "bundle root");
         assert_eq!(label(&p, "cfg-if"), "bundle");
@@ -608,16 +608,16 @@ mod tests {
     #[test]
     fn tests_bring_dev_dependencies_into_the_bundle() {
         let f = fixture();
-        let p = run(&f, &Config::default(), true);
+        let p = run(&f, &Settings::default(), true);
         assert_eq!(label(&p, "tokio"), "bundle root");
     }
 
     #[test]
     fn exclusion_flows_up_to_dependents() {
         let f = fixture();
-        let config = Config {
+        let config = Settings {
             exclude: vec!["cfg-if".into()],
-            ..Config::default()
+            ..Settings::default()
         };
         let p = run(&f, &config, false);
         assert_eq!(label(&p, "cfg-if"), "static: excluded by config");
@@ -635,9 +635,9 @@ mod tests {
     #[test]
     fn include_bundles_a_path_dependency() {
         let f = fixture();
-        let config = Config {
+        let config = Settings {
             include: vec!["engine".into()],
-            ..Config::default()
+            ..Settings::default()
         };
         let p = run(&f, &config, false);
         assert_eq!(label(&p, "engine"), "bundle root");
@@ -652,7 +652,7 @@ mod tests {
         let failed = BTreeMap::from([("serde".to_owned(), "relocation R_X86_64_32".to_owned())]);
         let p = plan_app(
             &f,
-            &Config::default(),
+            &Settings::default(),
             false,
             &failed,
             &BTreeMap::new(),
@@ -671,7 +671,7 @@ mod tests {
         let hidden = BTreeMap::from([("cfg-if".to_owned(), "z_deflate".to_owned())]);
         let p = plan_app(
             &f,
-            &Config::default(),
+            &Settings::default(),
             false,
             &BTreeMap::new(),
             &hidden,
@@ -702,7 +702,7 @@ mod tests {
         let g = Fixture {
             graph: f.graph.restricted_to(&built),
         };
-        let p = run(&g, &Config::default(), false);
+        let p = run(&g, &Settings::default(), false);
         assert_eq!(label(&p, "cfg-if"), "absent");
         assert_eq!(label(&p, "log"), "bundle root");
     }
@@ -712,7 +712,7 @@ mod tests {
         let f = fixture();
         let roots = BTreeSet::from(["serde".to_owned()]);
         let none = BTreeMap::new();
-        let p = plan_app(&f, &Config::default(), false, &none, &none, Some(&roots));
+        let p = plan_app(&f, &Settings::default(), false, &none, &none, Some(&roots));
         assert_eq!(label(&p, "serde"), "bundle root");
         assert_eq!(
             label(&p, "log"),

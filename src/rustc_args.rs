@@ -38,16 +38,27 @@ pub struct Extern {
 }
 
 impl Extern {
-    /// The file stem that names a compiled unit: `libregex-0123abcd` for
-    /// `.../deps/libregex-0123abcd.rlib` or `.rmeta`. `None` for dylibs and
-    /// proc-macros (`.so`), which are never bundled.
+    /// The stem of the compiled unit it names; see [`unit_stem_of`].
     pub fn unit_stem(&self) -> Option<&str> {
-        let path = self.path.as_deref()?;
-        match path.extension()?.to_str()? {
-            "rlib" | "rmeta" => path.file_stem()?.to_str(),
-            _ => None,
-        }
+        unit_stem_of(self.path.as_deref()?)
     }
+}
+
+/// The file stem that names a compiled library unit: `libregex-0123abcd`
+/// for `.../deps/libregex-0123abcd.rlib` or `.rmeta`. `None` for dylibs and
+/// proc-macros (`.so`), which are never bundled.
+pub fn unit_stem_of(path: &Path) -> Option<&str> {
+    match path.extension()?.to_str()? {
+        "rlib" | "rmeta" => path.file_stem()?.to_str(),
+        _ => None,
+    }
+}
+
+/// The crate name in a unit stem: `libregex-0123` -> `regex`, `app-9` ->
+/// `app`.
+pub fn crate_of_stem(stem: &str) -> &str {
+    let stem = stem.strip_prefix("lib").unwrap_or(stem);
+    stem.rsplit_once('-').map_or(stem, |(name, _)| name)
 }
 
 /// What a unit is, as far as linking goes.
@@ -448,5 +459,11 @@ mod tests {
         ));
         assert_eq!(inv.dep_info_path().unwrap(), Path::new("/x/a.d"));
         assert_eq!(inv.emit, ["dep-info", "link"]);
+    }
+
+    #[test]
+    fn crate_names_come_from_stems() {
+        assert_eq!(crate_of_stem("libregex_syntax-0123"), "regex_syntax");
+        assert_eq!(crate_of_stem("app-9"), "app");
     }
 }

@@ -9,15 +9,15 @@ use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId, TargetKind};
 
 use crate::cargo::CargoCommand;
 use crate::cli::{CompileArgs, FeatureArgs, PackageArgs};
-use crate::config::Config;
 use crate::error::Failure;
 use crate::fs::StableHasher;
+use crate::settings::Settings;
 use crate::shell::Shell;
 
 #[derive(Debug)]
 pub struct Workspace {
     pub metadata: Metadata,
-    pub config: Config,
+    pub settings: Settings,
 }
 
 impl Workspace {
@@ -58,11 +58,12 @@ impl Workspace {
         let metadata = MetadataCommand::parse(String::from_utf8_lossy(&out))
             .context("failed to parse the output of `cargo metadata`")?;
         let root_metadata = metadata.root_package().map(|p| &p.metadata);
-        let (config, warnings) = Config::from_metadata(&metadata.workspace_metadata, root_metadata);
+        let (settings, warnings) =
+            Settings::from_metadata(&metadata.workspace_metadata, root_metadata);
         for w in warnings {
             shell.warn(w);
         }
-        Ok(Workspace { metadata, config })
+        Ok(Workspace { metadata, settings })
     }
 
     pub fn root(&self) -> &Path {

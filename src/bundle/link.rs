@@ -14,8 +14,8 @@ use super::native::culprits;
 use super::place::Placed;
 use super::toolchain::{Toolchain, rustc, show};
 use crate::fs::StableHasher;
-use crate::helpers::wrapper::crate_of_stem;
 use crate::inspect::NativeSymbols;
+use crate::rustc_args::crate_of_stem;
 use crate::shell::Shell;
 use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION};
 

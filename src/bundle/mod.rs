@@ -12,9 +12,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use crate::config::Config;
 use crate::layout::Layout;
 use crate::plan::Graph;
+use crate::settings::Settings;
 use crate::shell::Shell;
 use crate::state::{BundleState, JournalEntry};
 
@@ -46,7 +46,7 @@ pub struct Request<'a> {
     /// Every package the build compiled, from the same messages.
     pub built_packages: &'a BTreeSet<String>,
     pub graph: &'a Graph,
-    pub config: &'a Config,
+    pub settings: &'a Settings,
     /// The bundle in use so far, whose units carry over within a generation.
     pub previous: Option<&'a BundleState>,
 }

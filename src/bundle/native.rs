@@ -99,9 +99,9 @@ pub(super) fn culprits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::layout::Layout;
     use crate::plan::Graph;
+    use crate::settings::Settings;
 
     #[test]
     fn the_linker_is_blamed_only_for_what_it_names() {
@@ -145,7 +145,7 @@ mod tests {
             rlibs_by_package: &BTreeMap::new(),
             built_packages: &BTreeSet::new(),
             graph: &graph,
-            config: &Config::default(),
+            settings: &Settings::default(),
             previous: None,
         };
         let bundled = BTreeSet::from(["good".to_owned(), "bad".to_owned()]);

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::Request;
 use super::units::{Candidate, Inputs};
-use crate::helpers::wrapper::crate_of_stem;
 use crate::plan::{Graph, Placement, PlanInput, Reason};
+use crate::rustc_args::crate_of_stem;
 use crate::split::{Split, UnitUse};
 use crate::state::BundlePlan;
 
@@ -44,7 +44,7 @@ pub(super) fn place(
         graph,
         selected,
         dev: true,
-        config: req.config,
+        settings: req.settings,
         link_failed,
         hidden_native,
         roots: Some(&root_ids),

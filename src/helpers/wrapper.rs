@@ -15,7 +15,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::layout::Layout;
-use crate::rustc_args::{Invocation, UnitKind, set_extern_path};
+use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, set_extern_path};
 use crate::state::{BundleState, JournalEntry, JournalExtern};
 
 /// The name the wrapper runs under: a link to this executable in each
@@ -67,12 +67,6 @@ pub struct Facts<'a> {
     /// Was the member unit with this stem probed earlier in this build?
     pub member_probed: &'a dyn Fn(&str) -> bool,
     pub mtime: &'a dyn Fn(&Path) -> Option<u128>,
-}
-
-/// The crate name in a unit stem: `libregex-0123` -> `regex`.
-pub fn crate_of_stem(stem: &str) -> &str {
-    let stem = stem.strip_prefix("lib").unwrap_or(stem);
-    stem.rsplit_once('-').map_or(stem, |(name, _)| name)
 }
 
 /// Whether the unit can compile against the current bundle: every compiled
@@ -491,11 +485,5 @@ mod tests {
             decision,
             Decision::Probe("the facade of `log` is missing".into())
         );
-    }
-
-    #[test]
-    fn crate_names_come_from_stems() {
-        assert_eq!(crate_of_stem("libregex_syntax-0123"), "regex_syntax");
-        assert_eq!(crate_of_stem("app-9"), "app");
     }
 }

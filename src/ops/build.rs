@@ -249,9 +249,7 @@ fn new_bundle(
     let mut rlibs_by_package: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for a in &planning.artifacts {
         for f in &a.filenames {
-            if matches!(f.extension(), Some("rlib" | "rmeta"))
-                && let Some(stem) = f.file_stem()
-            {
+            if let Some(stem) = crate::rustc_args::unit_stem_of(f.as_std_path()) {
                 packages_by_stem.insert(stem.to_owned(), a.package_id.repr.clone());
             }
             if f.extension() == Some("rlib") {
@@ -276,7 +274,7 @@ fn new_bundle(
             rlibs_by_package: &rlibs_by_package,
             built_packages: &built_packages,
             graph: &graph,
-            config: &req.workspace.config,
+            settings: &req.workspace.settings,
             previous,
         },
     )

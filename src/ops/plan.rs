@@ -105,7 +105,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         graph: &graph,
         selected,
         dev: args.tests,
-        config: &ws.config,
+        settings: &ws.settings,
         link_failed: &link_failed,
         hidden_native: &state
             .as_ref()
@@ -202,7 +202,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
                     crates: l
                         .crates
                         .iter()
-                        .map(|c| crate::helpers::wrapper::crate_of_stem(c).to_owned())
+                        .map(|c| crate::rustc_args::crate_of_stem(c).to_owned())
                         .collect(),
                     loads: l.deps.clone(),
                     users: unit_labels(s, &l.users),

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// The user's settings, typed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Config {
+pub struct Settings {
     /// Package names to keep out of the bundle (linked statically).
     pub exclude: Vec<String>,
     /// Path dependencies to put into the bundle anyway (they stay static by
@@ -15,22 +15,25 @@ pub struct Config {
 
 const KEYS: &[&str] = &["exclude", "include"];
 
-impl Config {
+impl Settings {
     /// Reads the `dyndev` table from workspace metadata, falling back to the
     /// root package's metadata. Returns the config and a warning for each
     /// key or value it does not understand.
-    pub fn from_metadata(workspace: &Value, root_package: Option<&Value>) -> (Config, Vec<String>) {
+    pub fn from_metadata(
+        workspace: &Value,
+        root_package: Option<&Value>,
+    ) -> (Settings, Vec<String>) {
         let (table, place) = match workspace.get("dyndev") {
             Some(t) => (t, "workspace.metadata.dyndev"),
             None => match root_package.and_then(|m| m.get("dyndev")) {
                 Some(t) => (t, "package.metadata.dyndev"),
-                None => return (Config::default(), Vec::new()),
+                None => return (Settings::default(), Vec::new()),
             },
         };
         let mut warnings = Vec::new();
         let Some(map) = table.as_object() else {
             warnings.push(format!("`[{place}]` must be a table; ignoring it"));
-            return (Config::default(), warnings);
+            return (Settings::default(), warnings);
         };
         for key in map.keys() {
             if !KEYS.contains(&key.as_str()) {
@@ -63,7 +66,7 @@ impl Config {
                 }
             }
         };
-        let config = Config {
+        let config = Settings {
             exclude: list("exclude"),
             include: list("include"),
         };
@@ -78,7 +81,7 @@ mod tests {
 
     #[test]
     fn reads_workspace_table() {
-        let (c, w) = Config::from_metadata(
+        let (c, w) = Settings::from_metadata(
             &json!({"dyndev": {"exclude": ["openssl-sys"], "include": ["engine"]}}),
             None,
         );
@@ -90,13 +93,13 @@ mod tests {
     #[test]
     fn falls_back_to_the_root_package() {
         let (c, _) =
-            Config::from_metadata(&Value::Null, Some(&json!({"dyndev": {"exclude": ["x"]}})));
+            Settings::from_metadata(&Value::Null, Some(&json!({"dyndev": {"exclude": ["x"]}})));
         assert_eq!(c.exclude, ["x"]);
     }
 
     #[test]
     fn warns_about_unknown_keys_and_bad_values() {
-        let (c, w) = Config::from_metadata(
+        let (c, w) = Settings::from_metadata(
             &json!({"dyndev": {"exlude": ["x"], "include": "y", "exclude": [1, "z"]}}),
             None,
         );
