@@ -10,6 +10,7 @@ mod errors;
 mod exact;
 mod help;
 mod linkers;
+mod output;
 mod support;
 mod test_cmd;
 mod watch;
