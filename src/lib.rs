@@ -1,9 +1,11 @@
 //! cargo-dyndev: dynamic-linking dev builds for any Rust workspace.
 //!
-//! Third-party dependencies are linked once into one shared library, the
+//! Third-party dependencies are linked once into shared libraries, the
 //! bundle; workspace members link against it, so after an edit the final
-//! link only binds symbols. The same executable is both the `cargo dyndev`
-//! command and, during builds, the rustc wrapper that makes it happen.
+//! link only binds symbols. The same executable is the `cargo dyndev`
+//! command (the driver) and, under other names, the helpers that run inside
+//! cargo's and rustc's processes ([`helpers`]). `docs/architecture.md` maps
+//! the modules.
 
 pub mod bundle;
 pub mod cargo;
