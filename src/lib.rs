@@ -23,6 +23,7 @@ pub mod ops;
 pub mod plan;
 pub mod pool;
 pub mod program_env;
+pub mod reload;
 pub mod rustc_args;
 pub mod settings;
 pub mod shell;

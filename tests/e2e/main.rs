@@ -11,6 +11,7 @@ mod exact;
 mod help;
 mod linkers;
 mod output;
+mod reload;
 mod support;
 mod test_cmd;
 mod watch;

@@ -1,0 +1,186 @@
+//! Building the new code of an edited crate as a shared library that can
+//! be loaded into the running program, from the rustc command that built
+//! the running code.
+//!
+//! The crate is compiled again with the very same arguments, crate type
+//! included, so its symbols keep their names: rustc's legacy mangling
+//! hashes the crate's identity (name, `-C metadata`, whether it is an
+//! executable) but not function bodies. Only the output changes: position
+//! independent code (`-C relocation-model=pic`, since an executable's code
+//! may assume it is not in a library) linked `-shared`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+/// Cargo's jobserver: its file descriptors are gone outside the build.
+const JOBSERVER: &[&str] = &["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
+
+/// The rustc command that built a crate of the running program, as the
+/// rustc wrapper saw it (after dyndev's own changes).
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// rustc, then its arguments.
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// The whole environment rustc ran in (`env!` reads `CARGO_*`).
+    pub env: Vec<(String, String)>,
+}
+
+/// A compile error or a failed link: the old code keeps running.
+#[derive(Debug)]
+pub struct BuildFailed {
+    pub stderr: String,
+}
+
+impl std::fmt::Display for BuildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the new code did not build:\n{}", self.stderr)
+    }
+}
+
+impl std::error::Error for BuildFailed {}
+
+impl Invocation {
+    /// Reads what a recording wrapper saved: `args` (NUL-separated argv),
+    /// `env` (NUL-separated `KEY=VALUE`, as `env -0` prints) and `cwd`.
+    pub fn read_recorded(dir: &Path) -> Result<Invocation> {
+        let split = |name: &str| -> Result<Vec<String>> {
+            let text = crate::fs::read_to_string(&dir.join(name))?;
+            Ok(text
+                .split('\0')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect())
+        };
+        let argv = split("args")?;
+        let env = split("env")?
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect();
+        let cwd = PathBuf::from(crate::fs::read_to_string(&dir.join("cwd"))?.trim_end());
+        Ok(Invocation { argv, cwd, env })
+    }
+
+    /// Whether the crate was built as an executable.
+    pub fn is_executable(&self) -> bool {
+        self.argv
+            .windows(2)
+            .any(|w| w[0] == "--crate-type" && w[1] == "bin")
+    }
+
+    /// The arguments that build the patch library `out`, with an
+    /// incremental dir of its own so the normal build's cache is untouched.
+    pub fn patch_args(&self, out: &Path, incremental: &Path) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut it = self.argv.iter().skip(1).peekable();
+        let executable = self.is_executable();
+        while let Some(a) = it.next() {
+            let drop_with_value = ["--out-dir", "--emit", "--error-format", "--json", "-o"];
+            if drop_with_value.contains(&a.as_str()) {
+                it.next();
+                continue;
+            }
+            if ["--out-dir=", "--emit=", "--error-format=", "--json="]
+                .iter()
+                .any(|p| a.starts_with(p))
+            {
+                continue;
+            }
+            if a == "-C"
+                && it.peek().is_some_and(|v| {
+                    v.starts_with("incremental=") || v.starts_with("extra-filename=")
+                })
+            {
+                it.next();
+                continue;
+            }
+            // A library member becomes a dylib: its symbols keep their
+            // names (only executables hash differently).
+            if !executable && a == "--crate-type" {
+                it.next();
+                args.extend(["--crate-type".into(), "dylib".into()]);
+                continue;
+            }
+            args.push(a.clone());
+        }
+        args.extend(
+            [
+                "-C",
+                "relocation-model=pic",
+                "-C",
+                "prefer-dynamic",
+                "-C",
+                "link-arg=-shared",
+                "--emit=link",
+            ]
+            .map(String::from),
+        );
+        args.push("-C".into());
+        args.push(format!("incremental={}", incremental.display()));
+        args.push("-o".into());
+        args.push(out.display().to_string());
+        args
+    }
+
+    /// Compiles the crate into the shared library `out`.
+    pub fn build_patch(&self, out: &Path, incremental: &Path) -> Result<Result<(), BuildFailed>> {
+        let rustc = self.argv.first().context("empty rustc command")?;
+        let output = Command::new(rustc)
+            .args(self.patch_args(out, incremental))
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| !JOBSERVER.contains(&k.as_str()))
+                    .map(|(k, v)| (k, v)),
+            )
+            .output()
+            .with_context(|| format!("failed to run `{rustc}`"))?;
+        if output.status.success() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(BuildFailed {
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn patch_args_keep_identity_and_change_output() {
+        let inv = Invocation {
+            argv: words(
+                "rustc --crate-name app --edition=2021 src/main.rs --error-format=json \
+                 --json=artifacts --crate-type bin --emit=dep-info,link -C debuginfo=2 \
+                 -C metadata=abc -C extra-filename=-abc --out-dir /t/deps \
+                 -C incremental=/t/inc -L dependency=/t/deps -C prefer-dynamic",
+            ),
+            cwd: PathBuf::from("/t"),
+            env: Vec::new(),
+        };
+        let args = inv
+            .patch_args(Path::new("/t/p/libapp-1.so"), Path::new("/t/p/inc"))
+            .join(" ");
+        assert_eq!(
+            args,
+            "--crate-name app --edition=2021 src/main.rs --crate-type bin -C debuginfo=2 \
+             -C metadata=abc -L dependency=/t/deps -C prefer-dynamic \
+             -C relocation-model=pic -C prefer-dynamic -C link-arg=-shared --emit=link \
+             -C incremental=/t/p/inc -o /t/p/libapp-1.so"
+        );
+    }
+}

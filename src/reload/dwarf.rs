@@ -1,0 +1,265 @@
+//! The layouts a patch must keep, from debug info: every type's size,
+//! alignment, fields (name, offset, type) and enum variants, and every
+//! function's parameter and return types. Old and new code are compared
+//! before anything is patched.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use gimli::{AttributeValue, DebuggingInformationEntry, EndianSlice, LittleEndian, Unit};
+use object::{Object, ObjectSection};
+
+type R<'a> = EndianSlice<'a, LittleEndian>;
+
+/// What old and new code must agree on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Layouts {
+    /// Qualified type name -> its descriptions (one per definition seen).
+    pub types: BTreeMap<String, BTreeSet<String>>,
+    /// Linkage (mangled) name -> parameter and return types.
+    pub functions: BTreeMap<String, String>,
+}
+
+/// Why a patch cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    Type(String),
+    Signature(String),
+    NoTypeInfo,
+}
+
+impl Layouts {
+    pub fn read(path: &Path) -> Result<Layouts> {
+        let data = crate::fs::read(path)?;
+        Layouts::parse(&data)
+            .with_context(|| format!("failed to read debug info of `{}`", path.display()))
+    }
+
+    pub fn parse(data: &[u8]) -> Result<Layouts> {
+        let file = object::File::parse(data)?;
+        let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>> {
+            Ok(match file.section_by_name(id.name()) {
+                Some(s) => s.uncompressed_data()?,
+                None => Cow::Borrowed(&[]),
+            })
+        };
+        let sections = gimli::DwarfSections::load(load)?;
+        let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+        let mut out = Layouts::default();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next()? {
+            let unit = dwarf.unit(header)?;
+            let mut tree = unit.entries_tree(None)?;
+            let root = tree.root()?;
+            let mut path = Vec::new();
+            walk(&dwarf, &unit, root, &mut path, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The first thing `new` changed that live values or callers of the
+    /// old code depend on. Types and functions only one side has are fine:
+    /// no old value has a new type, no old caller calls a new function.
+    pub fn mismatch(&self, new: &Layouts) -> Option<Mismatch> {
+        if self.types.is_empty() || new.types.is_empty() {
+            return Some(Mismatch::NoTypeInfo);
+        }
+        // A changed type shows in every generic type holding it: name the
+        // one the user wrote (no generic arguments) when there is one.
+        let changed: Vec<&String> = self
+            .types
+            .iter()
+            .filter(|(name, old)| new.types.get(*name).is_some_and(|new| new != *old))
+            .map(|(name, _)| name)
+            .collect();
+        if let Some(name) = changed
+            .iter()
+            .find(|n| !n.contains('<'))
+            .or(changed.first())
+        {
+            return Some(Mismatch::Type((*name).clone()));
+        }
+        for (name, old) in &self.functions {
+            if new.functions.get(name).is_some_and(|new| new != old) {
+                return Some(Mismatch::Signature(name.clone()));
+            }
+        }
+        None
+    }
+}
+
+fn name_of(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    e: &DebuggingInformationEntry<'_, '_, R<'_>>,
+) -> Result<Option<String>> {
+    match e.attr_value(gimli::DW_AT_name)? {
+        Some(v) => Ok(Some(
+            dwarf.attr_string(unit, v)?.to_string_lossy().into_owned(),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn walk(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    node: gimli::EntriesTreeNode<'_, '_, '_, R<'_>>,
+    path: &mut Vec<String>,
+    out: &mut Layouts,
+) -> Result<()> {
+    let entry = node.entry().clone();
+    let tag = entry.tag();
+    let name = name_of(dwarf, unit, &entry)?;
+    match tag {
+        gimli::DW_TAG_structure_type
+        | gimli::DW_TAG_union_type
+        | gimli::DW_TAG_enumeration_type
+            if entry.attr_value(gimli::DW_AT_declaration)?.is_none() =>
+        {
+            let qualified = qualify(path, name.as_deref().unwrap_or("?"));
+            let desc = describe(dwarf, unit, entry.offset(), 0)?;
+            out.types.entry(qualified).or_default().insert(desc);
+            return Ok(());
+        }
+        gimli::DW_TAG_subprogram => {
+            if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
+                let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
+                let sig = signature(dwarf, unit, entry.offset())?;
+                out.functions.insert(linkage, sig);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let pushed = tag == gimli::DW_TAG_namespace;
+    if pushed {
+        path.push(name.unwrap_or_default());
+    }
+    let mut children = node.children();
+    while let Some(child) = children.next()? {
+        walk(dwarf, unit, child, path, out)?;
+    }
+    if pushed {
+        path.pop();
+    }
+    Ok(())
+}
+
+fn qualify(path: &[String], name: &str) -> String {
+    let mut s = path.join("::");
+    if !s.is_empty() {
+        s.push_str("::");
+    }
+    s.push_str(name);
+    s
+}
+
+fn udata(e: &DebuggingInformationEntry<'_, '_, R<'_>>, at: gimli::DwAt) -> Result<String> {
+    Ok(match e.attr_value(at)? {
+        Some(AttributeValue::Udata(v)) => v.to_string(),
+        Some(AttributeValue::Data1(v)) => v.to_string(),
+        Some(AttributeValue::Data2(v)) => v.to_string(),
+        Some(AttributeValue::Data4(v)) => v.to_string(),
+        Some(AttributeValue::Data8(v)) => v.to_string(),
+        Some(AttributeValue::Sdata(v)) => v.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    })
+}
+
+/// A type's name as a field or parameter refers to it.
+fn type_name(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    e: &DebuggingInformationEntry<'_, '_, R<'_>>,
+    depth: usize,
+) -> Result<String> {
+    let Some(AttributeValue::UnitRef(off)) = e.attr_value(gimli::DW_AT_type)? else {
+        return Ok("()".into());
+    };
+    let t = unit.entry(off)?;
+    if let Some(n) = name_of(dwarf, unit, &t)? {
+        return Ok(n);
+    }
+    if depth > 8 {
+        return Ok("...".into());
+    }
+    // Unnamed (arrays, some pointers): tag, size, element.
+    let mut s = format!(
+        "{}/{}/{}",
+        t.tag(),
+        udata(&t, gimli::DW_AT_byte_size)?,
+        type_name(dwarf, unit, &t, depth + 1)?
+    );
+    let mut tree = unit.entries_tree(Some(off))?;
+    let mut children = tree.root()?.children();
+    while let Some(c) = children.next()? {
+        let c = c.entry();
+        if c.tag() == gimli::DW_TAG_subrange_type {
+            s.push_str(&format!("[{}]", udata(c, gimli::DW_AT_count)?));
+        }
+    }
+    Ok(s)
+}
+
+/// Size, alignment, and each member, variant and discriminant with its
+/// offset and type, recursively (methods left out).
+fn describe(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    off: gimli::UnitOffset,
+    depth: usize,
+) -> Result<String> {
+    let e = unit.entry(off)?;
+    let mut s = format!(
+        "{}:{}:{}:{}:{}:{}:{}",
+        e.tag(),
+        name_of(dwarf, unit, &e)?.unwrap_or_default(),
+        udata(&e, gimli::DW_AT_byte_size)?,
+        udata(&e, gimli::DW_AT_alignment)?,
+        udata(&e, gimli::DW_AT_data_member_location)?,
+        udata(&e, gimli::DW_AT_discr_value)?,
+        udata(&e, gimli::DW_AT_const_value)?,
+    );
+    if e.attr_value(gimli::DW_AT_type)?.is_some() {
+        s.push_str(&format!(":{}", type_name(dwarf, unit, &e, 0)?));
+    }
+    if depth > 16 {
+        return Ok(s);
+    }
+    let mut tree = unit.entries_tree(Some(off))?;
+    let mut children = tree.root()?.children();
+    let mut parts = Vec::new();
+    while let Some(c) = children.next()? {
+        if c.entry().tag() == gimli::DW_TAG_subprogram {
+            continue;
+        }
+        parts.push(describe(dwarf, unit, c.entry().offset(), depth + 1)?);
+    }
+    if !parts.is_empty() {
+        s.push('{');
+        s.push_str(&parts.join(","));
+        s.push('}');
+    }
+    Ok(s)
+}
+
+fn signature(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    off: gimli::UnitOffset,
+) -> Result<String> {
+    let e = unit.entry(off)?;
+    let mut s = format!("-> {}", type_name(dwarf, unit, &e, 0)?);
+    let mut tree = unit.entries_tree(Some(off))?;
+    let mut children = tree.root()?.children();
+    while let Some(c) = children.next()? {
+        if c.entry().tag() == gimli::DW_TAG_formal_parameter {
+            s.push_str(&format!(", {}", type_name(dwarf, unit, c.entry(), 0)?));
+        }
+    }
+    Ok(s)
+}

@@ -1,0 +1,536 @@
+//! Reload in place: new code of an edited crate reaches a running program
+//! (same process) with no change to the program.
+//!
+//! The crate is compiled again as a shared library ([`build`]); the
+//! program is stopped with ptrace, loads it with its own `dlopen`, and the
+//! entry of every function of the old code jumps to its new version, so
+//! direct calls, stored function pointers and vtables all reach new code.
+//! Nothing is ever unloaded. A change that new code cannot carry (a type's
+//! layout, a function's signature, state in the crate's statics) is found
+//! before anything is written and answered with [`Refusal::Restart`].
+//! `docs/reload.md` tells the whole story.
+
+#![allow(unsafe_code)]
+
+pub mod build;
+pub mod dwarf;
+pub mod elf;
+pub mod ptrace;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use dwarf::{Layouts, Mismatch};
+use elf::Image;
+use ptrace::{Arg, Tracee};
+
+/// `jmp rel32`.
+const JMP_LEN: u64 = 5;
+/// `jmp [rip+0]` then the 8-byte target.
+const TRAMPOLINE_LEN: u64 = 16;
+/// Trampoline pages are mapped this large.
+const TRAMPOLINE_PAGE: u64 = 64 * 1024;
+/// How far a `rel32` reaches, with a margin.
+const REACH: u64 = (1 << 31) - (1 << 20);
+
+/// Why a patch was not applied; the program still runs its old code.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The change cannot be carried by a patch: restart the program.
+    Restart(String),
+    /// Reload itself failed.
+    Failed(anyhow::Error),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Restart(why) => write!(f, "{why}: restarting"),
+            Refusal::Failed(e) => write!(f, "reload failed: {e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Refusal {
+    fn from(e: anyhow::Error) -> Refusal {
+        Refusal::Failed(e)
+    }
+}
+
+/// What one reload did, and what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Old entry points now jumping to new code (over all generations).
+    pub patched: usize,
+    /// Functions too short for a jump; they keep running old code.
+    pub too_short: Vec<String>,
+    /// Functions of the previous code the new code does not define under
+    /// the same symbol (removed, renamed, or a changed signature, which
+    /// legacy mangling hashes): whoever still calls them runs old code.
+    pub stale: Vec<String>,
+    /// Reading and comparing old and new code.
+    pub check: Duration,
+    /// `dlopen` inside the program.
+    pub load: Duration,
+    /// From stopping every thread to letting them go.
+    pub stopped: Duration,
+    pub total: Duration,
+    /// Threads moved out of a function's first bytes before the write.
+    pub stepped: usize,
+}
+
+/// What may happen to state in the crate's own statics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Statics {
+    /// Refuse: the new code would get fresh copies while the old frames
+    /// still on a stack use the old ones.
+    #[default]
+    Refuse,
+    /// Accept that new code starts from fresh copies.
+    Reset,
+}
+
+/// Code loaded in the program: the executable, then each patch library.
+#[derive(Debug)]
+struct Generation {
+    path: PathBuf,
+    bias: u64,
+    image: Image,
+}
+
+/// A page of jumps near old code, for targets a `rel32` cannot reach.
+#[derive(Debug)]
+struct TrampolinePage {
+    addr: u64,
+    used: u64,
+}
+
+/// Reloads of one running program.
+#[derive(Debug)]
+pub struct Session {
+    pid: i32,
+    generations: Vec<Generation>,
+    layouts: Layouts,
+    pages: Vec<TrampolinePage>,
+    /// Old entry -> its trampoline slot, reused by later reloads.
+    slots: BTreeMap<u64, u64>,
+    /// Where patch libraries are copied, each under a name of its own.
+    scratch: PathBuf,
+    pub statics: Statics,
+}
+
+impl Session {
+    /// A session for process `pid` running the executable `exe`; patch
+    /// libraries are kept in `scratch` (never deleted while it runs).
+    pub fn new(pid: i32, exe: &Path, scratch: &Path) -> Result<Session> {
+        let exe = exe
+            .canonicalize()
+            .with_context(|| format!("failed to find `{}`", exe.display()))?;
+        let running = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .with_context(|| format!("no process {pid}"))?;
+        if running != exe {
+            bail!(
+                "process {pid} runs `{}`, not `{}`",
+                running.display(),
+                exe.display()
+            );
+        }
+        let image = Image::read(&exe)?;
+        let maps = elf::maps(pid)?;
+        let bias = elf::load_bias(&maps, &exe, image.first_vaddr)?;
+        let layouts = Layouts::read(&exe)?;
+        crate::fs::create_dir_all(scratch)?;
+        Ok(Session {
+            pid,
+            generations: vec![Generation {
+                path: exe,
+                bias,
+                image,
+            }],
+            layouts,
+            pages: Vec::new(),
+            slots: BTreeMap::new(),
+            scratch: scratch.to_owned(),
+            statics: Statics::default(),
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The patch libraries loaded so far, oldest first.
+    pub fn libraries(&self) -> Vec<&Path> {
+        self.generations[1..]
+            .iter()
+            .map(|g| g.path.as_path())
+            .collect()
+    }
+
+    /// How many patch libraries are loaded.
+    pub fn reloads(&self) -> usize {
+        self.generations.len() - 1
+    }
+
+    /// Builds the new code with `invocation` and applies it. A compile
+    /// error is a refusal: the old code keeps running.
+    pub fn rebuild_and_apply(
+        &mut self,
+        invocation: &build::Invocation,
+    ) -> Result<Outcome, Refusal> {
+        let n = self.generations.len();
+        let out = self.scratch.join(format!("patch-{}-{n}.so", self.pid));
+        let incremental = self.scratch.join("incremental");
+        match invocation.build_patch(&out, &incremental)? {
+            Ok(()) => self.apply(&out),
+            Err(failed) => Err(Refusal::Failed(anyhow!(failed))),
+        }
+    }
+
+    /// Loads the shared library `new_code` into the program and points
+    /// every old function it also defines at its new version.
+    pub fn apply(&mut self, new_code: &Path) -> Result<Outcome, Refusal> {
+        let start = Instant::now();
+        let mut outcome = Outcome::default();
+
+        // 1. Refuse what a patch cannot carry, before touching anything.
+        let image = Image::read(new_code)?;
+        let layouts = Layouts::read(new_code)?;
+        match self.layouts.mismatch(&layouts) {
+            Some(Mismatch::Type(t)) => {
+                return Err(Refusal::Restart(format!("`{t}` changed layout")));
+            }
+            Some(Mismatch::Signature(f)) => {
+                return Err(Refusal::Restart(format!(
+                    "`{}` changed signature",
+                    demangle_path(&f)
+                )));
+            }
+            Some(Mismatch::NoTypeInfo) => {
+                return Err(Refusal::Restart(
+                    "no type information to check the change against (debug info is off)".into(),
+                ));
+            }
+            None => {}
+        }
+        if self.statics == Statics::Refuse
+            && let Some(s) = image.mutable_statics.first()
+        {
+            return Err(Refusal::Restart(format!(
+                "`{}` is a static with state, and new code would get a fresh copy",
+                demangle_path(s)
+            )));
+        }
+        outcome.check = start.elapsed();
+
+        // 2. A unique path: glibc hands back the old handle for a known one.
+        let n = self.generations.len();
+        let path = self.scratch.join(format!("gen-{}-{n}.so", self.pid));
+        if new_code != path {
+            std::fs::copy(new_code, &path)
+                .with_context(|| format!("failed to copy `{}`", new_code.display()))?;
+        }
+        let path = path.canonicalize().context("failed to name the patch")?;
+
+        let mut tracee = Tracee::seize(self.pid)?;
+        tracee.stop_all()?;
+        let worker = pick_worker(&tracee)?;
+        let saved = tracee.save(worker)?;
+        tracee.resume_all_but(Some(worker))?;
+
+        // 3. Load it with the program's own dlopen, on one thread, while the
+        //    others run (a stopped thread may hold a lock dlopen needs).
+        let load_start = Instant::now();
+        let loaded = self.load(&mut tracee, worker, &path);
+        let planned = loaded.and_then(|()| {
+            let plan = self.plan(&mut outcome);
+            self.ensure_trampolines(&mut tracee, worker, &plan)?;
+            Ok(plan)
+        });
+        tracee.restore(worker, &saved)?;
+        outcome.load = load_start.elapsed();
+        let plan = planned?;
+
+        // 4. Stop the world, move threads out of the bytes to be written,
+        //    write, let go.
+        let stop_start = Instant::now();
+        tracee.stop_all()?;
+        outcome.stepped = self.step_out(&mut tracee, &plan)?;
+        for site in &plan {
+            self.write_jump(&tracee, site)?;
+        }
+        outcome.patched = plan.len();
+        tracee.detach()?;
+        outcome.stopped = stop_start.elapsed();
+        self.layouts = layouts;
+        outcome.total = start.elapsed();
+        Ok(outcome)
+    }
+
+    fn load(&mut self, tracee: &mut Tracee, worker: i32, path: &Path) -> Result<()> {
+        let maps = elf::maps(self.pid)?;
+        let libc = libc_path(&maps)?;
+        let libc_bias = elf::load_bias(&maps, &libc, 0)?;
+        let dlopen = libc_bias + elf::dynamic_symbol(&libc, "dlopen")?;
+        let mut data = path.as_os_str().as_encoded_bytes().to_vec();
+        data.push(0);
+        let flags = (libc::RTLD_NOW | libc::RTLD_LOCAL) as u64;
+        let handle = tracee.call(worker, dlopen, &[Arg::Data(0), Arg::Int(flags)], &data)?;
+        if handle == 0 {
+            let dlerror = libc_bias + elf::dynamic_symbol(&libc, "dlerror")?;
+            let msg = tracee.call(worker, dlerror, &[], &[])?;
+            let text = if msg == 0 {
+                String::from("unknown error")
+            } else {
+                tracee.read_c_string(msg)?
+            };
+            bail!("the program could not load the new code: {text}");
+        }
+        let image = Image::read(path)?;
+        let maps = elf::maps(self.pid)?;
+        let bias = elf::load_bias(&maps, path, image.first_vaddr)?;
+        self.generations.push(Generation {
+            path: path.to_owned(),
+            bias,
+            image,
+        });
+        Ok(())
+    }
+
+    /// Every old entry (of every earlier generation) with its new target.
+    fn plan(&self, outcome: &mut Outcome) -> Vec<Site> {
+        let mut sites = Vec::new();
+        let (new, olds) = self.generations.split_last().expect("generations");
+        if let Some(previous) = olds.last() {
+            outcome.stale = previous
+                .image
+                .functions
+                .keys()
+                .filter(|name| !new.image.functions.contains_key(*name))
+                .map(|name| demangle_path(name))
+                .collect();
+        }
+        for old in olds {
+            for (name, f) in &old.image.functions {
+                let Some(nf) = new.image.functions.get(name) else {
+                    continue;
+                };
+                if f.room < JMP_LEN {
+                    outcome.too_short.push(demangle_path(name));
+                    continue;
+                }
+                sites.push(Site {
+                    entry: old.bias + f.addr,
+                    target: new.bias + nf.addr,
+                });
+            }
+        }
+        sites
+    }
+
+    /// Gives every site whose target is out of `rel32` reach a trampoline
+    /// slot within reach, mapping pages in the program as needed.
+    fn ensure_trampolines(
+        &mut self,
+        tracee: &mut Tracee,
+        worker: i32,
+        plan: &[Site],
+    ) -> Result<()> {
+        let mut mmap_addr = None;
+        for site in plan {
+            if reaches(site.entry, site.target) || self.slots.contains_key(&site.entry) {
+                continue;
+            }
+            let page =
+                match self.pages.iter_mut().find(|p| {
+                    p.used + TRAMPOLINE_LEN <= TRAMPOLINE_PAGE && reaches(site.entry, p.addr)
+                }) {
+                    Some(p) => p,
+                    None => {
+                        let mmap = match mmap_addr {
+                            Some(a) => a,
+                            None => {
+                                let maps = elf::maps(self.pid)?;
+                                let libc = libc_path(&maps)?;
+                                let a = elf::load_bias(&maps, &libc, 0)?
+                                    + elf::dynamic_symbol(&libc, "mmap")?;
+                                mmap_addr = Some(a);
+                                a
+                            }
+                        };
+                        let addr = self.map_page_near(tracee, worker, mmap, site.entry)?;
+                        self.pages.push(TrampolinePage { addr, used: 0 });
+                        self.pages.last_mut().expect("just pushed")
+                    }
+                };
+            let slot = page.addr + page.used;
+            page.used += TRAMPOLINE_LEN;
+            self.slots.insert(site.entry, slot);
+        }
+        Ok(())
+    }
+
+    fn map_page_near(&self, tracee: &mut Tracee, worker: i32, mmap: u64, near: u64) -> Result<u64> {
+        for _ in 0..8 {
+            let maps = elf::maps(self.pid)?;
+            let at = elf::free_range_near(&maps, near, TRAMPOLINE_PAGE, REACH)
+                .context("no free address space near the program's code for jumps")?;
+            let got = tracee.call(
+                worker,
+                mmap,
+                &[
+                    Arg::Int(at),
+                    Arg::Int(TRAMPOLINE_PAGE),
+                    Arg::Int((libc::PROT_READ | libc::PROT_EXEC) as u64),
+                    Arg::Int(
+                        (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE)
+                            as u64,
+                    ),
+                    Arg::Int(u64::MAX),
+                    Arg::Int(0),
+                ],
+                &[],
+            )?;
+            if got == at {
+                return Ok(at);
+            }
+        }
+        bail!("could not map a page for jumps near {near:#x}")
+    }
+
+    /// Single-steps every thread whose next instruction is inside the
+    /// bytes a jump will cover (past a site's first byte).
+    fn step_out(&self, tracee: &mut Tracee, plan: &[Site]) -> Result<usize> {
+        let mut entries: Vec<u64> = plan.iter().map(|s| s.entry).collect();
+        entries.sort_unstable();
+        let inside = |rip: u64| {
+            let i = entries.partition_point(|&e| e < rip);
+            i > 0 && rip < entries[i - 1] + JMP_LEN
+        };
+        let mut stepped = 0;
+        for tid in tracee.thread_ids() {
+            let mut steps = 0;
+            while inside(tracee.regs(tid)?.rip) {
+                if steps == 64 {
+                    bail!("thread {tid} stays at the start of a function being patched");
+                }
+                tracee.single_step(tid)?;
+                steps += 1;
+            }
+            if steps > 0 {
+                stepped += 1;
+            }
+        }
+        Ok(stepped)
+    }
+
+    fn write_jump(&self, tracee: &Tracee, site: &Site) -> Result<()> {
+        let dest = match self.slots.get(&site.entry) {
+            Some(&slot) if !reaches(site.entry, site.target) => {
+                // jmp [rip+0]; .quad target
+                let mut t = vec![0xff, 0x25, 0, 0, 0, 0];
+                t.extend_from_slice(&site.target.to_le_bytes());
+                t.resize(TRAMPOLINE_LEN as usize, 0xcc);
+                tracee.write(slot, &t)?;
+                slot
+            }
+            _ => site.target,
+        };
+        let rel = dest.wrapping_sub(site.entry + JMP_LEN) as i64;
+        let rel =
+            i32::try_from(rel).map_err(|_| anyhow!("jump out of reach at {:#x}", site.entry))?;
+        let mut jmp = vec![0xe9];
+        jmp.extend_from_slice(&rel.to_le_bytes());
+        tracee.write(site.entry, &jmp)
+    }
+}
+
+/// One old entry point and where it must lead.
+#[derive(Debug, Clone, Copy)]
+struct Site {
+    entry: u64,
+    target: u64,
+}
+
+fn reaches(from: u64, to: u64) -> bool {
+    from.abs_diff(to) < REACH
+}
+
+fn libc_path(maps: &[elf::Mapping]) -> Result<PathBuf> {
+    maps.iter()
+        .filter_map(|m| m.path.as_ref())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "libc.so.6")
+        })
+        .cloned()
+        .context("the program has no glibc loaded")
+}
+
+/// The thread to run `dlopen` on: one blocked in a system call holds no
+/// allocator or loader lock, unlike one stopped at a random instruction.
+fn pick_worker(tracee: &Tracee) -> Result<i32> {
+    let tids = tracee.thread_ids();
+    for &tid in &tids {
+        if (tracee.regs(tid)?.orig_rax as i64) >= 0 {
+            return Ok(tid);
+        }
+    }
+    tids.first().copied().context("the program has no threads")
+}
+
+/// `app::compute` for `_ZN3app7compute17h0123456789abcdefE`: the path
+/// without the hash (legacy mangling), for messages.
+pub fn demangle_path(mangled: &str) -> String {
+    let Some(mut rest) = mangled.strip_prefix("_ZN") else {
+        return mangled.to_owned();
+    };
+    let mut parts = Vec::new();
+    while let Some(len_end) = rest.find(|c: char| !c.is_ascii_digit()) {
+        if len_end == 0 {
+            break;
+        }
+        let Ok(len) = rest[..len_end].parse::<usize>() else {
+            break;
+        };
+        let Some(part) = rest.get(len_end..len_end + len) else {
+            break;
+        };
+        rest = &rest[len_end + len..];
+        let is_hash = part.len() == 17
+            && part.starts_with('h')
+            && part[1..].chars().all(|c| c.is_ascii_hexdigit());
+        if !is_hash {
+            parts.push(
+                part.replace("$LT$", "<")
+                    .replace("$GT$", ">")
+                    .replace("..", "::"),
+            );
+        }
+    }
+    parts.join("::")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_demangled_without_hash() {
+        assert_eq!(
+            demangle_path("_ZN3app7compute17h0d5edd5b252fb3fbE"),
+            "app::compute"
+        );
+        assert_eq!(demangle_path("main"), "main");
+    }
+
+    #[test]
+    fn reach_is_two_gigabytes() {
+        assert!(reaches(0x5500_0000_0000, 0x5500_1000_0000));
+        assert!(!reaches(0x5500_0000_0000, 0x7f00_0000_0000));
+    }
+}

@@ -1,0 +1,409 @@
+//! Control of a running process from outside with ptrace: stopping all its
+//! threads, calling a function on one of them, reading and writing memory.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use libc::{c_long, c_void, pid_t, user_regs_struct};
+
+/// `NT_X86_XSTATE`: every vector register, for a call that must not
+/// disturb the interrupted code.
+const NT_X86_XSTATE: libc::c_int = 0x202;
+/// Room for the xsave area of any x86_64 CPU (AVX-512 needs ~2.7 KiB).
+const XSTATE_LEN: usize = 16 * 1024;
+/// How long a call inside the program may take before it is given up.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One thread of the traced process.
+#[derive(Debug)]
+struct Thread {
+    tid: pid_t,
+    stopped: bool,
+    /// A signal that arrived while we stopped the thread, sent again when
+    /// we leave.
+    pending_signal: Option<i32>,
+}
+
+/// A process whose threads are all attached (`PTRACE_SEIZE`).
+#[derive(Debug)]
+pub struct Tracee {
+    pid: pid_t,
+    threads: Vec<Thread>,
+    mem: File,
+}
+
+/// The registers of a thread, saved before a call and restored after.
+#[derive(Debug, Clone)]
+pub struct SavedState {
+    regs: user_regs_struct,
+    xstate: Vec<u8>,
+    xstate_len: usize,
+}
+
+impl SavedState {
+    pub fn rip(&self) -> u64 {
+        self.regs.rip
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn ptrace(request: libc::c_uint, tid: pid_t, addr: usize, data: usize) -> Result<c_long> {
+    // SAFETY: every request used here reads or writes only the tracee or
+    // the buffer `data` points at, which the callers size for the request.
+    let r = unsafe { libc::ptrace(request, tid, addr as *mut c_void, data as *mut c_void) };
+    if r == -1 {
+        let e = std::io::Error::last_os_error();
+        return Err(e).with_context(|| format!("ptrace request {request} on thread {tid} failed"));
+    }
+    Ok(r)
+}
+
+/// The thread ids of a process.
+pub fn list_threads(pid: pid_t) -> Result<Vec<pid_t>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut tids = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("failed to list `{dir}`"))? {
+        let name = entry?.file_name();
+        if let Some(tid) = name.to_str().and_then(|s| s.parse().ok()) {
+            tids.push(tid);
+        }
+    }
+    Ok(tids)
+}
+
+impl Tracee {
+    /// Attaches to every thread of `pid` without stopping them.
+    pub fn seize(pid: pid_t) -> Result<Tracee> {
+        let mem = File::options()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/mem"))
+            .with_context(|| format!("failed to open the memory of process {pid}"))?;
+        let mut t = Tracee {
+            pid,
+            threads: Vec::new(),
+            mem,
+        };
+        t.seize_new_threads()?;
+        Ok(t)
+    }
+
+    /// Attaches threads not attached yet; returns how many.
+    fn seize_new_threads(&mut self) -> Result<usize> {
+        let mut added = 0;
+        for tid in list_threads(self.pid)? {
+            if self.threads.iter().any(|t| t.tid == tid) {
+                continue;
+            }
+            match ptrace(libc::PTRACE_SEIZE, tid, 0, 0) {
+                Ok(_) => {}
+                // Exited in the meantime.
+                Err(_) if errno() == libc::ESRCH => continue,
+                Err(e) => {
+                    return Err(e).context(
+                        "cannot trace the program (is another debugger attached, \
+                         or is ptrace forbidden here?)",
+                    );
+                }
+            }
+            self.threads.push(Thread {
+                tid,
+                stopped: false,
+                pending_signal: None,
+            });
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    pub fn thread_ids(&self) -> Vec<pid_t> {
+        self.threads.iter().map(|t| t.tid).collect()
+    }
+
+    /// Waits until `tid` is in a ptrace stop; false if it exited.
+    fn wait_stop(&mut self, tid: pid_t) -> Result<bool> {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid writes one int into `status`.
+            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+            if r == -1 {
+                match errno() {
+                    libc::EINTR => continue,
+                    libc::ECHILD => return Ok(false),
+                    _ => bail!(
+                        "waitpid on thread {tid} failed: {}",
+                        std::io::Error::last_os_error()
+                    ),
+                }
+            }
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                return Ok(false);
+            }
+            if !libc::WIFSTOPPED(status) {
+                continue;
+            }
+            let sig = libc::WSTOPSIG(status);
+            let event = status >> 16;
+            if event != 0 || sig == libc::SIGTRAP {
+                return Ok(true);
+            }
+            // A signal on its way to the thread: hold it back, deliver it
+            // when we leave, and wait for our own stop.
+            if let Some(t) = self.threads.iter_mut().find(|t| t.tid == tid) {
+                t.pending_signal = Some(sig);
+            }
+            ptrace(libc::PTRACE_CONT, tid, 0, 0)?;
+        }
+    }
+
+    /// Stops every thread, including threads started meanwhile.
+    pub fn stop_all(&mut self) -> Result<()> {
+        loop {
+            let tids: Vec<pid_t> = self
+                .threads
+                .iter()
+                .filter(|t| !t.stopped)
+                .map(|t| t.tid)
+                .collect();
+            for &tid in &tids {
+                if ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0).is_err() {
+                    continue;
+                }
+            }
+            for tid in tids {
+                let alive = self.wait_stop(tid)?;
+                if alive {
+                    self.thread_mut(tid).stopped = true;
+                } else {
+                    self.threads.retain(|t| t.tid != tid);
+                }
+            }
+            if self.seize_new_threads()? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn thread_mut(&mut self, tid: pid_t) -> &mut Thread {
+        self.threads
+            .iter_mut()
+            .find(|t| t.tid == tid)
+            .expect("known thread")
+    }
+
+    /// Lets every stopped thread but `except` run again.
+    pub fn resume_all_but(&mut self, except: Option<pid_t>) -> Result<()> {
+        for t in &mut self.threads {
+            if t.stopped && Some(t.tid) != except {
+                ptrace(libc::PTRACE_CONT, t.tid, 0, 0)?;
+                t.stopped = false;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn regs(&self, tid: pid_t) -> Result<user_regs_struct> {
+        // SAFETY: user_regs_struct is plain integers; all zeros is valid.
+        let mut regs: user_regs_struct = unsafe { std::mem::zeroed() };
+        ptrace(
+            libc::PTRACE_GETREGS,
+            tid,
+            0,
+            &mut regs as *mut user_regs_struct as usize,
+        )?;
+        Ok(regs)
+    }
+
+    fn set_regs(&self, tid: pid_t, regs: &user_regs_struct) -> Result<()> {
+        ptrace(
+            libc::PTRACE_SETREGS,
+            tid,
+            0,
+            regs as *const user_regs_struct as usize,
+        )?;
+        Ok(())
+    }
+
+    pub fn save(&self, tid: pid_t) -> Result<SavedState> {
+        let regs = self.regs(tid)?;
+        let mut xstate = vec![0u8; XSTATE_LEN];
+        let mut iov = libc::iovec {
+            iov_base: xstate.as_mut_ptr() as *mut c_void,
+            iov_len: xstate.len(),
+        };
+        ptrace(
+            libc::PTRACE_GETREGSET,
+            tid,
+            NT_X86_XSTATE as usize,
+            &mut iov as *mut libc::iovec as usize,
+        )?;
+        Ok(SavedState {
+            regs,
+            xstate_len: iov.iov_len,
+            xstate,
+        })
+    }
+
+    pub fn restore(&self, tid: pid_t, saved: &SavedState) -> Result<()> {
+        self.set_regs(tid, &saved.regs)?;
+        let mut xstate = saved.xstate.clone();
+        let mut iov = libc::iovec {
+            iov_base: xstate.as_mut_ptr() as *mut c_void,
+            iov_len: saved.xstate_len,
+        };
+        ptrace(
+            libc::PTRACE_SETREGSET,
+            tid,
+            NT_X86_XSTATE as usize,
+            &mut iov as *mut libc::iovec as usize,
+        )?;
+        Ok(())
+    }
+
+    /// Calls `func(args...)` on the stopped thread `tid`, with `data`
+    /// copied below its stack; `args` may name `DATA` to pass the copy's
+    /// address. The thread's registers must be saved by the caller and
+    /// restored after. Returns `rax`.
+    pub fn call(&mut self, tid: pid_t, func: u64, args: &[Arg], data: &[u8]) -> Result<u64> {
+        let mut regs = self.regs(tid)?;
+        // Below the red zone, then room for `data`, 16-byte aligned.
+        let data_addr = (regs.rsp - 256 - data.len() as u64) & !15;
+        self.write(data_addr, data)?;
+        let mut rsp = (data_addr - 64) & !15;
+        rsp -= 8;
+        // Return to address 0: the fault tells us the call is done.
+        self.write(rsp, &0u64.to_le_bytes())?;
+        let value = |a: &Arg| match a {
+            Arg::Int(v) => *v,
+            Arg::Data(off) => data_addr + *off as u64,
+        };
+        let mut slots = [0u64; 6];
+        for (slot, a) in slots.iter_mut().zip(args) {
+            *slot = value(a);
+        }
+        regs.rdi = slots[0];
+        regs.rsi = slots[1];
+        regs.rdx = slots[2];
+        regs.rcx = slots[3];
+        regs.r8 = slots[4];
+        regs.r9 = slots[5];
+        regs.rax = 0;
+        regs.rsp = rsp;
+        regs.rip = func;
+        // Not in a system call any more: no restart on resume.
+        regs.orig_rax = u64::MAX;
+        self.set_regs(tid, &regs)?;
+        ptrace(libc::PTRACE_CONT, tid, 0, 0)?;
+        let start = Instant::now();
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid writes one int into `status`.
+            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+            if r == 0 {
+                if start.elapsed() > CALL_TIMEOUT {
+                    bail!("a call inside the program did not return");
+                }
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            if r == -1 {
+                if errno() == libc::EINTR {
+                    continue;
+                }
+                bail!("waitpid failed: {}", std::io::Error::last_os_error());
+            }
+            if !libc::WIFSTOPPED(status) {
+                bail!("the program ended during a call inside it");
+            }
+            let sig = libc::WSTOPSIG(status);
+            let regs = self.regs(tid)?;
+            if sig == libc::SIGSEGV && regs.rip == 0 {
+                return Ok(regs.rax);
+            }
+            if sig == libc::SIGSEGV || sig == libc::SIGBUS || sig == libc::SIGILL {
+                bail!(
+                    "a call inside the program faulted (signal {sig} at {:#x})",
+                    regs.rip
+                );
+            }
+            // Another signal (or an event stop): keep it for later.
+            if status >> 16 == 0 && sig != libc::SIGTRAP {
+                self.thread_mut(tid).pending_signal = Some(sig);
+            }
+            ptrace(libc::PTRACE_CONT, tid, 0, 0)?;
+        }
+    }
+
+    /// Runs one instruction of a stopped thread.
+    pub fn single_step(&mut self, tid: pid_t) -> Result<()> {
+        ptrace(libc::PTRACE_SINGLESTEP, tid, 0, 0)?;
+        self.wait_stop(tid)?;
+        Ok(())
+    }
+
+    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.mem
+            .read_exact_at(&mut buf, addr)
+            .with_context(|| format!("failed to read the program's memory at {addr:#x}"))?;
+        Ok(buf)
+    }
+
+    /// Writes the program's memory, code included: the kernel lets a
+    /// tracer write pages the program itself may not.
+    pub fn write(&self, addr: u64, bytes: &[u8]) -> Result<()> {
+        self.mem
+            .write_all_at(bytes, addr)
+            .with_context(|| format!("failed to write the program's memory at {addr:#x}"))
+    }
+
+    pub fn read_c_string(&self, addr: u64) -> Result<String> {
+        let bytes = self.read(addr, 512)?;
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    }
+
+    /// Detaches from every thread, letting them run, and sends again the
+    /// signals held back.
+    pub fn detach(mut self) -> Result<()> {
+        self.detach_all()
+    }
+
+    fn detach_all(&mut self) -> Result<()> {
+        // Only a stopped thread can be detached.
+        self.stop_all()?;
+        let mut first_err = None;
+        for t in std::mem::take(&mut self.threads) {
+            if let Err(e) = ptrace(libc::PTRACE_DETACH, t.tid, 0, 0) {
+                first_err.get_or_insert(e);
+            }
+            if let Some(sig) = t.pending_signal {
+                // SAFETY: tgkill only sends a signal.
+                unsafe { libc::syscall(libc::SYS_tgkill, self.pid, t.tid, sig) };
+            }
+        }
+        match first_err {
+            Some(e) if errno() != libc::ESRCH => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tracee {
+    fn drop(&mut self) {
+        let _ = self.detach_all();
+    }
+}
+
+/// An argument of [`Tracee::call`].
+#[derive(Debug, Clone, Copy)]
+pub enum Arg {
+    Int(u64),
+    /// The address of `data[offset..]` in the program.
+    Data(usize),
+}

@@ -1,0 +1,307 @@
+//! Reload in place: an edit of a function body reaches the running program
+//! (same process), including calls through a pointer a bundled dependency
+//! stored, while another thread runs the function in a tight loop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use cargo_dyndev::reload::build::Invocation;
+use cargo_dyndev::reload::{Refusal, Session};
+
+use crate::support::*;
+
+const REGISTRY: &str = "\
+use std::sync::Mutex;
+static HANDLERS: Mutex<Vec<fn(u64) -> u64>> = Mutex::new(Vec::new());
+pub fn register(f: fn(u64) -> u64) { HANDLERS.lock().unwrap().push(f); }
+pub fn call(i: usize, x: u64) -> u64 { let f = HANDLERS.lock().unwrap()[i]; f(x) }
+";
+
+/// The program: `compute` is what the edits change.
+fn main_rs(state: &str, compute: &str) -> String {
+    format!(
+        "use std::io::Write;
+
+#[derive(Default)]
+struct State {{ {state} }}
+
+fn compute(x: u64) -> u64 {{
+    {compute}
+}}
+
+fn spin() {{
+    let mut acc = 0u64;
+    loop {{
+        acc = acc.wrapping_add(registry::call(0, acc) ^ compute(1));
+    }}
+}}
+
+fn main() {{
+    registry::register(compute);
+    std::thread::spawn(spin);
+    let mut state = Box::<State>::default();
+    loop {{
+        state.counter += 1;
+        println!(\"tick {{}} {{}}\", state.counter, registry::call(0, 0));
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }}
+}}
+"
+    )
+}
+
+/// Saves the final rustc command of the binary (what reload compiles
+/// again), then runs it: a user's own workspace wrapper, as dyndev allows.
+const RECORDER: &str = "#!/bin/sh
+case \" $* \" in *\" --crate-type bin \"*)
+  printf '%s\\0' \"$@\" > \"$RECORD_DIR/args\"; env -0 > \"$RECORD_DIR/env\"; pwd > \"$RECORD_DIR/cwd\";;
+esac
+exec \"$@\"
+";
+
+fn reload_project(bin: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!(
+                "[workspace]\nmembers = [\"{bin}\"]\nresolver = \"2\"\n\n\
+                 [workspace.metadata.dyndev]\ninclude = [\"registry\"]\n"
+            ),
+        )
+        .file(
+            &format!("{bin}/Cargo.toml"),
+            &manifest(
+                bin,
+                "[dependencies]\nregistry = { path = \"../../registry\" }\n",
+            ),
+        )
+        .file(
+            &format!("{bin}/src/main.rs"),
+            &main_rs("counter: u64", "x + 1000"),
+        )
+        .file("../registry/Cargo.toml", &manifest("registry", ""))
+        .file("../registry/src/lib.rs", REGISTRY)
+        .build()
+}
+
+/// Builds with the recorder and returns the recorded command.
+fn build_recorded(p: &Project) -> Invocation {
+    let record = p.root.join("../record");
+    std::fs::create_dir_all(&record).unwrap();
+    let script = p.root.join("../recorder.sh");
+    std::fs::write(&script, RECORDER).unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let mut cmd = dyndev_cmd(&p.root, &["build"]);
+    cmd.env("RUSTC_WORKSPACE_WRAPPER", &script)
+        .env("RECORD_DIR", &record);
+    run(cmd).success();
+    Invocation::read_recorded(&record).unwrap()
+}
+
+/// The running program, killed when the test ends.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn start(bin: &Path) -> Running {
+        let mut child = Command::new(bin)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// Waits for a `tick N R` line with result `r`; returns N.
+    #[track_caller]
+    fn tick_with(&self, r: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            let parts: Vec<&str> = line.split(' ').collect();
+            if parts.len() == 3 && parts[2] == r.to_string() {
+                return parts[1].parse().unwrap();
+            }
+            last = line;
+        }
+        panic!("no tick with result {r}; last line: {last:?}");
+    }
+
+    fn assert_alive(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_none(), "the program died");
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn scratch(p: &Project) -> PathBuf {
+    p.root.join("../reload")
+}
+
+#[test]
+fn edits_reach_the_running_program_through_stored_pointers() {
+    let bin = "hot-counter";
+    let p = reload_project(bin);
+    let inv = build_recorded(&p);
+    let mut app = Running::start(&p.bin(bin));
+    let before = app.tick_with(1000);
+    let pid = app.child.id() as i32;
+    let mut session = Session::new(pid, &p.bin(bin), &scratch(&p)).unwrap();
+
+    let main = format!("{bin}/src/main.rs");
+    let first_rss = app.rss_kib();
+    let mut last_tick = before;
+    for k in 2..=21u64 {
+        p.write(
+            &main,
+            &main_rs("counter: u64", &format!("x + {}", k * 1000)),
+        );
+        let outcome = session
+            .rebuild_and_apply(&inv)
+            .unwrap_or_else(|e| panic!("reload {k}: {e}"));
+        assert!(outcome.patched > 0, "{outcome:?}");
+        let tick = app.tick_with(k * 1000);
+        assert!(
+            tick > last_tick,
+            "the counter went on: {tick} after {last_tick}"
+        );
+        last_tick = tick;
+        app.assert_alive();
+        eprintln!(
+            "reload {k}: {} sites, check {:?}, load {:?}, stopped {:?}, total {:?}, rss {} KiB",
+            outcome.patched,
+            outcome.check,
+            outcome.load,
+            outcome.stopped,
+            outcome.total,
+            app.rss_kib()
+        );
+    }
+    assert_eq!(session.reloads(), 20);
+    assert_eq!(app.child.id() as i32, session.pid());
+    // Each reload maps one more small library; memory must not run away.
+    let growth = app.rss_kib().saturating_sub(first_rss);
+    assert!(
+        growth < 64 * 1024,
+        "rss grew by {growth} KiB over 20 reloads"
+    );
+}
+
+#[test]
+fn a_layout_change_or_a_compile_error_leaves_the_old_code_running() {
+    let bin = "hot-refusals";
+    let p = reload_project(bin);
+    let inv = build_recorded(&p);
+    let mut app = Running::start(&p.bin(bin));
+    app.tick_with(1000);
+    let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap();
+    let main = format!("{bin}/src/main.rs");
+
+    // The type of a value that lives across the loop changes layout.
+    p.write(&main, &main_rs("counter: u32, extra: u32", "x + 7000"));
+    match session.rebuild_and_apply(&inv) {
+        Err(Refusal::Restart(why)) => {
+            assert!(
+                why.contains("`hot_refusals::State` changed layout"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a restart, got {other:?}"),
+    }
+    app.tick_with(1000);
+
+    // A changed signature (of a function nested in `compute`).
+    p.write(
+        &main,
+        &main_rs(
+            "counter: u64",
+            "fn helper(a: u64) -> u64 { a }\n    helper(x) + 7000",
+        ),
+    );
+    session.rebuild_and_apply(&inv).unwrap();
+    app.tick_with(7000);
+    p.write(
+        &main,
+        &main_rs(
+            "counter: u64",
+            "fn helper(a: u32) -> u64 { a as u64 }\n    helper(x as u32) + 6000",
+        ),
+    );
+    // Legacy mangling hashes a function's signature: the new `helper` is
+    // another symbol, old callers keep the old one, new code calls the new.
+    let outcome = session.rebuild_and_apply(&inv).unwrap();
+    assert_eq!(
+        outcome.stale,
+        ["hot_refusals::compute::helper"],
+        "{outcome:?}"
+    );
+    app.tick_with(6000);
+
+    // A compile error.
+    p.write(&main, &main_rs("counter: u64", "x + \"oops\""));
+    match session.rebuild_and_apply(&inv) {
+        Err(Refusal::Failed(e)) => assert!(format!("{e:#}").contains("did not build"), "{e:#}"),
+        other => panic!("expected a build failure, got {other:?}"),
+    }
+    app.tick_with(6000);
+    app.assert_alive();
+
+    // State in a static of the crate: new code would get a fresh copy.
+    p.write(
+        &main,
+        &main_rs(
+            "counter: u64",
+            "static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);\n    \
+             SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);\n    x + 8000",
+        ),
+    );
+    match session.rebuild_and_apply(&inv) {
+        Err(Refusal::Restart(why)) => assert!(why.contains("SEEN"), "{why}"),
+        other => panic!("expected a restart, got {other:?}"),
+    }
+    app.tick_with(6000);
+
+    // And a body edit still goes through afterwards.
+    p.write(&main, &main_rs("counter: u64", "x + 9000"));
+    session.rebuild_and_apply(&inv).unwrap();
+    app.tick_with(9000);
+    app.assert_alive();
+}
