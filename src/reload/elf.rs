@@ -21,7 +21,8 @@ pub struct Function {
 #[derive(Debug, Default)]
 pub struct Image {
     /// Mangled name -> function, for Rust symbols defined in the image.
-    pub functions: BTreeMap<String, Function>,
+    /// A name can have several local copies (one per codegen unit).
+    pub functions: BTreeMap<String, Vec<Function>>,
     /// Mangled names of Rust statics in writable sections (state the
     /// image's code keeps: atomics, mutexes, `thread_local!` keys...).
     pub mutable_statics: Vec<String>,
@@ -73,22 +74,27 @@ impl Image {
                         .range(addr + 1..)
                         .next()
                         .map_or(section_end, |(a, _)| (*a).min(section_end));
-                    image.functions.insert(
-                        name.to_owned(),
-                        Function {
+                    image
+                        .functions
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(Function {
                             addr,
                             room: next - addr,
-                        },
-                    );
+                        });
                 }
                 SymbolKind::Data | SymbolKind::Tls => {
-                    let writable = matches!(
-                        section.kind(),
-                        SectionKind::Data
-                            | SectionKind::UninitializedData
-                            | SectionKind::Tls
-                            | SectionKind::UninitializedTls
-                    );
+                    // `.data.rel.ro` is written only by the loader (then
+                    // made read-only): statics without interior mutability.
+                    let relro = section.name().is_ok_and(|n| n.starts_with(".data.rel.ro"));
+                    let writable = !relro
+                        && matches!(
+                            section.kind(),
+                            SectionKind::Data
+                                | SectionKind::UninitializedData
+                                | SectionKind::Tls
+                                | SectionKind::UninitializedTls
+                        );
                     if writable {
                         image.mutable_statics.push(name.to_owned());
                     }

@@ -71,6 +71,8 @@ pub struct Outcome {
     /// the same symbol (removed, renamed, or a changed signature, which
     /// legacy mangling hashes): whoever still calls them runs old code.
     pub stale: Vec<String>,
+    /// Compiling the new code (by [`Session::rebuild_and_apply`]).
+    pub build: Duration,
     /// Reading and comparing old and new code.
     pub check: Duration,
     /// `dlopen` inside the program.
@@ -184,8 +186,15 @@ impl Session {
         let n = self.generations.len();
         let out = self.scratch.join(format!("patch-{}-{n}.so", self.pid));
         let incremental = self.scratch.join("incremental");
+        let start = Instant::now();
         match invocation.build_patch(&out, &incremental)? {
-            Ok(()) => self.apply(&out),
+            Ok(()) => {
+                let build = start.elapsed();
+                let mut outcome = self.apply(&out)?;
+                outcome.build = build;
+                outcome.total += build;
+                Ok(outcome)
+            }
             Err(failed) => Err(Refusal::Failed(anyhow!(failed))),
         }
     }
@@ -314,18 +323,20 @@ impl Session {
                 .collect();
         }
         for old in olds {
-            for (name, f) in &old.image.functions {
-                let Some(nf) = new.image.functions.get(name) else {
+            for (name, copies) in &old.image.functions {
+                let Some(nf) = new.image.functions.get(name).and_then(|n| n.first()) else {
                     continue;
                 };
-                if f.room < JMP_LEN {
-                    outcome.too_short.push(demangle_path(name));
-                    continue;
+                for f in copies {
+                    if f.room < JMP_LEN {
+                        outcome.too_short.push(demangle_path(name));
+                        continue;
+                    }
+                    sites.push(Site {
+                        entry: old.bias + f.addr,
+                        target: new.bias + nf.addr,
+                    });
                 }
-                sites.push(Site {
-                    entry: old.bias + f.addr,
-                    target: new.bias + nf.addr,
-                });
             }
         }
         sites

@@ -407,3 +407,76 @@ pub enum Arg {
     /// The address of `data[offset..]` in the program.
     Data(usize),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn libc_symbol(pid: pid_t, name: &str) -> u64 {
+        let maps = crate::reload::elf::maps(pid).unwrap();
+        let libc = maps
+            .iter()
+            .filter_map(|m| m.path.clone())
+            .find(|p| p.file_name().is_some_and(|n| n == "libc.so.6"))
+            .unwrap();
+        crate::reload::elf::load_bias(&maps, &libc, 0).unwrap()
+            + crate::reload::elf::dynamic_symbol(&libc, name).unwrap()
+    }
+
+    fn state(pid: pid_t) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit(") ").next().unwrap().chars().next().unwrap()
+    }
+
+    #[test]
+    fn a_call_inside_a_sleeping_process_returns_and_the_sleep_goes_on() {
+        let child = Kill(Command::new("sleep").arg("30").spawn().unwrap());
+        let pid = child.0.id() as pid_t;
+        std::thread::sleep(Duration::from_millis(100));
+        let getpid = libc_symbol(pid, "getpid");
+        let atoi = libc_symbol(pid, "atoi");
+        let mut t = Tracee::seize(pid).unwrap();
+        t.stop_all().unwrap();
+        let saved = t.save(pid).unwrap();
+        assert!(saved.regs.orig_rax as i64 >= 0, "blocked in a system call");
+        assert_eq!(t.call(pid, getpid, &[], &[]).unwrap(), pid as u64);
+        let n = t.call(pid, atoi, &[Arg::Data(0)], b"1234\0").unwrap();
+        assert_eq!(n, 1234);
+        t.restore(pid, &saved).unwrap();
+        t.detach().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(state(pid), 'S', "still sleeping");
+    }
+
+    #[test]
+    fn a_busy_thread_can_be_stepped() {
+        let child = Kill(
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap(),
+        );
+        let pid = child.0.id() as pid_t;
+        std::thread::sleep(Duration::from_millis(50));
+        let mut t = Tracee::seize(pid).unwrap();
+        for _ in 0..20 {
+            t.stop_all().unwrap();
+            let before = t.regs(pid).unwrap().rip;
+            t.single_step(pid).unwrap();
+            assert_ne!(t.regs(pid).unwrap().rip, before);
+            t.resume_all_but(None).unwrap();
+        }
+        t.detach().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(state(pid), 'R', "still running");
+    }
+}

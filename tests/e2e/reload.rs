@@ -15,7 +15,11 @@ use crate::support::*;
 
 const REGISTRY: &str = "\
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 static HANDLERS: Mutex<Vec<fn(u64) -> u64>> = Mutex::new(Vec::new());
+static SEEN: AtomicU64 = AtomicU64::new(0);
+pub fn publish(v: u64) { SEEN.store(v, Ordering::Relaxed); }
+pub fn seen() -> u64 { SEEN.load(Ordering::Relaxed) }
 pub fn register(f: fn(u64) -> u64) { HANDLERS.lock().unwrap().push(f); }
 pub fn call(i: usize, x: u64) -> u64 { let f = HANDLERS.lock().unwrap()[i]; f(x) }
 ";
@@ -35,7 +39,14 @@ fn compute(x: u64) -> u64 {{
 fn spin() {{
     let mut acc = 0u64;
     loop {{
-        acc = acc.wrapping_add(registry::call(0, acc) ^ compute(1));
+        let mut sum = 0u64;
+        let mut i = 0;
+        while i < 1000 {{
+            sum = sum.wrapping_add(compute(i & 1));
+            i += 1;
+        }}
+        registry::publish(compute(0));
+        acc = acc.wrapping_add(registry::call(0, acc) ^ sum);
     }}
 }}
 
@@ -45,7 +56,7 @@ fn main() {{
     let mut state = Box::<State>::default();
     loop {{
         state.counter += 1;
-        println!(\"tick {{}} {{}}\", state.counter, registry::call(0, 0));
+        println!(\"tick {{}} {{}} {{}}\", state.counter, registry::call(0, 0), registry::seen());
         std::io::stdout().flush().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }}
@@ -82,6 +93,12 @@ fn reload_project(bin: &str) -> Project {
         .file(
             &format!("{bin}/src/main.rs"),
             &main_rs("counter: u64", "x + 1000"),
+        )
+        // Frame pointers give every function a 1-byte first instruction
+        // (`push rbp`): threads can stop inside the bytes a jump covers.
+        .file(
+            ".cargo/config.toml",
+            "[build]\nrustflags = [\"-C\", \"force-frame-pointers=yes\"]\n",
         )
         .file("../registry/Cargo.toml", &manifest("registry", ""))
         .file("../registry/src/lib.rs", REGISTRY)
@@ -138,7 +155,9 @@ impl Running {
         Running { child, lines }
     }
 
-    /// Waits for a `tick N R` line with result `r`; returns N.
+    /// Waits for a `tick N R W` line where both the main thread's call
+    /// through the stored pointer (R) and the worker's direct call (W)
+    /// returned `r`; returns N.
     #[track_caller]
     fn tick_with(&self, r: u64) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -148,7 +167,7 @@ impl Running {
                 continue;
             };
             let parts: Vec<&str> = line.split(' ').collect();
-            if parts.len() == 3 && parts[2] == r.to_string() {
+            if parts.len() == 4 && parts[2] == r.to_string() && parts[3] == r.to_string() {
                 return parts[1].parse().unwrap();
             }
             last = line;
@@ -206,8 +225,11 @@ fn edits_reach_the_running_program_through_stored_pointers() {
         last_tick = tick;
         app.assert_alive();
         eprintln!(
-            "reload {k}: {} sites, check {:?}, load {:?}, stopped {:?}, total {:?}, rss {} KiB",
+            "reload {k}: {} sites, {} threads stepped, build {:?}, check {:?}, load {:?}, \
+             stopped {:?}, total {:?}, rss {} KiB",
             outcome.patched,
+            outcome.stepped,
+            outcome.build,
             outcome.check,
             outcome.load,
             outcome.stopped,
@@ -304,4 +326,42 @@ fn a_layout_change_or_a_compile_error_leaves_the_old_code_running() {
     session.rebuild_and_apply(&inv).unwrap();
     app.tick_with(9000);
     app.assert_alive();
+}
+
+/// The same two builds applied in turn, many times, without compiling in
+/// between: what the stop-the-world write costs, and whether threads caught
+/// inside a function's first bytes are moved out safely.
+#[test]
+fn many_reloads_in_a_row_keep_the_program_alive() {
+    let bin = "hot-stress";
+    let p = reload_project(bin);
+    let inv = build_recorded(&p);
+    let main = format!("{bin}/src/main.rs");
+    let dir = scratch(&p);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut libs = Vec::new();
+    for k in [2u64, 3] {
+        p.write(
+            &main,
+            &main_rs("counter: u64", &format!("x + {}", k * 1000)),
+        );
+        let lib = dir.join(format!("build-{k}.so"));
+        inv.build_patch(&lib, &dir.join("incremental"))
+            .unwrap()
+            .unwrap();
+        libs.push((k * 1000, lib));
+    }
+    let mut app = Running::start(&p.bin(bin));
+    app.tick_with(1000);
+    let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &dir).unwrap();
+    let (mut stepped, mut stopped) = (0, Duration::ZERO);
+    for round in 0..40 {
+        let (r, lib) = &libs[round % 2];
+        let outcome = session.apply(lib).unwrap();
+        stepped += outcome.stepped;
+        stopped = stopped.max(outcome.stopped);
+        app.tick_with(*r);
+        app.assert_alive();
+    }
+    eprintln!("40 reloads: {stepped} threads stepped out of a prologue, longest stop {stopped:?}");
 }
