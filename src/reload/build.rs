@@ -145,9 +145,27 @@ impl Invocation {
         if output.status.success() {
             Ok(Ok(()))
         } else {
+            remove_leftover_objects(out);
             Ok(Err(BuildFailed {
                 stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             }))
+        }
+    }
+}
+
+/// A failed link leaves rustc's objects (`NAME.*.rcgu.o`) next to `out`.
+fn remove_leftover_objects(out: &Path) {
+    let (Some(dir), Some(stem)) = (out.parent(), out.file_stem().and_then(|s| s.to_str())) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&format!("{stem}.")) && name.ends_with(".rcgu.o") {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

@@ -195,7 +195,13 @@ impl Session {
                 outcome.total += build;
                 Ok(outcome)
             }
-            Err(failed) => Err(Refusal::Failed(anyhow!(failed))),
+            Err(failed) => match thread_local_in(&failed.stderr) {
+                Some(name) => Err(Refusal::Restart(format!(
+                    "`{name}` is a thread-local, which an executable's code reaches in a way \
+                     a loaded library cannot"
+                ))),
+                None => Err(Refusal::Failed(anyhow!(failed))),
+            },
         }
     }
 
@@ -466,6 +472,15 @@ struct Site {
     target: u64,
 }
 
+/// An executable's thread-locals use the local-exec model even when
+/// compiled as PIC, which a shared library cannot link (`rust-lld: error:
+/// relocation R_X86_64_TPOFF32 against NAME cannot be used with -shared`).
+fn thread_local_in(stderr: &str) -> Option<String> {
+    let rest = stderr.split("R_X86_64_TPOFF32 against ").nth(1)?;
+    let name = rest.split(" cannot").next()?;
+    Some(name.split("::_$").next().unwrap_or(name).to_owned())
+}
+
 fn reaches(from: u64, to: u64) -> bool {
     from.abs_diff(to) < REACH
 }
@@ -537,6 +552,14 @@ mod tests {
             "app::compute"
         );
         assert_eq!(demangle_path("main"), "main");
+    }
+
+    #[test]
+    fn thread_locals_are_named_from_the_link_error() {
+        let stderr = "  = note: rust-lld: error: relocation R_X86_64_TPOFF32 against \
+            app::T::_$u7b$$u7b$constant$u7d$$u7d$::__RUST_STD_INTERNAL_VAL::hcb2c cannot be used with -shared";
+        assert_eq!(thread_local_in(stderr).as_deref(), Some("app::T"));
+        assert_eq!(thread_local_in("error[E0308]: mismatched types"), None);
     }
 
     #[test]
