@@ -10,8 +10,6 @@
 //! before anything is written and answered with [`Refusal::Restart`].
 //! `docs/reload.md` tells the whole story.
 
-#![allow(unsafe_code)]
-
 pub mod build;
 pub mod dwarf;
 pub mod elf;

@@ -1,6 +1,8 @@
 //! Control of a running process from outside with ptrace: stopping all its
 //! threads, calling a function on one of them, reading and writing memory.
 
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -164,29 +166,33 @@ impl Tracee {
     /// Stops every thread, including threads started meanwhile.
     pub fn stop_all(&mut self) -> Result<()> {
         loop {
-            let tids: Vec<pid_t> = self
-                .threads
-                .iter()
-                .filter(|t| !t.stopped)
-                .map(|t| t.tid)
-                .collect();
-            for &tid in &tids {
-                if ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0).is_err() {
-                    continue;
-                }
-            }
-            for tid in tids {
-                let alive = self.wait_stop(tid)?;
-                if alive {
-                    self.thread_mut(tid).stopped = true;
-                } else {
-                    self.threads.retain(|t| t.tid != tid);
-                }
-            }
+            self.stop_known()?;
             if self.seize_new_threads()? == 0 {
                 return Ok(());
             }
         }
+    }
+
+    /// Stops the attached threads that run.
+    fn stop_known(&mut self) -> Result<()> {
+        let tids: Vec<pid_t> = self
+            .threads
+            .iter()
+            .filter(|t| !t.stopped)
+            .map(|t| t.tid)
+            .collect();
+        for &tid in &tids {
+            // A thread that exited is found out by the wait below.
+            let _ = ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0);
+        }
+        for tid in tids {
+            if self.wait_stop(tid)? {
+                self.thread_mut(tid).stopped = true;
+            } else {
+                self.threads.retain(|t| t.tid != tid);
+            }
+        }
+        Ok(())
     }
 
     fn thread_mut(&mut self, tid: pid_t) -> &mut Thread {
@@ -376,7 +382,7 @@ impl Tracee {
 
     fn detach_all(&mut self) -> Result<()> {
         // Only a stopped thread can be detached.
-        self.stop_all()?;
+        self.stop_known()?;
         let mut first_err = None;
         for t in std::mem::take(&mut self.threads) {
             if let Err(e) = ptrace(libc::PTRACE_DETACH, t.tid, 0, 0) {

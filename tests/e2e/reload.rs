@@ -386,3 +386,51 @@ fn many_reloads_in_a_row_keep_the_program_alive() {
         totals[20].0, totals[20].1, totals[39].0, totals[39].2
     );
 }
+
+/// An edit in a library member: cargo rebuilds its rlib, the executable's
+/// crate is compiled again against it, and the library's functions, linked
+/// statically into the executable, are patched like the executable's own.
+#[test]
+fn an_edit_in_a_library_member_reaches_the_running_program() {
+    let bin = "hot-member";
+    let engine = |bonus: u64| format!("pub fn bonus() -> u64 {{ {bonus} }}\n");
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &format!(
+                "[workspace]\nmembers = [\"{bin}\", \"engine\"]\nresolver = \"2\"\n\n\
+                 [workspace.metadata.dyndev]\ninclude = [\"registry\"]\n"
+            ),
+        )
+        .file(
+            &format!("{bin}/Cargo.toml"),
+            &manifest(
+                bin,
+                "[dependencies]\nregistry = { path = \"../../registry\" }\n\
+                 engine = { path = \"../engine\" }\n",
+            ),
+        )
+        .file(
+            &format!("{bin}/src/main.rs"),
+            &main_rs("counter: u64", "x + engine::bonus()"),
+        )
+        .file("engine/Cargo.toml", &manifest("engine", ""))
+        .file("engine/src/lib.rs", &engine(1000))
+        .file("../registry/Cargo.toml", &manifest("registry", ""))
+        .file("../registry/src/lib.rs", REGISTRY)
+        .build();
+    build_recorded(&p);
+    let mut app = Running::start(&p.bin(bin));
+    app.tick_with(1000);
+    let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap();
+    for k in 2..=4u64 {
+        p.write("engine/src/lib.rs", &engine(k * 1000));
+        // The member's rlib comes from a normal build (which also relinks
+        // the executable on disk; the running one is unaffected).
+        let inv = build_recorded(&p);
+        let outcome = session.rebuild_and_apply(&inv).unwrap();
+        assert!(outcome.stale.is_empty(), "{outcome:?}");
+        app.tick_with(k * 1000);
+        app.assert_alive();
+    }
+}
