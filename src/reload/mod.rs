@@ -416,51 +416,64 @@ impl Session {
         bail!("could not map a page for jumps near {near:#x}")
     }
 
-    /// Single-steps every thread whose next instruction is inside the
-    /// bytes a jump will cover (past a site's first byte).
     fn step_out(&self, tracee: &mut Tracee, plan: &[Site]) -> Result<usize> {
-        let mut entries: Vec<u64> = plan.iter().map(|s| s.entry).collect();
-        entries.sort_unstable();
-        let inside = |rip: u64| {
-            let i = entries.partition_point(|&e| e < rip);
-            i > 0 && rip < entries[i - 1] + JMP_LEN
-        };
-        let mut stepped = 0;
-        for tid in tracee.thread_ids() {
-            let mut steps = 0;
-            while inside(tracee.regs(tid)?.rip) {
-                if steps == 64 {
-                    bail!("thread {tid} stays at the start of a function being patched");
-                }
-                tracee.single_step(tid)?;
-                steps += 1;
-            }
-            if steps > 0 {
-                stepped += 1;
-            }
-        }
-        Ok(stepped)
+        let entries: Vec<u64> = plan.iter().map(|s| s.entry).collect();
+        step_out(tracee, entries)
     }
 
     fn write_jump(&self, tracee: &Tracee, site: &Site) -> Result<()> {
         let dest = match self.slots.get(&site.entry) {
             Some(&slot) if !reaches(site.entry, site.target) => {
-                // jmp [rip+0]; .quad target
-                let mut t = vec![0xff, 0x25, 0, 0, 0, 0];
-                t.extend_from_slice(&site.target.to_le_bytes());
-                t.resize(TRAMPOLINE_LEN as usize, 0xcc);
-                tracee.write(slot, &t)?;
+                tracee.write(slot, &trampoline(site.target))?;
                 slot
             }
             _ => site.target,
         };
-        let rel = dest.wrapping_sub(site.entry + JMP_LEN) as i64;
-        let rel =
-            i32::try_from(rel).map_err(|_| anyhow!("jump out of reach at {:#x}", site.entry))?;
-        let mut jmp = vec![0xe9];
-        jmp.extend_from_slice(&rel.to_le_bytes());
-        tracee.write(site.entry, &jmp)
+        tracee.write(site.entry, &jump(site.entry, dest)?)
     }
+}
+
+/// Single-steps every stopped thread whose next instruction is inside the
+/// bytes a jump will cover (past an entry's first byte), until it is out.
+/// Returns how many threads moved.
+pub fn step_out(tracee: &mut Tracee, mut entries: Vec<u64>) -> Result<usize> {
+    entries.sort_unstable();
+    let inside = |rip: u64| {
+        let i = entries.partition_point(|&e| e < rip);
+        i > 0 && rip < entries[i - 1] + JMP_LEN
+    };
+    let mut stepped = 0;
+    for tid in tracee.thread_ids() {
+        let mut steps = 0;
+        while inside(tracee.regs(tid)?.rip) {
+            if steps == 64 {
+                bail!("thread {tid} stays at the start of a function being patched");
+            }
+            tracee.single_step(tid)?;
+            steps += 1;
+        }
+        if steps > 0 {
+            stepped += 1;
+        }
+    }
+    Ok(stepped)
+}
+
+/// `jmp rel32` from `entry` to `dest`.
+pub fn jump(entry: u64, dest: u64) -> Result<[u8; 5]> {
+    let rel = dest.wrapping_sub(entry + JMP_LEN) as i64;
+    let rel = i32::try_from(rel).map_err(|_| anyhow!("jump out of reach at {entry:#x}"))?;
+    let mut jmp = [0xe9, 0, 0, 0, 0];
+    jmp[1..].copy_from_slice(&rel.to_le_bytes());
+    Ok(jmp)
+}
+
+/// `jmp [rip+0]; .quad target`, padded with `int3`.
+pub fn trampoline(target: u64) -> [u8; TRAMPOLINE_LEN as usize] {
+    let mut t = [0xcc; TRAMPOLINE_LEN as usize];
+    t[..6].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
+    t[6..14].copy_from_slice(&target.to_le_bytes());
+    t
 }
 
 /// One old entry point and where it must lead.
@@ -558,6 +571,93 @@ mod tests {
             app::T::_$u7b$$u7b$constant$u7d$$u7d$::__RUST_STD_INTERNAL_VAL::hcb2c cannot be used with -shared";
         assert_eq!(thread_local_in(stderr).as_deref(), Some("app::T"));
         assert_eq!(thread_local_in("error[E0308]: mismatched types"), None);
+    }
+
+    #[test]
+    fn jumps_encode_their_displacement() {
+        assert_eq!(jump(0x1000, 0x1010).unwrap(), [0xe9, 0x0b, 0, 0, 0]);
+        assert_eq!(
+            jump(0x1000, 0x1000).unwrap(),
+            [0xe9, 0xfb, 0xff, 0xff, 0xff]
+        );
+        assert!(jump(0x5500_0000_0000, 0x7f00_0000_0000).is_err());
+        let t = trampoline(0x1122_3344_5566_7788);
+        assert_eq!(t[..6], [0xff, 0x25, 0, 0, 0, 0]);
+        assert_eq!(
+            u64::from_le_bytes(t[6..14].try_into().unwrap()),
+            0x1122_3344_5566_7788
+        );
+    }
+
+    /// A child loops over the very bytes a jump covers (four `nop`s and a
+    /// `jmp` back); it is stepped out to the entry, the jump is written,
+    /// and it ends up spinning at the target.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_thread_inside_the_patched_bytes_is_stepped_out_then_jumps() {
+        const AT: u64 = 0x10_0000_0000;
+        let entry = AT;
+        let target = AT + 64;
+        let mut code = [0xccu8; 128];
+        code[..6].copy_from_slice(&[0x90, 0x90, 0x90, 0x90, 0xeb, 0xfa]);
+        code[64..66].copy_from_slice(&[0xeb, 0xfe]);
+        // SAFETY: the child maps a page, copies the code and runs it; it
+        // allocates nothing, so locks other threads held at fork are moot.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: a fresh anonymous mapping at an address we own, the
+            // copy stays inside it, and the code in it never returns.
+            unsafe {
+                let p = libc::mmap(
+                    AT as *mut libc::c_void,
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                );
+                if p as u64 != AT {
+                    libc::_exit(3);
+                }
+                std::ptr::copy_nonoverlapping(code.as_ptr(), p as *mut u8, code.len());
+                let run: extern "C" fn() -> ! = std::mem::transmute(p);
+                run();
+            }
+        }
+        struct Reap(i32);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                // SAFETY: kill and waitpid on our own child.
+                unsafe {
+                    libc::kill(self.0, libc::SIGKILL);
+                    libc::waitpid(self.0, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+        let _reap = Reap(pid);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut t = Tracee::seize(pid).unwrap();
+        t.stop_all().unwrap();
+        // Interrupts tend to land on branch targets (here: the entry); a
+        // few steps put the thread where a jump's bytes would cut an
+        // instruction.
+        let mut rip = t.regs(pid).unwrap().rip;
+        for _ in 0..6 {
+            if rip > entry + 1 && rip < entry + 5 {
+                break;
+            }
+            t.single_step(pid).unwrap();
+            rip = t.regs(pid).unwrap().rip;
+        }
+        assert!(rip > entry && rip < entry + 5, "{rip:#x}");
+        assert_eq!(step_out(&mut t, vec![entry]).unwrap(), 1);
+        assert_eq!(t.regs(pid).unwrap().rip, entry);
+        t.write(entry, &jump(entry, target).unwrap()).unwrap();
+        t.resume_all_but(None).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        t.stop_all().unwrap();
+        assert_eq!(t.regs(pid).unwrap().rip, target);
+        t.detach().unwrap();
     }
 
     #[test]
