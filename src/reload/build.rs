@@ -75,7 +75,7 @@ impl Invocation {
 
     /// The arguments that build the patch library `out`, with an
     /// incremental dir of its own so the normal build's cache is untouched.
-    pub fn patch_args(&self, out: &Path, incremental: &Path) -> Vec<String> {
+    pub fn patch_args(&self, out: &Path, incremental: &Path, base: Option<u64>) -> Vec<String> {
         let mut args = Vec::new();
         let mut it = self.argv.iter().skip(1).peekable();
         let executable = self.is_executable();
@@ -120,6 +120,14 @@ impl Invocation {
             ]
             .map(String::from),
         );
+        // Where the library asks to be mapped (glibc takes a library's
+        // addresses as a hint), and the relocations kept, so its references
+        // to statics can be pointed at the running program's.
+        if let Some(base) = base {
+            args.push("-C".into());
+            args.push(format!("link-arg=-Wl,--image-base={base:#x}"));
+        }
+        args.extend(["-C".into(), "link-arg=-Wl,--emit-relocs".into()]);
         args.push("-C".into());
         args.push(format!("incremental={}", incremental.display()));
         args.push("-o".into());
@@ -128,10 +136,15 @@ impl Invocation {
     }
 
     /// Compiles the crate into the shared library `out`.
-    pub fn build_patch(&self, out: &Path, incremental: &Path) -> Result<Result<(), BuildFailed>> {
+    pub fn build_patch(
+        &self,
+        out: &Path,
+        incremental: &Path,
+        base: Option<u64>,
+    ) -> Result<Result<(), BuildFailed>> {
         let rustc = self.argv.first().context("empty rustc command")?;
         let output = Command::new(rustc)
-            .args(self.patch_args(out, incremental))
+            .args(self.patch_args(out, incremental, base))
             .current_dir(&self.cwd)
             .env_clear()
             .envs(
@@ -191,13 +204,18 @@ mod tests {
             env: Vec::new(),
         };
         let args = inv
-            .patch_args(Path::new("/t/p/libapp-1.so"), Path::new("/t/p/inc"))
+            .patch_args(
+                Path::new("/t/p/libapp-1.so"),
+                Path::new("/t/p/inc"),
+                Some(0x5500_0000_0000),
+            )
             .join(" ");
         assert_eq!(
             args,
             "--crate-name app --edition=2021 src/main.rs --crate-type bin -C debuginfo=2 \
              -C metadata=abc -L dependency=/t/deps -C prefer-dynamic \
              -C relocation-model=pic -C prefer-dynamic -C link-arg=-shared --emit=link \
+             -C link-arg=-Wl,--image-base=0x550000000000 -C link-arg=-Wl,--emit-relocs \
              -C incremental=/t/p/inc -o /t/p/libapp-1.so"
         );
     }

@@ -20,6 +20,8 @@ pub struct Layouts {
     pub types: BTreeMap<String, BTreeSet<String>>,
     /// Linkage (mangled) name -> parameter and return types.
     pub functions: BTreeMap<String, String>,
+    /// Linkage (mangled) name of a static -> its type.
+    pub statics: BTreeMap<String, String>,
 }
 
 /// Why a patch cannot be applied.
@@ -27,6 +29,7 @@ pub struct Layouts {
 pub enum Mismatch {
     Type(String),
     Signature(String),
+    StaticType(String),
     NoTypeInfo,
 }
 
@@ -81,6 +84,11 @@ impl Layouts {
         {
             return Some(Mismatch::Type((*name).clone()));
         }
+        for (name, old) in &self.statics {
+            if new.statics.get(name).is_some_and(|new| new != old) {
+                return Some(Mismatch::StaticType(name.clone()));
+            }
+        }
         for (name, old) in &self.functions {
             if new.functions.get(name).is_some_and(|new| new != old) {
                 return Some(Mismatch::Signature(name.clone()));
@@ -129,6 +137,14 @@ fn walk(
                 let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
                 let sig = signature(dwarf, unit, entry.offset())?;
                 out.functions.insert(linkage, sig);
+            }
+            return Ok(());
+        }
+        gimli::DW_TAG_variable => {
+            if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
+                let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
+                out.statics
+                    .insert(linkage, type_name(dwarf, unit, &entry, 0)?);
             }
             return Ok(());
         }

@@ -26,8 +26,46 @@ pub struct Image {
     /// Mangled names of Rust statics in writable sections (state the
     /// image's code keeps: atomics, mutexes, `thread_local!` keys...).
     pub mutable_statics: Vec<String>,
+    /// The same statics outside thread-local storage, by name.
+    pub statics: BTreeMap<String, Static>,
+    /// Where the code and data refer to those statics, when the library
+    /// was linked with `--emit-relocs` (the executable's are not needed).
+    pub static_refs: Vec<StaticRef>,
+    /// Statics referred to in a way reload cannot redirect (through the
+    /// GOT, or an instruction whose target is ambiguous).
+    pub unbindable: Vec<String>,
     /// The lowest `p_vaddr` of a loadable segment.
     pub first_vaddr: u64,
+}
+
+/// A static's place in its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Static {
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// A place that holds the address of a static, or its distance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRef {
+    /// The field's address in the image.
+    pub at: u64,
+    /// A 32-bit `rip`-relative displacement, or a 64-bit address.
+    pub pc_relative: bool,
+    pub name: String,
+}
+
+const R_X86_64_PC32: u32 = 2;
+const R_X86_64_GOTPCREL: u32 = 9;
+const R_X86_64_RELATIVE: u32 = 8;
+const R_X86_64_GOTPCRELX: u32 = 41;
+const R_X86_64_REX_GOTPCRELX: u32 = 42;
+
+fn r_type(rel: &object::Relocation) -> Option<u32> {
+    match rel.flags() {
+        object::RelocationFlags::Elf { r_type } => Some(r_type),
+        _ => None,
+    }
 }
 
 fn is_rust_symbol(name: &str) -> bool {
@@ -97,13 +135,102 @@ impl Image {
                         );
                     if writable {
                         image.mutable_statics.push(name.to_owned());
+                        if sym.kind() == SymbolKind::Data {
+                            image.statics.insert(
+                                name.to_owned(),
+                                Static {
+                                    addr: sym.address(),
+                                    size: sym.size(),
+                                },
+                            );
+                        }
                     }
                 }
                 _ => {}
             }
         }
         image.mutable_statics.sort();
+        image.find_static_refs(&file)?;
         Ok(image)
+    }
+
+    fn find_static_refs(&mut self, file: &object::File<'_>) -> Result<()> {
+        if self.statics.is_empty() {
+            return Ok(());
+        }
+        let by_addr: BTreeMap<u64, (u64, String)> = self
+            .statics
+            .iter()
+            .map(|(n, s)| (s.addr, (s.addr + s.size.max(1), n.clone())))
+            .collect();
+        // The static whose bytes hold `addr`.
+        let static_at = |addr: u64| -> Option<&str> {
+            let (_, (end, name)) = by_addr.range(..=addr).next_back()?;
+            (addr < *end).then_some(name.as_str())
+        };
+        let mut refs = Vec::new();
+        let mut unbindable = Vec::new();
+        for section in file.sections() {
+            if section.kind() != SectionKind::Text {
+                continue;
+            }
+            for (at, rel) in section.relocations() {
+                let object::RelocationTarget::Symbol(index) = rel.target() else {
+                    continue;
+                };
+                let sym = file.symbol_by_index(index)?;
+                match r_type(&rel) {
+                    // `disp32` ends the instruction or is followed by an
+                    // immediate of 1, 2 or 4 bytes: the static is at
+                    // S + A + 4 + that length.
+                    Some(R_X86_64_PC32) => {
+                        let base = sym.address().wrapping_add_signed(rel.addend()) + 4;
+                        let hits: Vec<&str> = [0, 1, 2, 4]
+                            .iter()
+                            .filter_map(|k| static_at(base + k))
+                            .collect();
+                        let Some(first) = hits.first() else { continue };
+                        if hits.iter().any(|h| h != first) {
+                            unbindable.push(first.to_string());
+                            continue;
+                        }
+                        refs.push(StaticRef {
+                            at,
+                            pc_relative: true,
+                            name: first.to_string(),
+                        });
+                    }
+                    Some(R_X86_64_GOTPCREL | R_X86_64_GOTPCRELX | R_X86_64_REX_GOTPCRELX) => {
+                        if let Ok(name) = sym.name()
+                            && self.statics.contains_key(name)
+                        {
+                            unbindable.push(name.to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(dynamic) = file.dynamic_relocations() {
+            for (at, rel) in dynamic {
+                if r_type(&rel) != Some(R_X86_64_RELATIVE) {
+                    continue;
+                }
+                let target = rel.addend() as u64;
+                if let Some(name) = static_at(target) {
+                    refs.push(StaticRef {
+                        at,
+                        pc_relative: false,
+                        name: name.to_owned(),
+                    });
+                }
+            }
+        }
+        unbindable.sort();
+        unbindable.dedup();
+        self.static_refs = refs;
+        self.unbindable = unbindable;
+        Ok(())
     }
 }
 

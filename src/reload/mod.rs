@@ -80,17 +80,23 @@ pub struct Outcome {
     pub total: Duration,
     /// Threads moved out of a function's first bytes before the write.
     pub stepped: usize,
+    /// References of the new code redirected to the program's statics.
+    pub statics_kept: usize,
+    /// Jumps that needed a trampoline (target beyond 2 GiB).
+    pub via_trampoline: usize,
 }
 
-/// What may happen to state in the crate's own statics.
+/// What becomes of state in the crate's own statics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Statics {
-    /// Refuse: the new code would get fresh copies while the old frames
-    /// still on a stack use the old ones.
+    /// New code uses the running program's statics (its references are
+    /// rewritten); refuse when that cannot be done.
     #[default]
-    Refuse,
+    Keep,
     /// Accept that new code starts from fresh copies.
     Reset,
+    /// Refuse any change to a crate that has statics with state.
+    Refuse,
 }
 
 /// Code loaded in the program: the executable, then each patch library.
@@ -184,8 +190,12 @@ impl Session {
         let n = self.generations.len();
         let out = self.scratch.join(format!("patch-{}-{n}.so", self.pid));
         let incremental = self.scratch.join("incremental");
+        // Ask for a place near the executable: jumps then reach without
+        // trampolines and the new code can reach the old statics.
+        let maps = elf::maps(self.pid)?;
+        let base = elf::free_range_near(&maps, self.generations[0].bias, 64 << 20, 1 << 30);
         let start = Instant::now();
-        match invocation.build_patch(&out, &incremental)? {
+        match invocation.build_patch(&out, &incremental, base)? {
             Ok(()) => {
                 let build = start.elapsed();
                 let mut outcome = self.apply(&out)?;
@@ -222,6 +232,12 @@ impl Session {
                     demangle_path(&f)
                 )));
             }
+            Some(Mismatch::StaticType(s)) => {
+                return Err(Refusal::Restart(format!(
+                    "`{}` changed type",
+                    demangle_path(&s)
+                )));
+            }
             Some(Mismatch::NoTypeInfo) => {
                 return Err(Refusal::Restart(
                     "no type information to check the change against (debug info is off)".into(),
@@ -229,13 +245,8 @@ impl Session {
             }
             None => {}
         }
-        if self.statics == Statics::Refuse
-            && let Some(s) = image.mutable_statics.first()
-        {
-            return Err(Refusal::Restart(format!(
-                "`{}` is a static with state, and new code would get a fresh copy",
-                demangle_path(s)
-            )));
+        if let Some(reason) = self.statics_refusal(&image) {
+            return Err(Refusal::Restart(reason));
         }
         outcome.check = start.elapsed();
 
@@ -258,29 +269,134 @@ impl Session {
         //    others run (a stopped thread may hold a lock dlopen needs).
         let load_start = Instant::now();
         let loaded = self.load(&mut tracee, worker, &path);
-        let planned = loaded.and_then(|()| {
+        let planned = loaded.map_err(Refusal::Failed).and_then(|()| {
+            let binds = self.bind_statics(&tracee)?;
             let plan = self.plan(&mut outcome);
             self.ensure_trampolines(&mut tracee, worker, &plan)?;
-            Ok(plan)
+            Ok((plan, binds))
         });
         tracee.restore(worker, &saved)?;
         outcome.load = load_start.elapsed();
-        let plan = planned?;
+        let (plan, binds) = planned?;
 
         // 4. Stop the world, move threads out of the bytes to be written,
         //    write, let go.
         let stop_start = Instant::now();
         tracee.stop_all()?;
         outcome.stepped = self.step_out(&mut tracee, &plan)?;
+        for (at, bytes) in &binds {
+            tracee.write(*at, bytes)?;
+        }
+        outcome.statics_kept = binds.len();
         for site in &plan {
             self.write_jump(&tracee, site)?;
         }
         outcome.patched = plan.len();
+        outcome.via_trampoline = plan.iter().filter(|s| !reaches(s.entry, s.target)).count();
         tracee.detach()?;
         outcome.stopped = stop_start.elapsed();
         self.layouts = layouts;
         outcome.total = start.elapsed();
         Ok(outcome)
+    }
+
+    /// Why the new code's statics cannot be what the running code uses.
+    fn statics_refusal(&self, image: &Image) -> Option<String> {
+        let exe = &self.generations[0].image;
+        let shared: Vec<&String> = image
+            .mutable_statics
+            .iter()
+            .filter(|s| exe.mutable_statics.contains(s))
+            .collect();
+        // Legacy mangling hashes a static's type: a static whose type
+        // changed is another symbol under the same path.
+        if self.statics != Statics::Reset {
+            let old_paths: BTreeMap<String, &String> = exe
+                .mutable_statics
+                .iter()
+                .map(|s| (demangle_path(s), s))
+                .collect();
+            for name in &image.mutable_statics {
+                let path = demangle_path(name);
+                if old_paths.get(&path).is_some_and(|old| *old != name) {
+                    return Some(format!("`{path}` changed type"));
+                }
+            }
+        }
+        match self.statics {
+            Statics::Reset => None,
+            Statics::Refuse => shared.first().map(|s| {
+                format!(
+                    "`{}` is a static with state, and new code would get a fresh copy",
+                    demangle_path(s)
+                )
+            }),
+            Statics::Keep => {
+                for name in shared {
+                    match (exe.statics.get(name), image.statics.get(name)) {
+                        (Some(old), Some(new)) if old.size != new.size => {
+                            return Some(format!("`{}` changed type", demangle_path(name)));
+                        }
+                        (Some(_), Some(_)) => {}
+                        // In thread-local storage: no way to share it.
+                        _ => {
+                            return Some(format!(
+                                "`{}` is a thread-local, which new code cannot share",
+                                demangle_path(name)
+                            ));
+                        }
+                    }
+                }
+                let unbindable = image
+                    .unbindable
+                    .iter()
+                    .find(|s| exe.statics.contains_key(*s));
+                unbindable.map(|s| {
+                    format!(
+                        "new code reaches `{}` in a way reload cannot point at the running \
+                         program's copy",
+                        demangle_path(s)
+                    )
+                })
+            }
+        }
+    }
+
+    /// The writes that make the newest library use the executable's
+    /// statics instead of its own copies.
+    fn bind_statics(&self, tracee: &Tracee) -> Result<Vec<(u64, Vec<u8>)>, Refusal> {
+        if self.statics != Statics::Keep {
+            return Ok(Vec::new());
+        }
+        let exe = &self.generations[0];
+        let new = self.generations.last().expect("loaded");
+        let mut writes = Vec::new();
+        for r in &new.image.static_refs {
+            let (Some(old), Some(own)) = (
+                exe.image.statics.get(&r.name),
+                new.image.statics.get(&r.name),
+            ) else {
+                continue;
+            };
+            let delta = (exe.bias + old.addr).wrapping_sub(new.bias + own.addr) as i64;
+            let at = new.bias + r.at;
+            if r.pc_relative {
+                let bytes = tracee.read(at, 4)?;
+                let disp = i32::from_le_bytes(bytes.try_into().expect("4 bytes")) as i64;
+                let Ok(disp) = i32::try_from(disp + delta) else {
+                    return Err(Refusal::Restart(format!(
+                        "the new code was mapped too far from `{}` to share it",
+                        demangle_path(&r.name)
+                    )));
+                };
+                writes.push((at, disp.to_le_bytes().to_vec()));
+            } else {
+                let bytes = tracee.read(at, 8)?;
+                let addr = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                writes.push((at, addr.wrapping_add(delta as u64).to_le_bytes().to_vec()));
+            }
+        }
+        Ok(writes)
     }
 
     fn load(&mut self, tracee: &mut Tracee, worker: i32, path: &Path) -> Result<()> {
