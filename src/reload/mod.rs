@@ -261,7 +261,7 @@ impl Session {
 
         let mut tracee = Tracee::seize(self.pid)?;
         tracee.stop_all()?;
-        let worker = pick_worker(&tracee)?;
+        let worker = pick_worker(&mut tracee)?;
         let saved = tracee.save(worker)?;
         tracee.resume_all_but(Some(worker))?;
 
@@ -626,14 +626,24 @@ fn libc_path(maps: &[elf::Mapping]) -> Result<PathBuf> {
 
 /// The thread to run `dlopen` on: one blocked in a system call holds no
 /// allocator or loader lock, unlike one stopped at a random instruction.
-fn pick_worker(tracee: &Tracee) -> Result<i32> {
-    let tids = tracee.thread_ids();
-    for &tid in &tids {
-        if (tracee.regs(tid)?.orig_rax as i64) >= 0 {
-            return Ok(tid);
+/// Every thread busy: let them run a moment and look again, a few times,
+/// before settling for the first thread.
+fn pick_worker(tracee: &mut Tracee) -> Result<i32> {
+    for _ in 0..20 {
+        for tid in tracee.thread_ids() {
+            if (tracee.regs(tid)?.orig_rax as i64) >= 0 {
+                return Ok(tid);
+            }
         }
+        tracee.resume_all_but(None)?;
+        std::thread::sleep(Duration::from_millis(1));
+        tracee.stop_all()?;
     }
-    tids.first().copied().context("the program has no threads")
+    tracee
+        .thread_ids()
+        .first()
+        .copied()
+        .context("the program has no threads")
 }
 
 /// `app::compute` for `_ZN3app7compute17h0123456789abcdefE`: the path
