@@ -28,6 +28,31 @@ pub struct Invocation {
     pub env: Vec<(String, String)>,
 }
 
+/// How the patch library is linked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PatchLink {
+    /// The address to ask to be mapped at.
+    pub base: Option<u64>,
+    /// Let the link through despite local-exec thread-local accesses.
+    pub local_exec_tls: bool,
+}
+
+impl BuildFailed {
+    /// Whether every linker error is a local-exec thread-local access,
+    /// which reload can fix after loading (and only those).
+    pub fn only_local_exec_tls(&self) -> bool {
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.contains("lld: error:") || l.contains("ld: error:"))
+            .collect();
+        let compile_errors = self.stderr.lines().any(|l| l.starts_with("error["));
+        !compile_errors
+            && !errors.is_empty()
+            && errors.iter().all(|l| l.contains("R_X86_64_TPOFF32"))
+    }
+}
+
 /// A compile error or a failed link: the old code keeps running.
 #[derive(Debug)]
 pub struct BuildFailed {
@@ -75,7 +100,7 @@ impl Invocation {
 
     /// The arguments that build the patch library `out`, with an
     /// incremental dir of its own so the normal build's cache is untouched.
-    pub fn patch_args(&self, out: &Path, incremental: &Path, base: Option<u64>) -> Vec<String> {
+    pub fn patch_args(&self, out: &Path, incremental: &Path, link: &PatchLink) -> Vec<String> {
         let mut args = Vec::new();
         let mut it = self.argv.iter().skip(1).peekable();
         let executable = self.is_executable();
@@ -123,9 +148,15 @@ impl Invocation {
         // Where the library asks to be mapped (glibc takes a library's
         // addresses as a hint), and the relocations kept, so its references
         // to statics can be pointed at the running program's.
-        if let Some(base) = base {
+        if let Some(base) = link.base {
             args.push("-C".into());
             args.push(format!("link-arg=-Wl,--image-base={base:#x}"));
+        }
+        // The executable's thread-locals are reached with the local-exec
+        // model, which a library cannot link; reload rewrites those fields
+        // itself, so the linker may leave them (and nothing else) wrong.
+        if link.local_exec_tls {
+            args.extend(["-C".into(), "link-arg=-Wl,--noinhibit-exec".into()]);
         }
         args.extend(["-C".into(), "link-arg=-Wl,--emit-relocs".into()]);
         args.push("-C".into());
@@ -140,11 +171,11 @@ impl Invocation {
         &self,
         out: &Path,
         incremental: &Path,
-        base: Option<u64>,
+        link: &PatchLink,
     ) -> Result<Result<(), BuildFailed>> {
         let rustc = self.argv.first().context("empty rustc command")?;
         let output = Command::new(rustc)
-            .args(self.patch_args(out, incremental, base))
+            .args(self.patch_args(out, incremental, link))
             .current_dir(&self.cwd)
             .env_clear()
             .envs(
@@ -207,7 +238,10 @@ mod tests {
             .patch_args(
                 Path::new("/t/p/libapp-1.so"),
                 Path::new("/t/p/inc"),
-                Some(0x5500_0000_0000),
+                &PatchLink {
+                    base: Some(0x5500_0000_0000),
+                    local_exec_tls: false,
+                },
             )
             .join(" ");
         assert_eq!(

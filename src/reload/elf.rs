@@ -28,6 +28,16 @@ pub struct Image {
     pub mutable_statics: Vec<String>,
     /// The same statics outside thread-local storage, by name.
     pub statics: BTreeMap<String, Static>,
+    /// Thread-locals, by name; `addr` is the offset in the TLS template.
+    pub thread_locals: BTreeMap<String, Static>,
+    /// The TLS template (`PT_TLS`): address, size in memory, alignment.
+    pub tls: Option<(u64, u64, u64)>,
+    /// Where the code refers to thread-locals with the local-exec model
+    /// (`R_X86_64_TPOFF32`): the field, the thread-local, and the offset
+    /// inside it.
+    pub tls_refs: Vec<(u64, String, u64)>,
+    /// Local-exec accesses to no known thread-local.
+    pub unknown_tls_refs: usize,
     /// Where the code and data refer to those statics, when the library
     /// was linked with `--emit-relocs` (the executable's are not needed).
     pub static_refs: Vec<StaticRef>,
@@ -56,6 +66,7 @@ pub struct StaticRef {
 }
 
 const R_X86_64_PC32: u32 = 2;
+const R_X86_64_TPOFF32: u32 = 23;
 const R_X86_64_GOTPCREL: u32 = 9;
 const R_X86_64_RELATIVE: u32 = 8;
 const R_X86_64_GOTPCRELX: u32 = 41;
@@ -97,7 +108,10 @@ impl Image {
         }
         for sym in file.symbols() {
             let Ok(name) = sym.name() else { continue };
-            if !is_rust_symbol(name) || !sym.is_definition() {
+            // `is_definition` leaves out thread-locals (`STT_TLS`).
+            let defined =
+                sym.is_definition() || (sym.kind() == SymbolKind::Tls && !sym.is_undefined());
+            if !is_rust_symbol(name) || !defined {
                 continue;
             }
             let Some(index) = sym.section_index() else {
@@ -135,6 +149,15 @@ impl Image {
                         );
                     if writable {
                         image.mutable_statics.push(name.to_owned());
+                        if sym.kind() == SymbolKind::Tls {
+                            image.thread_locals.insert(
+                                name.to_owned(),
+                                Static {
+                                    addr: sym.address(),
+                                    size: sym.size(),
+                                },
+                            );
+                        }
                         if sym.kind() == SymbolKind::Data {
                             image.statics.insert(
                                 name.to_owned(),
@@ -150,8 +173,65 @@ impl Image {
             }
         }
         image.mutable_statics.sort();
+        image.tls = tls_template(data)?;
         image.find_static_refs(&file)?;
+        image.find_tls_refs(&file)?;
         Ok(image)
+    }
+
+    /// The offset from the thread pointer of byte `offset` of the TLS
+    /// template, for the executable's own block (TLS variant II: the main
+    /// program's block ends at the thread pointer, placed as glibc's
+    /// `_dl_determine_tlsoffset` places the first module).
+    pub fn exe_tp_offset(&self, offset: u64) -> Option<i64> {
+        let (vaddr, memsz, align) = self.tls?;
+        let align = align.max(1);
+        let firstbyte = (align - (vaddr & (align - 1))) & (align - 1);
+        let block = (memsz - firstbyte).div_ceil(align) * align + firstbyte;
+        Some(offset as i64 - block as i64)
+    }
+
+    fn find_tls_refs(&mut self, file: &object::File<'_>) -> Result<()> {
+        let Some((tls_vaddr, _, _)) = self.tls else {
+            return Ok(());
+        };
+        let by_offset: BTreeMap<u64, (u64, String)> = self
+            .thread_locals
+            .iter()
+            .map(|(n, s)| (s.addr, (s.addr + s.size.max(1), n.clone())))
+            .collect();
+        for section in file.sections() {
+            if section.kind() != SectionKind::Text {
+                continue;
+            }
+            for (at, rel) in section.relocations() {
+                if r_type(&rel) != Some(R_X86_64_TPOFF32) {
+                    continue;
+                }
+                let object::RelocationTarget::Symbol(index) = rel.target() else {
+                    continue;
+                };
+                let sym = file.symbol_by_index(index)?;
+                // A section symbol holds an address, a TLS symbol an offset.
+                let base = if sym.kind() == SymbolKind::Section {
+                    sym.address().wrapping_sub(tls_vaddr)
+                } else {
+                    sym.address()
+                };
+                let offset = base.wrapping_add_signed(rel.addend());
+                let found = by_offset
+                    .range(..=offset)
+                    .next_back()
+                    .filter(|(_, (end, _))| offset < *end);
+                match found {
+                    Some((start, (_, name))) => {
+                        self.tls_refs.push((at, name.clone(), offset - start));
+                    }
+                    None => self.unknown_tls_refs += 1,
+                }
+            }
+        }
+        Ok(())
     }
 
     fn find_static_refs(&mut self, file: &object::File<'_>) -> Result<()> {
@@ -232,6 +312,20 @@ impl Image {
         self.unbindable = unbindable;
         Ok(())
     }
+}
+
+/// The `PT_TLS` segment: address, size in memory, alignment.
+fn tls_template(data: &[u8]) -> Result<Option<(u64, u64, u64)>> {
+    use object::read::elf::ProgramHeader;
+    let Ok(file) = object::read::elf::ElfFile64::<object::Endianness>::parse(data) else {
+        return Ok(None);
+    };
+    let endian = file.endian();
+    Ok(file
+        .elf_program_headers()
+        .iter()
+        .find(|ph| ph.p_type(endian) == object::elf::PT_TLS)
+        .map(|ph| (ph.p_vaddr(endian), ph.p_memsz(endian), ph.p_align(endian))))
 }
 
 /// One line of `/proc/PID/maps`.

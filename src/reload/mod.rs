@@ -195,7 +195,18 @@ impl Session {
         let maps = elf::maps(self.pid)?;
         let base = elf::free_range_near(&maps, self.generations[0].bias, 64 << 20, 1 << 30);
         let start = Instant::now();
-        match invocation.build_patch(&out, &incremental, base)? {
+        let mut link = build::PatchLink {
+            base,
+            local_exec_tls: false,
+        };
+        let mut built = invocation.build_patch(&out, &incremental, &link)?;
+        if let Err(failed) = &built
+            && failed.only_local_exec_tls()
+        {
+            link.local_exec_tls = true;
+            built = invocation.build_patch(&out, &incremental, &link)?;
+        }
+        match built {
             Ok(()) => {
                 let build = start.elapsed();
                 let mut outcome = self.apply(&out)?;
@@ -323,8 +334,28 @@ impl Session {
                 }
             }
         }
+        if image.unknown_tls_refs > 0 {
+            return Some("new code reaches a thread-local reload cannot identify".into());
+        }
         match self.statics {
             Statics::Reset => None,
+            // Code reaching a thread-local the executable lacks would
+            // address memory of another module's block.
+            _ if image
+                .tls_refs
+                .iter()
+                .any(|(_, n, _)| !exe.thread_locals.contains_key(n)) =>
+            {
+                let (_, n, _) = image
+                    .tls_refs
+                    .iter()
+                    .find(|(_, n, _)| !exe.thread_locals.contains_key(n))
+                    .expect("found above");
+                Some(format!(
+                    "`{}` is a new thread-local, which only a restart can allocate",
+                    demangle_path(n)
+                ))
+            }
             Statics::Refuse => shared.first().map(|s| {
                 format!(
                     "`{}` is a static with state, and new code would get a fresh copy",
@@ -333,24 +364,22 @@ impl Session {
             }),
             Statics::Keep => {
                 for name in shared {
-                    match (exe.statics.get(name), image.statics.get(name)) {
-                        (Some(old), Some(new)) if old.size != new.size => {
-                            return Some(format!("`{}` changed type", demangle_path(name)));
-                        }
-                        (Some(_), Some(_)) => {}
-                        // In thread-local storage: no way to share it.
-                        _ => {
-                            return Some(format!(
-                                "`{}` is a thread-local, which new code cannot share",
-                                demangle_path(name)
-                            ));
-                        }
+                    let pair = match (exe.statics.get(name), image.statics.get(name)) {
+                        (Some(old), Some(new)) => Some((old, new)),
+                        _ => exe
+                            .thread_locals
+                            .get(name)
+                            .zip(image.thread_locals.get(name)),
+                    };
+                    match pair {
+                        Some((old, new)) if old.size == new.size => {}
+                        _ => return Some(format!("`{}` changed type", demangle_path(name))),
                     }
                 }
                 let unbindable = image
                     .unbindable
                     .iter()
-                    .find(|s| exe.statics.contains_key(*s));
+                    .find(|s| exe.statics.contains_key(*s) || exe.thread_locals.contains_key(*s));
                 unbindable.map(|s| {
                     format!(
                         "new code reaches `{}` in a way reload cannot point at the running \
@@ -365,12 +394,26 @@ impl Session {
     /// The writes that make the newest library use the executable's
     /// statics instead of its own copies.
     fn bind_statics(&self, tracee: &Tracee) -> Result<Vec<(u64, Vec<u8>)>, Refusal> {
-        if self.statics != Statics::Keep {
-            return Ok(Vec::new());
-        }
         let exe = &self.generations[0];
         let new = self.generations.last().expect("loaded");
         let mut writes = Vec::new();
+        // Thread-locals: the local-exec offset of the executable's own.
+        for (at, name, inside) in &new.image.tls_refs {
+            let offset = exe.image.thread_locals.get(name).and_then(|old| {
+                let tp = exe.image.exe_tp_offset(old.addr + inside)?;
+                i32::try_from(tp).ok()
+            });
+            let Some(offset) = offset else {
+                return Err(Refusal::Restart(format!(
+                    "`{}` is a thread-local new code cannot reach",
+                    demangle_path(name)
+                )));
+            };
+            writes.push((new.bias + at, offset.to_le_bytes().to_vec()));
+        }
+        if self.statics != Statics::Keep {
+            return Ok(writes);
+        }
         for r in &new.image.static_refs {
             let (Some(old), Some(own)) = (
                 exe.image.statics.get(&r.name),
@@ -668,14 +711,49 @@ pub fn demangle_path(mangled: &str) -> String {
             && part.starts_with('h')
             && part[1..].chars().all(|c| c.is_ascii_hexdigit());
         if !is_hash {
-            parts.push(
-                part.replace("$LT$", "<")
-                    .replace("$GT$", ">")
-                    .replace("..", "::"),
-            );
+            // A part starting with `$` is written `_$`.
+            let part = if part.starts_with("_$") {
+                &part[1..]
+            } else {
+                part
+            };
+            parts.push(unescape(part));
         }
     }
-    parts.join("::")
+    let path = parts.join("::");
+    // A `thread_local!` is a value inside a constant inside a closure: name
+    // the thread-local.
+    match path.find("::{{constant}}") {
+        Some(i) => path[..i].to_owned(),
+        None => path,
+    }
+}
+
+/// Legacy mangling's escapes (`$LT$`, `$u7b$`, `..`).
+fn unescape(part: &str) -> String {
+    const ESCAPES: &[(&str, &str)] = &[
+        ("$SP$", "@"),
+        ("$BP$", "*"),
+        ("$RF$", "&"),
+        ("$LT$", "<"),
+        ("$GT$", ">"),
+        ("$LP$", "("),
+        ("$RP$", ")"),
+        ("$C$", ","),
+        ("$u20$", " "),
+        ("$u27$", "'"),
+        ("$u5b$", "["),
+        ("$u5d$", "]"),
+        ("$u7b$", "{"),
+        ("$u7d$", "}"),
+        ("$u7e$", "~"),
+        ("..", "::"),
+    ];
+    let mut s = part.to_owned();
+    for (from, to) in ESCAPES {
+        s = s.replace(from, to);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -689,6 +767,19 @@ mod tests {
             "app::compute"
         );
         assert_eq!(demangle_path("main"), "main");
+        assert_eq!(
+            demangle_path(
+                "_ZN3app1T29_$u7b$$u7b$constant$u7d$$u7d$28_$u7b$$u7b$closure$u7d$$u7d$\
+                 23__RUST_STD_INTERNAL_VAL17hcb2c155d2077c870E"
+            ),
+            "app::T"
+        );
+        assert_eq!(
+            demangle_path(
+                "_ZN4core3ptr42drop_in_place$LT$std..io..error..Error$GT$17h5ea4004d1302afb8E"
+            ),
+            "core::ptr::drop_in_place<std::io::error::Error>"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use cargo_dyndev::reload::build::Invocation;
+use cargo_dyndev::reload::build::{Invocation, PatchLink};
 use cargo_dyndev::reload::{Refusal, Session};
 
 use crate::support::*;
@@ -160,6 +160,13 @@ impl Running {
     /// returned `r`; returns N.
     #[track_caller]
     fn tick_with(&self, r: u64) -> u64 {
+        self.tick_fields(r)[0]
+    }
+
+    /// The numbers of the first `tick N R W ...` line with R = W = `r`:
+    /// N and whatever follows W.
+    #[track_caller]
+    fn tick_fields(&self, r: u64) -> Vec<u64> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut last = String::new();
         while Instant::now() < deadline {
@@ -167,8 +174,10 @@ impl Running {
                 continue;
             };
             let parts: Vec<&str> = line.split(' ').collect();
-            if parts.len() == 4 && parts[2] == r.to_string() && parts[3] == r.to_string() {
-                return parts[1].parse().unwrap();
+            if parts.len() >= 4 && parts[2] == r.to_string() && parts[3] == r.to_string() {
+                let mut fields = vec![parts[1].parse().unwrap()];
+                fields.extend(parts[4..].iter().map(|p| p.parse::<u64>().unwrap()));
+                return fields;
             }
             last = line;
         }
@@ -318,7 +327,9 @@ fn a_layout_change_or_a_compile_error_leaves_the_old_code_running() {
         ),
     );
     match session.rebuild_and_apply(&inv) {
-        Err(Refusal::Restart(why)) => assert!(why.contains("CALLS` is a thread-local"), "{why}"),
+        Err(Refusal::Restart(why)) => {
+            assert!(why.contains("CALLS` is a new thread-local"), "{why}")
+        }
         other => panic!("expected a restart, got {other:?}"),
     }
     app.tick_with(6000);
@@ -348,7 +359,7 @@ fn many_reloads_in_a_row_keep_the_program_alive() {
             &main_rs("counter: u64", &format!("x + {}", k * 1000)),
         );
         let lib = dir.join(format!("build-{k}.so"));
-        inv.build_patch(&lib, &dir.join("incremental"), None)
+        inv.build_patch(&lib, &dir.join("incremental"), &PatchLink::default())
             .unwrap()
             .unwrap();
         libs.push((k * 1000, lib));
@@ -438,8 +449,11 @@ use std::sync::atomic::{{{ty}, Ordering}};
 
 static CALLS: {ty} = {ty}::new(0);
 
+thread_local!(static LOCAL: std::cell::Cell<u64> = const {{ std::cell::Cell::new(0) }});
+
 fn compute(x: u64) -> u64 {{
     CALLS.fetch_add(1, Ordering::Relaxed);
+    LOCAL.with(|l| l.set(l.get() + 1));
     x + {k}
 }}
 
@@ -447,7 +461,8 @@ fn main() {{
     registry::register(compute);
     loop {{
         let r = registry::call(0, 0);
-        println!(\"tick {{}} {{}} {{}}\", CALLS.load(Ordering::Relaxed), r, r);
+        let local = LOCAL.with(|l| l.get());
+        println!(\"tick {{}} {{}} {{}} {{}}\", CALLS.load(Ordering::Relaxed), r, r, local);
         std::io::stdout().flush().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }}
@@ -476,20 +491,24 @@ fn main() {{
         .build();
     let inv = build_recorded(&p);
     let mut app = Running::start(&p.bin(bin));
-    let mut last = app.tick_with(1000);
+    let mut last = app.tick_fields(1000);
     let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap();
     let main = format!("{bin}/src/main.rs");
     for k in 2..=4u64 {
         p.write(&main, &main_rs("AtomicU64", k * 1000));
         let outcome = session.rebuild_and_apply(&inv).unwrap();
         assert!(outcome.statics_kept > 0, "{outcome:?}");
-        // The count the old loop reads goes on: the new code counts there.
-        let first = app.tick_with(k * 1000);
-        assert!(first >= last, "{first} after {last}");
-        let next = app.tick_with(k * 1000);
+        // The counts the old loop reads go on: the new code counts there,
+        // in the static and in the main thread's thread-local alike.
+        let first = app.tick_fields(k * 1000);
         assert!(
-            next > first,
-            "the old loop sees the new code's calls: {next} after {first}"
+            first[0] >= last[0] && first[1] >= last[1],
+            "{first:?} after {last:?}"
+        );
+        let next = app.tick_fields(k * 1000);
+        assert!(
+            next[0] > first[0] && next[1] > first[1],
+            "the old loop sees the new code's calls: {next:?} after {first:?}"
         );
         last = next;
     }
