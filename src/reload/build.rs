@@ -91,6 +91,22 @@ impl Invocation {
         Ok(Invocation { argv, cwd, env })
     }
 
+    /// A command `cargo dyndev watch` captured (its innermost rustc
+    /// wrapper sees the final command line): the program (rustc, or the
+    /// user's wrapper then rustc) and its arguments.
+    pub fn from_capture(capture: &crate::helpers::capture::Capture) -> Invocation {
+        Invocation {
+            argv: capture
+                .program
+                .iter()
+                .chain(&capture.args)
+                .cloned()
+                .collect(),
+            cwd: capture.cwd.clone(),
+            env: capture.env.clone(),
+        }
+    }
+
     /// Whether the crate was built as an executable.
     pub fn is_executable(&self) -> bool {
         self.argv
@@ -220,6 +236,20 @@ mod tests {
 
     fn words(s: &str) -> Vec<String> {
         s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn captured_commands_become_invocations() {
+        let capture = crate::helpers::capture::Capture {
+            program: words("/t/rustc"),
+            args: words("--crate-name app src/main.rs --crate-type bin"),
+            env: vec![("CARGO_PKG_NAME".into(), "app".into())],
+            cwd: PathBuf::from("/t"),
+        };
+        let inv = Invocation::from_capture(&capture);
+        assert_eq!(inv.argv[0], "/t/rustc");
+        assert!(inv.is_executable());
+        assert_eq!(inv.env, capture.env);
     }
 
     #[test]

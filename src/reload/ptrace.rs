@@ -18,6 +18,16 @@ const XSTATE_LEN: usize = 16 * 1024;
 /// How long a call inside the program may take before it is given up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What [`Tracee::next_status`] reports for a stop whose notification
+/// someone else consumed: an interrupt stop (`PTRACE_EVENT_STOP`).
+const STOLEN_STOP: i32 = ((libc::SIGTRAP | (libc::PTRACE_EVENT_STOP << 8)) << 8) | 0x7f;
+
+/// A thread's state letter in `/proc` (`t`: stopped by a tracer).
+fn thread_state(pid: pid_t, tid: pid_t) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
 /// One thread of the traced process.
 #[derive(Debug)]
 struct Thread {
@@ -127,28 +137,59 @@ impl Tracee {
         self.threads.iter().map(|t| t.tid).collect()
     }
 
-    /// Waits until `tid` is in a ptrace stop; false if it exited.
-    fn wait_stop(&mut self, tid: pid_t) -> Result<bool> {
+    /// The next wait status of `tid`, or `None` once it exited. Another
+    /// thread of this process waiting on the program (as `Child::wait`
+    /// does) can consume a stop's notification: a thread seen in tracing
+    /// stop in `/proc` with nothing to wait for is reported as an
+    /// interrupt stop.
+    fn next_status(&self, tid: pid_t, timeout: Option<Duration>) -> Result<Option<i32>> {
+        let start = Instant::now();
+        let poll = |status: &mut i32| {
+            // SAFETY: waitpid writes one int into `status`.
+            unsafe { libc::waitpid(tid, status, libc::__WALL | libc::WNOHANG) }
+        };
         loop {
             let mut status = 0;
-            // SAFETY: waitpid writes one int into `status`.
-            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
-            if r == -1 {
-                match errno() {
-                    libc::EINTR => continue,
-                    libc::ECHILD => return Ok(false),
+            let mut r = poll(&mut status);
+            if r == 0
+                && start.elapsed() > Duration::from_millis(2)
+                && thread_state(self.pid, tid) == Some('t')
+            {
+                // The notification follows the state change closely.
+                std::thread::sleep(Duration::from_millis(1));
+                r = poll(&mut status);
+                if r == 0 && thread_state(self.pid, tid) == Some('t') {
+                    return Ok(Some(STOLEN_STOP));
+                }
+            }
+            match r {
+                0 => {
+                    if timeout.is_some_and(|t| start.elapsed() > t) {
+                        bail!("a call inside the program did not return");
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                -1 => match errno() {
+                    libc::EINTR => {}
+                    libc::ECHILD => return Ok(None),
                     _ => bail!(
                         "waitpid on thread {tid} failed: {}",
                         std::io::Error::last_os_error()
                     ),
-                }
+                },
+                _ if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) => return Ok(None),
+                _ if libc::WIFSTOPPED(status) => return Ok(Some(status)),
+                _ => {}
             }
-            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+        }
+    }
+
+    /// Waits until `tid` is in a ptrace stop; false if it exited.
+    fn wait_stop(&mut self, tid: pid_t) -> Result<bool> {
+        loop {
+            let Some(status) = self.next_status(tid, None)? else {
                 return Ok(false);
-            }
-            if !libc::WIFSTOPPED(status) {
-                continue;
-            }
+            };
             let sig = libc::WSTOPSIG(status);
             let event = status >> 16;
             if event != 0 || sig == libc::SIGTRAP {
@@ -305,30 +346,15 @@ impl Tracee {
         regs.orig_rax = u64::MAX;
         self.set_regs(tid, &regs)?;
         ptrace(libc::PTRACE_CONT, tid, 0, 0)?;
-        let start = Instant::now();
         loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes one int into `status`.
-            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
-            if r == 0 {
-                if start.elapsed() > CALL_TIMEOUT {
-                    bail!("a call inside the program did not return");
-                }
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            }
-            if r == -1 {
-                if errno() == libc::EINTR {
-                    continue;
-                }
-                bail!("waitpid failed: {}", std::io::Error::last_os_error());
-            }
-            if !libc::WIFSTOPPED(status) {
+            let Some(status) = self.next_status(tid, Some(CALL_TIMEOUT))? else {
                 bail!("the program ended during a call inside it");
-            }
+            };
             let sig = libc::WSTOPSIG(status);
             let regs = self.regs(tid)?;
-            if sig == libc::SIGSEGV && regs.rip == 0 {
+            // Returned to address 0 (the fault's notification may have
+            // been consumed elsewhere: then only the address tells).
+            if regs.rip == 0 {
                 return Ok(regs.rax);
             }
             if sig == libc::SIGSEGV || sig == libc::SIGBUS || sig == libc::SIGILL {
@@ -461,6 +487,49 @@ mod tests {
         t.detach().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(state(pid), 'S', "still sleeping");
+    }
+
+    /// `cargo dyndev watch` waits for its program with `Child::wait` on a
+    /// thread of its own; that wait consumes the stops of a tracer in the
+    /// same process (seen 8 times in 10 before `next_status` looked at
+    /// `/proc`), and the tracer must not hang on them.
+    #[test]
+    fn another_thread_waiting_on_the_program_does_not_hang_the_tracer() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as pid_t;
+        std::thread::sleep(Duration::from_millis(50));
+        let getpid = libc_symbol(pid, "getpid");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait().map(|s| s.to_string()));
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let tracer = std::thread::spawn(move || {
+            let mut t = Tracee::seize(pid).unwrap();
+            for _ in 0..10 {
+                t.stop_all().unwrap();
+                t.resume_all_but(None).unwrap();
+            }
+            t.stop_all().unwrap();
+            let saved = t.save(pid).unwrap();
+            let got = t.call(pid, getpid, &[], &[]).unwrap();
+            t.restore(pid, &saved).unwrap();
+            t.detach().unwrap();
+            got
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tracer.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let finished = tracer.is_finished();
+        let waiter_saw = rx.try_recv().ok();
+        // SAFETY: kill only sends a signal to our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGKILL)
+        };
+        assert!(finished, "the tracer hung (the waiter saw {waiter_saw:?})");
+        assert_eq!(tracer.join().unwrap(), pid as u64);
     }
 
     #[test]
