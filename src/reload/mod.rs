@@ -137,17 +137,22 @@ impl Session {
             .with_context(|| format!("failed to find `{}`", exe.display()))?;
         let running = std::fs::read_link(format!("/proc/{pid}/exe"))
             .with_context(|| format!("no process {pid}"))?;
-        if running != exe {
+        // A rebuild replaces the file: the kernel then names the running
+        // one `PATH (deleted)`, in the maps too.
+        let deleted = PathBuf::from(format!("{} (deleted)", exe.display()));
+        if running != exe && running != deleted {
             bail!(
                 "process {pid} runs `{}`, not `{}`",
                 running.display(),
                 exe.display()
             );
         }
-        let image = Image::read(&exe)?;
+        // Read what runs, not what is on disk now.
+        let file = PathBuf::from(format!("/proc/{pid}/exe"));
+        let image = Image::read(&file)?;
         let maps = elf::maps(pid)?;
-        let bias = elf::load_bias(&maps, &exe, image.first_vaddr)?;
-        let layouts = Layouts::read(&exe)?;
+        let bias = elf::load_bias(&maps, &running, image.first_vaddr)?;
+        let layouts = Layouts::read(&file)?;
         crate::fs::create_dir_all(scratch)?;
         Ok(Session {
             pid,

@@ -423,12 +423,17 @@ fn an_edit_in_a_library_member_reaches_the_running_program() {
     build_recorded(&p);
     let mut app = Running::start(&p.bin(bin));
     app.tick_with(1000);
-    let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap();
+    let mut session = None;
     for k in 2..=4u64 {
         p.write("engine/src/lib.rs", &engine(k * 1000));
         // The member's rlib comes from a normal build (which also relinks
         // the executable on disk; the running one is unaffected).
         let inv = build_recorded(&p);
+        // Started after the relink: the session reads the running file,
+        // which the kernel now names `... (deleted)`.
+        let session = session.get_or_insert_with(|| {
+            Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap()
+        });
         let outcome = session.rebuild_and_apply(&inv).unwrap();
         assert!(outcome.stale.is_empty(), "{outcome:?}");
         app.tick_with(k * 1000);
