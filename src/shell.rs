@@ -46,6 +46,7 @@ const STATUS: Style = AnsiColor::Green.on_default().bold();
 const WARN: Style = AnsiColor::Yellow.on_default().bold();
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const HEADER: Style = Style::new().bold();
+const NOTE: Style = AnsiColor::Cyan.on_default().bold();
 
 #[derive(Debug, Clone)]
 pub struct Shell {
@@ -88,6 +89,13 @@ impl Shell {
     pub fn warn(&self, message: impl Display) {
         if self.verbosity > Verbosity::Quiet {
             let _ = writeln!(self.stderr(), "{WARN}warning{WARN:#}: {message}");
+        }
+    }
+
+    /// Something the user may want to know, not a problem (cargo's `note:`).
+    pub fn note(&self, message: impl Display) {
+        if self.verbosity > Verbosity::Quiet {
+            let _ = writeln!(self.stderr(), "{NOTE}note{NOTE:#}: {message}");
         }
     }
 

@@ -56,6 +56,9 @@ pub enum Decision {
     Compile(Vec<String>),
     /// Compile nothing; record the unit for the next bundle.
     Probe(String),
+    /// Compile as plain cargo would, statically: the unit asks for what a
+    /// shared standard library cannot serve.
+    Static(String),
 }
 
 /// The facts `decide` needs from outside, so it can be tested.
@@ -76,7 +79,7 @@ pub struct Facts<'a> {
 pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     // Compiling would fail with rustc's puzzling error; the driver says why.
     if let Some(setting) = inv.unsupported() {
-        return Decision::Probe(format!("{setting} cannot link with a shared std"));
+        return Decision::Static(format!("{setting} cannot link with a shared std"));
     }
     if facts.bundle_env == env::PROBE {
         return Decision::Probe("the bundle is being planned".into());
@@ -195,7 +198,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         probed: matches!(decision, Decision::Probe(_)),
         probe_reason: match &decision {
             Decision::Probe(reason) => Some(reason.clone()),
-            Decision::Compile(_) => None,
+            Decision::Compile(_) | Decision::Static(_) => None,
         },
         executable: inv.kind() == UnitKind::Executable,
         kind: kind_label(&inv).to_owned(),
@@ -224,6 +227,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
             write_probe_dep_info(&inv)?;
             Ok(0)
         }
+        Decision::Static(_) => passthrough(&rustc, &raw),
         Decision::Compile(args) => {
             let status = rustc_command(&rustc)
                 .args(&args)

@@ -144,6 +144,12 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         .filter(|a| req.workspace.is_member(&a.package_id))
         .filter(|a| !a.target.is_custom_build() && !a.target.is_proc_macro())
         .count();
+    let first_static: Vec<JournalEntry> = first
+        .journal
+        .iter()
+        .filter(|e| e.unsupported.is_some())
+        .cloned()
+        .collect();
     let planning = match Step::after_edit_pass(&first.journal, member_units) {
         Step::Refuse { setting } => {
             return Err(Failure::Unsupported {
@@ -154,6 +160,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         }
         Step::Done => {
             warn_global_allocators(req.shell, &first.journal);
+            note_static_units(req, &first.journal);
             return Ok(Outcome {
                 artifacts: first.artifacts,
                 build_scripts: first.build_scripts,
@@ -166,7 +173,13 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
 
     // After the first pass: cargo may have just written `Cargo.lock`.
     let generation = req.workspace.generation()?;
-    let bundle = new_bundle(req, &planning, &generation, previous.as_ref())?;
+    let served: Vec<JournalEntry> = planning
+        .journal
+        .iter()
+        .filter(|e| e.unsupported.is_none())
+        .cloned()
+        .collect();
+    let bundle = new_bundle(req, &planning, &served, &generation, previous.as_ref())?;
     bundle.save(&req.layout)?;
     bundle::collect_garbage(&req.layout, &bundle, previous.as_ref())?;
 
@@ -180,6 +193,8 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         );
     }
     warn_global_allocators(req.shell, &last.journal);
+    // Units built statically ran in the first pass and are fresh now.
+    note_static_units(req, &first_static);
     Ok(Outcome {
         artifacts: last.artifacts,
         build_scripts: last.build_scripts,
@@ -202,19 +217,43 @@ pub enum Step {
 
 impl Step {
     /// `member_units` counts the member units cargo reported; a journal
-    /// with fewer entries has not seen them all.
+    /// with fewer entries has not seen them all. Units a shared standard
+    /// library cannot serve compiled statically, as under plain cargo; only
+    /// when that is every unit is the build refused, since dyndev would
+    /// change nothing.
     pub fn after_edit_pass(journal: &[JournalEntry], member_units: usize) -> Step {
-        if let Some(setting) = journal.iter().find_map(|e| e.unsupported.clone()) {
+        if !journal.is_empty() && journal.iter().all(|e| e.unsupported.is_some()) {
+            let setting = journal[0].unsupported.clone().unwrap_or_default();
             return Step::Refuse { setting };
         }
+        let served = journal.iter().filter(|e| e.unsupported.is_none()).count();
         let probed = journal.iter().filter(|e| e.probed).count();
         if probed == 0 {
             Step::Done
-        } else if probed == journal.len() && journal.len() >= member_units {
+        } else if probed == served && journal.len() >= member_units {
             Step::Link
         } else {
             Step::PlanThenLink
         }
+    }
+}
+
+/// Units the profile keeps from a shared standard library (`cargo test`
+/// builds examples with the dev profile's `panic = "abort"`, say) were
+/// compiled as plain cargo compiles them: say so once.
+fn note_static_units(req: &BuildRequest<'_>, journal: &[JournalEntry]) {
+    let units: Vec<String> = journal
+        .iter()
+        .filter(|e| e.unsupported.is_some())
+        .map(|e| format!("{} ({})", e.package, e.kind))
+        .collect();
+    if let Some(setting) = journal.iter().find_map(|e| e.unsupported.as_deref()) {
+        req.shell.note(format_args!(
+            "{} built statically: the `{}` profile sets {setting} for {}",
+            crate::shell::count(units.len(), "unit", "units"),
+            req.profile,
+            units.join(", ")
+        ));
     }
 }
 
@@ -237,6 +276,7 @@ fn warn_global_allocators(shell: &Shell, journal: &[JournalEntry]) {
 fn new_bundle(
     req: &BuildRequest<'_>,
     planning: &Pass,
+    served: &[JournalEntry],
     generation: &str,
     previous: Option<&BundleState>,
 ) -> Result<BundleState> {
@@ -269,7 +309,7 @@ fn new_bundle(
             layout: &req.layout,
             workspace_name: &req.workspace.display_name(),
             generation,
-            entries: &planning.journal,
+            entries: served,
             packages_by_stem: &packages_by_stem,
             rlibs_by_package: &rlibs_by_package,
             built_packages: &built_packages,
@@ -420,8 +460,8 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_profiles_are_refused_before_anything_else() {
-        let mut e = entry("app-2", true);
+    fn a_profile_no_unit_can_use_is_refused() {
+        let mut e = entry("app-2", false);
         e.unsupported = Some("`panic = \"abort\"`".into());
         assert_eq!(
             Step::after_edit_pass(&[e], 1),
@@ -429,5 +469,21 @@ mod tests {
                 setting: "`panic = \"abort\"`".into()
             }
         );
+    }
+
+    #[test]
+    fn units_built_statically_do_not_hold_up_the_others() {
+        // `cargo test` builds examples with the dev profile's
+        // `panic = "abort"` and the tests with `unwind`.
+        let mut example = entry("demo-3", false);
+        example.unsupported = Some("`panic = \"abort\"`".into());
+        let tests = [
+            entry("libcore-1", true),
+            entry("core-2", true),
+            example.clone(),
+        ];
+        assert_eq!(Step::after_edit_pass(&tests, 3), Step::Link);
+        let done = [entry("libcore-1", false), example];
+        assert_eq!(Step::after_edit_pass(&done, 2), Step::Done);
     }
 }

@@ -131,6 +131,70 @@ fn a_profile_a_shared_std_cannot_serve_is_refused_plainly() {
     assert!(!out.stderr.contains("error[E"), "no compiler error: {out}");
 }
 
+/// `cargo test` builds the binaries integration tests run with the
+/// profile's `panic = "abort"` (and the library they use once more), and
+/// the tests with `unwind`: the binary builds statically, as under plain
+/// cargo, and the tests still use the bundle.
+#[test]
+fn units_a_shared_std_cannot_serve_build_statically_beside_the_others() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest(
+                "abort-mixed",
+                "[dependencies]\nitoa = \"=1.0.18\"\n\n[profile.dev]\npanic = \"abort\"\n",
+            ),
+        )
+        .file(
+            "src/lib.rs",
+            "pub fn one() -> String { itoa::Buffer::new().format(1u8).to_owned() }\n\n\
+             #[test]\nfn one_is_one() { assert_eq!(one(), \"1\"); }\n",
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", abort_mixed::one()); }\n",
+        )
+        .file(
+            "tests/cli.rs",
+            "#[test]\nfn prints_one() {\n    let out = std::process::Command::new(env!(\"CARGO_BIN_EXE_abort-mixed\"))\n        .output()\n        .unwrap();\n    assert_eq!(out.stdout, b\"1\\n\");\n}\n",
+        )
+        .build();
+    let out = p.dyndev(&["test"]).success();
+    assert!(out.stdout.contains("test one_is_one ... ok"), "{out}");
+    assert!(out.stdout.contains("test prints_one ... ok"), "{out}");
+    assert!(
+        out.stderr.contains(
+            "note: 2 units built statically: the `dev` profile sets `panic = \"abort\"` \
+             for abort-mixed (bin), abort-mixed (lib)"
+        ),
+        "{out}"
+    );
+    // The library's own tests call into itoa through the bundle.
+    let lib_tests = std::fs::read_dir(shared_target_dir().join("dyndev/debug/deps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("abort_mixed-") && p.extension().is_none()
+        })
+        .any(|p| {
+            cargo_dyndev::inspect::dynamic_info(&p)
+                .unwrap()
+                .needed
+                .iter()
+                .any(|n| n.starts_with("libdyndev_bundle_"))
+        });
+    assert!(lib_tests, "a test harness of abort-mixed needs the bundle");
+    let bin = shared_target_dir().join("dyndev/debug/abort-mixed");
+    let needed = cargo_dyndev::inspect::dynamic_info(&bin).unwrap().needed;
+    assert!(
+        !needed
+            .iter()
+            .any(|n| n.starts_with("libdyndev_") || n.starts_with("libstd-")),
+        "the binary links statically, as cargo links it: {needed:?}"
+    );
+}
+
 #[test]
 fn a_global_allocator_a_shared_std_ignores_is_reported() {
     let p = project()
