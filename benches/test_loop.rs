@@ -253,7 +253,10 @@ impl Bench {
     /// it fails.
     fn run(&self, mode: Mode, shown: bool) -> (Duration, f64) {
         let mut cmd = self.command(mode);
-        if !shown {
+        if shown {
+            // cargo's progress, not the tests' output: stdout is the table's.
+            cmd.stdout(Stdio::null());
+        } else {
             let out = std::fs::File::create(&self.output_log).expect("failed to create a log");
             cmd.stdout(out.try_clone().expect("a log file clones"))
                 .stderr(out);
