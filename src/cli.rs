@@ -476,6 +476,10 @@ pub struct CompareArgs {
     /// display or input)
     #[arg(long, conflicts_with = "args")]
     pub no_run: bool,
+    /// Measure the test loop instead: edit the package's library [default:
+    /// its root file], then `cargo test` until the suite is done
+    #[arg(long, conflicts_with_all = ["bin", "example", "args", "no_run"])]
+    pub tests: bool,
     /// Output format
     #[arg(long, value_name = "FMT", default_value = "human")]
     pub message_format: MessageFormat,

@@ -11,7 +11,7 @@ use crate::layout::Layout;
 
 /// Bumped whenever the meaning of the state files changes; state written by
 /// another version is ignored and rebuilt.
-pub const STATE_VERSION: u32 = 4;
+pub const STATE_VERSION: u32 = 5;
 
 /// The bundle currently in use for one target dir and profile: its plan
 /// (what goes where), the shared libraries the bundled crates are split

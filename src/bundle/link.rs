@@ -28,6 +28,16 @@ pub(super) enum Linked {
     },
 }
 
+/// Link arguments of every library beyond rustc's own. A change to them
+/// bumps [`STATE_VERSION`], so bundles linked before are linked again.
+///
+/// `-Bsymbolic-functions` binds a library's calls to its own functions at
+/// link time, so the loader no longer looks each one up, in every test
+/// binary and program that loads it. Only functions: a static keeps one
+/// address for every library and executable, and Rust code never relies
+/// on a function being interposed from outside.
+const LINK_ARGS: &[&str] = &["-Wl,-Bsymbolic-functions"];
+
 fn alias_of(stem: &str) -> String {
     let hash = stem.rsplit_once('-').map_or("", |(_, h)| h);
     format!("{}_{hash}", crate_of_stem(stem))
@@ -346,6 +356,9 @@ fn link_lib(
             "-C".to_owned(),
             "link-arg=-Wl,-rpath,$ORIGIN".to_owned(),
         ]);
+    for a in LINK_ARGS {
+        cmd.arg("-C").arg(format!("link-arg={a}"));
+    }
     for (stem, alias) in lib.crates.iter().zip(&aliases) {
         let rlib = placed
             .rlibs

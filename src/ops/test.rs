@@ -6,7 +6,7 @@
 //! plain `cargo test` gives it.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use cargo_metadata::TargetKind;
@@ -88,10 +88,9 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     let mut test_args: Vec<OsString> = args.filter.iter().map(OsString::from).collect();
     test_args.extend(args.args.iter().cloned());
     let with_package = needs_package_flag(&ws, args);
+    let config = load_config(&cwd)?;
     let mut failed = Vec::new();
     if !args.doc {
-        let config = cargo_config2::Config::load_with_cwd(&cwd)
-            .context("failed to read cargo's configuration")?;
         let opts = RunOptions {
             shell,
             cwd: &cwd,
@@ -121,7 +120,15 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     // Doctests run when asked for, or when neither a target nor a test
     // name was given.
     if args.doc || (selection.is_empty() && args.filter.is_none()) {
-        failed.extend(doctests(&req, &ws, args, &common, &outcome, with_package)?);
+        failed.extend(doctests(
+            &req,
+            &ws,
+            args,
+            &common,
+            &outcome,
+            &config,
+            with_package,
+        )?);
     }
     match test_binaries::failed_targets_message(&failed) {
         None => Ok(()),
@@ -156,6 +163,19 @@ fn needs_package_flag(ws: &Workspace, args: &TestArgs) -> bool {
     }
 }
 
+/// Cargo's configuration as cargo reads it from `cwd`, with rustc's host
+/// (`rustc -vV`, milliseconds): left to find the host itself,
+/// cargo-config2 asks `cargo -vV`, which also runs `lsb_release` and cost
+/// about 0.2 s of each test loop, twice.
+fn load_config(cwd: &Path) -> Result<cargo_config2::Config> {
+    let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
+    cargo_config2::Config::load_with_options(
+        cwd,
+        cargo_config2::ResolveOptions::default().host_triple(host),
+    )
+    .context("failed to read cargo's configuration")
+}
+
 /// `target.<host>.runner` (or a matching `target.<cfg>.runner`).
 fn runner(config: &cargo_config2::Config) -> Result<Option<(PathBuf, Vec<OsString>)>> {
     let host = config
@@ -178,15 +198,13 @@ fn doctests(
     args: &TestArgs,
     common: &[String],
     outcome: &Outcome,
+    config: &cargo_config2::Config,
     with_package: bool,
 ) -> Result<Vec<String>> {
     let documented = documented_libraries(ws, args)?;
     if documented.is_empty() {
         return Ok(Vec::new());
     }
-    let cwd = std::env::current_dir().context("failed to read the working directory")?;
-    let config = cargo_config2::Config::load_with_cwd(&cwd)
-        .context("failed to read cargo's configuration")?;
     let host = config
         .host_triple()
         .context("failed to learn rustc's host")?
@@ -238,7 +256,7 @@ fn doctests(
         }
         cmd.env(
             crate::helpers::rustdoc::env::REAL_RUSTDOC,
-            doctest::real_rustdoc(Some(&config)),
+            doctest::real_rustdoc(Some(config)),
         )
         .env("RUSTDOC", &proxy);
         let changed: Vec<String> = cmd

@@ -270,3 +270,57 @@ fn host() -> String {
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
         .unwrap()
 }
+
+#[test]
+fn compare_tests_times_the_test_loop_of_each_mode() {
+    let _one = one_compare_at_a_time();
+    let p = project()
+        .file("Cargo.toml", &manifest("cmp-lib", DEPS))
+        .file(
+            "src/lib.rs",
+            "pub fn show(n: u8) -> String { log::info!(\"x\"); itoa::Buffer::new().format(n).to_owned() }\n",
+        )
+        // Each run of the test writes down how it was linked.
+        .file(
+            "tests/it.rs",
+            r#"#[test]
+fn shows() {
+    assert_eq!(cmp_lib::show(7), "7");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let how = if maps.contains("libdyndev_bundle") { "bundle\n" } else { "static\n" };
+    let log = std::env::var("CMP_TEST_LOG").unwrap();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    std::io::Write::write_all(&mut f, how.as_bytes()).unwrap();
+}
+"#,
+        )
+        .build();
+    let log = p.root.parent().unwrap().join("runs.txt");
+    let mut cmd = dyndev_cmd(
+        &p.root,
+        &[
+            "compare",
+            "--tests",
+            "--runs",
+            "1",
+            "--linkers",
+            "none",
+            "--message-format",
+            "json",
+        ],
+    );
+    cmd.env("CMP_TEST_LOG", &log);
+    let out = run(cmd).success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["tests"], true, "{report}");
+    assert_eq!(report["target"], "tests of `cmp-lib`", "{report}");
+    assert_eq!(report["file"], "src/lib.rs", "{report}");
+    for m in report["modes"].as_array().unwrap() {
+        assert_eq!(m["edit_to_binary"]["samples"], 1, "{m}");
+        assert!(m["startup"].is_null(), "the loop's runs are timed: {m}");
+    }
+    // Each mode ran the tests on its warm-up builds and its timed one.
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(runs.matches("static").count(), 3, "{runs}");
+    assert_eq!(runs.matches("bundle").count(), 3, "{runs}");
+}

@@ -1,5 +1,6 @@
-//! The build runner: one timed build of a mode, all modes in one target dir
-//! (the linker proxy picks each mode's linker, so cargo's fingerprints hold).
+//! The build runner: one timed build of a mode (or, with `--tests`, one
+//! build and run of the tests), all modes in one target dir (the linker
+//! proxy picks each mode's linker, so cargo's fingerprints hold).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub(super) struct Bench {
     pub(super) manifest: PathBuf,
     pub(super) target_dir: PathBuf,
     target_flag: Vec<String>,
+    /// `build`, or `test` to time the test loop (build and run).
+    subcommand: &'static str,
     build_args: Vec<String>,
     env: Vec<(String, OsString)>,
     link_log: PathBuf,
@@ -36,7 +39,7 @@ impl Bench {
         host: &str,
         copy_root: PathBuf,
         manifest: PathBuf,
-        target_flag: String,
+        target_flag: Option<String>,
         args: &CompareArgs,
     ) -> Result<Bench> {
         let tools = dir.join("bin");
@@ -100,7 +103,8 @@ impl Bench {
             copy_root,
             manifest,
             target_dir: dir.join("target"),
-            target_flag: vec![target_flag],
+            target_flag: target_flag.into_iter().collect(),
+            subcommand: if args.tests { "test" } else { "build" },
             build_args,
             env,
             link_log,
@@ -151,12 +155,12 @@ impl Bench {
         interrupt::check()?;
         let mut cmd = if mode.dyndev {
             let mut c = Command::new(crate::fs::self_exe()?);
-            c.args(["dyndev", "build"]);
+            c.args(["dyndev", self.subcommand]);
             c.arg(format!("--target-dir={}", self.target_dir.display()));
             c
         } else {
             let mut c = Command::new(crate::cargo::cargo_program());
-            c.arg("build");
+            c.arg(self.subcommand);
             // Static builds share dyndev's cargo target dir, so each
             // dependency compiles once for all modes.
             c.arg(format!(

@@ -11,7 +11,7 @@ use crate::shell::{Shell, duration, group_digits, human_size};
 pub fn show(shell: &Shell, report: &Report, args: &CompareArgs) -> Result<()> {
     match args.message_format {
         MessageFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
-        MessageFormat::Human => print_report(shell, report, args.no_run),
+        MessageFormat::Human => print_report(shell, report, args.no_run || args.tests),
     }
     Ok(())
 }
@@ -30,7 +30,11 @@ fn print_report(shell: &Shell, report: &Report, no_run: bool) {
     shell.header(format_args!(
         "{:<16} {:>26} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "MODE",
-        "EDIT -> BINARY",
+        if report.tests {
+            "EDIT -> TESTS DONE"
+        } else {
+            "EDIT -> BINARY"
+        },
         "SPEEDUP",
         "LINK",
         "COMPILE",

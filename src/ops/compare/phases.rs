@@ -25,6 +25,12 @@ pub(super) struct Timed {
 }
 
 impl Comparison<'_> {
+    /// Whether the program is left unrun: asked for, or a test loop, whose
+    /// runs are in its timed builds.
+    fn no_run(&self) -> bool {
+        self.args.no_run || self.args.tests
+    }
+
     /// A number no edit has used before, in this comparison or an earlier
     /// one: each edit must make the compiler generate code anew.
     fn next_edit(&self) -> u64 {
@@ -179,12 +185,12 @@ impl Comparison<'_> {
         let to_run = timed
             .samples
             .iter()
-            .filter(|s| !s.is_empty() && !self.args.no_run)
+            .filter(|s| !s.is_empty() && !self.no_run())
             .count();
         let started = Instant::now();
         let mut ran = 0;
         for (i, mode) in self.modes.iter().enumerate() {
-            if timed.samples[i].is_empty() || self.args.no_run || interrupt::interrupted() {
+            if timed.samples[i].is_empty() || self.no_run() || interrupt::interrupted() {
                 startups.push(None);
                 continue;
             }
@@ -291,16 +297,22 @@ impl Comparison<'_> {
             runs: self.args.runs,
             interrupted: timed.interrupted || interrupt::interrupted(),
             modes_asked: self.modes.len(),
+            tests: self.args.tests,
             verdict: verdict(&modes),
             modes,
             bundle,
             chart: chart_path.clone(),
         };
         let title = format!(
-            "{} of {}: {} -> binary ready, median of {} runs",
+            "{} of {}: {} -> {}, median of {} runs",
             report.scenario,
             report.file.display(),
             report.target,
+            if report.tests {
+                "suite done"
+            } else {
+                "binary ready"
+            },
             report.runs
         );
         crate::fs::write_atomic(

@@ -43,8 +43,19 @@ impl<'a> Comparison<'a> {
         let host = crate::cargo::host_triple(&crate::cargo::rustc_program())?;
         let ws = Workspace::load_with_deps(shell, &args.compile, &args.features, &host)?;
         let packages = args.executable.packages();
-        let runnable = choose(&ws, &packages, &args.executable)?;
-        let (package, target) = find_target(&ws, &packages, &runnable)?;
+        let (package, target, target_flag, target_label) = if args.tests {
+            let (p, lib) = find_library(&ws, &packages)?;
+            (p, lib, None, format!("tests of `{}`", p.name))
+        } else {
+            let runnable = choose(&ws, &packages, &args.executable)?;
+            let (p, t) = find_target(&ws, &packages, &runnable)?;
+            let (flag, label) = match &runnable {
+                Runnable::Bin(n) => (format!("--bin={n}"), format!("bin `{n}`")),
+                Runnable::Example(n) => (format!("--example={n}"), format!("example `{n}`")),
+                Runnable::List(_) => unreachable!("checked by find_target"),
+            };
+            (p, t, Some(flag), label)
+        };
 
         let base = ws.target_dir(args.compile.target_dir.as_deref());
         let dir = base.join("dyndev-compare");
@@ -105,11 +116,6 @@ impl<'a> Comparison<'a> {
             .unwrap_or(&user_file)
             .to_owned();
 
-        let (target_flag, target_label) = match &runnable {
-            Runnable::Bin(n) => (format!("--bin={n}"), format!("bin `{n}`")),
-            Runnable::Example(n) => (format!("--example={n}"), format!("example `{n}`")),
-            Runnable::List(_) => unreachable!("checked by find_target"),
-        };
         let bench = Bench::new(&dir, &host, copy_root.clone(), manifest, target_flag, args)?;
         Ok(Comparison {
             args,
@@ -134,6 +140,40 @@ fn manifest_dir(manifest: &Path) -> PathBuf {
 fn absolute(p: &Path) -> Result<PathBuf> {
     p.canonicalize()
         .with_context(|| format!("failed to find `{}`", p.display()))
+}
+
+/// The package whose tests `--tests` measures, and its library: the one
+/// selected, else the root package, else the only member with a library.
+fn find_library<'w>(
+    ws: &'w Workspace,
+    packages: &PackageArgs,
+) -> Result<(&'w Package, &'w Target)> {
+    let lib_of = |p: &'w Package| p.targets.iter().find(|t| t.is_lib()).map(|t| (p, t));
+    let candidates: Vec<(&Package, &Target)> = if !packages.packages.is_empty() {
+        ws.select(packages)?
+            .into_iter()
+            .filter_map(lib_of)
+            .collect()
+    } else if let Some(found) = ws
+        .metadata
+        .root_package()
+        .and_then(|root| ws.members().find(|p| p.id == root.id).and_then(lib_of))
+    {
+        vec![found]
+    } else {
+        ws.members().filter_map(lib_of).collect()
+    };
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Failure::Selection(
+            "`--tests` measures a library's test loop, and the package has no library".into(),
+        )
+        .into()),
+        _ => Err(Failure::Selection(
+            "`--tests` measures one library's test loop: pass `-p NAME`".into(),
+        )
+        .into()),
+    }
 }
 
 fn find_target<'w>(

@@ -80,6 +80,9 @@ pub struct Report {
     pub interrupted: bool,
     /// The modes compared, those Ctrl-C came before included.
     pub modes_asked: usize,
+    /// A test loop (`--tests`): each time is edit -> suite done, from
+    /// building the tests to the end of their run.
+    pub tests: bool,
     pub modes: Vec<ModeReport>,
     pub bundle: Option<BundleReport>,
     pub verdict: String,
