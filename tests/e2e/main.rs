@@ -9,6 +9,7 @@ mod edit;
 mod errors;
 mod exact;
 mod help;
+mod hot;
 mod linkers;
 mod output;
 mod reload;
