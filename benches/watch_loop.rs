@@ -1,11 +1,21 @@
-//! Save -> the new process's first line of output, with `cargo dyndev watch`
-//! (with and without its fast path, which replays rustc without cargo) and
-//! the static way users restart a program today (a watcher running plain
-//! `cargo run` again on every save), side by side in one run.
+//! Save -> the new code's first line of output, with `cargo dyndev watch`
+//! (with and without its fast path, which replays rustc without cargo),
+//! `cargo dyndev watch --hot` (new code loaded into the running process)
+//! and the static way users restart a program today (a watcher running
+//! plain `cargo run` again on every save), side by side in one run.
 //!
 //! ```text
-//! cargo bench --bench watch-loop -- --manifest-path examples/headless-game/Cargo.toml --saves 7
+//! cargo bench --bench watch-loop -- --manifest-path examples/headless-game/Cargo.toml --saves 7 \
+//!     --hot-fn advance -- <arguments that keep the game running>
 //! ```
+//!
+//! Under `--hot`, `main`'s own body keeps its old code (a loop on the
+//! stack is never re-entered), so that mode edits the function named by
+//! `--hot-fn` (one the program runs over and over, like a system), and
+//! the line says which process printed it: "same process" counts the
+//! saves whose line came from the process that was running before. A
+//! program that exits by itself is simply started again by `--hot`, as by
+//! the other modes.
 //!
 //! Each mode works on its own copy of the project under
 //! `<target-dir>/dyndev-watch-bench` (the project's files are never
@@ -44,13 +54,15 @@ struct Options {
     grace: String,
     settle: Duration,
     crate_name: Option<String>,
+    hot_fn: String,
     program_args: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench watch-loop -- [--manifest-path PATH] [--saves N] \
-         [--file SRC] [--crate NAME] [--grace DURATION] [--settle DURATION] [-- ARGS]"
+         [--file SRC] [--crate NAME] [--hot-fn NAME] [--grace DURATION] [--settle DURATION] \
+         [-- ARGS]"
     );
     std::process::exit(2)
 }
@@ -63,6 +75,7 @@ fn options() -> Options {
         grace: "2s".into(),
         settle: Duration::from_secs(2),
         crate_name: None,
+        hot_fn: "main".into(),
         program_args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -85,6 +98,7 @@ fn options() -> Options {
                     .unwrap_or_else(|| usage())
             }
             "--crate" => o.crate_name = Some(args.next().unwrap_or_else(|| usage())),
+            "--hot-fn" => o.hot_fn = args.next().unwrap_or_else(|| usage()),
             "--" => o.program_args = args.by_ref().collect(),
             // `cargo bench` passes `--bench`.
             "--bench" => {}
@@ -94,12 +108,21 @@ fn options() -> Options {
     o
 }
 
-/// `src` with `println!("<MARKER> <n>");` as the first statement of `main`.
-fn marked(src: &str, n: usize) -> String {
-    let at = src.find("fn main").expect("the file has no `fn main`");
-    let brace = at + src[at..].find('{').expect("`fn main` without a body") + 1;
+/// `src` with a statement printing `<MARKER> <n> <pid>` once first in
+/// `fn <function>` (a static of its own per save: new code loaded into the
+/// running process prints too).
+fn marked(src: &str, function: &str, n: usize) -> String {
+    let head = format!("fn {function}(");
+    let at = src
+        .find(&head)
+        .unwrap_or_else(|| panic!("the file has no `fn {function}`"));
+    let brace = at + src[at..].find('{').expect("a function without a body") + 1;
+    let once = format!("DYNDEV_BENCH_{n}");
     format!(
-        "{}\n    println!(\"{MARKER} {n}\");{}",
+        "{}\n    {{ static {once}: std::sync::atomic::AtomicBool = \
+         std::sync::atomic::AtomicBool::new(false); \
+         if !{once}.swap(true, std::sync::atomic::Ordering::Relaxed) {{ \
+         println!(\"{MARKER} {n} {{}}\", std::process::id()); }} }}{}",
         &src[..brace],
         &src[brace..]
     )
@@ -120,14 +143,25 @@ fn lines(child: &mut Child) -> Receiver<(Instant, String)> {
     rx
 }
 
-/// Waits for `<MARKER> n` and returns when it arrived.
+/// Waits for `<MARKER> n <pid>` and returns when it arrived.
 fn wait_marker(rx: &Receiver<(Instant, String)>, n: usize, within: Duration) -> Instant {
+    wait_marker_from(rx, n, within).0
+}
+
+/// Waits for `<MARKER> n <pid>`: when it arrived, and the pid.
+fn wait_marker_from(
+    rx: &Receiver<(Instant, String)>,
+    n: usize,
+    within: Duration,
+) -> (Instant, u32) {
     let deadline = Instant::now() + within;
-    let want = format!("{MARKER} {n}");
+    let want = format!("{MARKER} {n} ");
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok((at, line)) if line.trim() == want => return at,
+            Ok((at, line)) if line.starts_with(&want) => {
+                return (at, line[want.len()..].trim().parse().unwrap_or(0));
+            }
             Ok(_) => {}
             Err(_) => panic!("no `{want}` within {within:?}"),
         }
@@ -207,10 +241,12 @@ struct Copy {
     manifest: PathBuf,
     file: PathBuf,
     original: String,
+    /// The function whose body gets the marker.
+    function: String,
 }
 
 impl Copy {
-    fn new(project: &Path, target: &Path, name: &str, file: &Path) -> Copy {
+    fn new(project: &Path, target: &Path, name: &str, file: &Path, function: &str) -> Copy {
         let dest = target.join("dyndev-watch-bench").join(name);
         let mirror = Mirror::new(&dest, &[project.to_owned()], &[target.to_owned()]);
         mirror.sync().expect("failed to copy the project");
@@ -226,11 +262,12 @@ impl Copy {
             manifest,
             file,
             original,
+            function: function.to_owned(),
         }
     }
 
     fn save(&self, n: usize) -> Instant {
-        let text = marked(&self.original, n);
+        let text = marked(&self.original, &self.function, n);
         let at = Instant::now();
         std::fs::write(&self.file, text).expect("failed to save");
         at
@@ -289,6 +326,10 @@ struct Watch {
     copy: Copy,
     child: Child,
     rx: Receiver<(Instant, String)>,
+    /// The process that printed the last marker.
+    pid: u32,
+    /// Saves whose marker came from the process already running.
+    same_process: usize,
 }
 
 impl Watch {
@@ -296,8 +337,12 @@ impl Watch {
     fn save(&mut self, n: usize, crate_name: &str, target: &Path) -> (Duration, Option<Duration>) {
         let spy = Spy::start(crate_name, target);
         let saved = self.copy.save(n);
-        let took = wait_marker(&self.rx, n, Duration::from_secs(600)) - saved;
-        (took, spy.finish())
+        let (at, pid) = wait_marker_from(&self.rx, n, Duration::from_secs(600));
+        if pid == self.pid {
+            self.same_process += 1;
+        }
+        self.pid = pid;
+        (at - saved, spy.finish())
     }
 }
 
@@ -332,13 +377,13 @@ fn main() {
         .unwrap_or_else(|| project.join("target"));
 
     let mut fixed = Static {
-        copy: Copy::new(&project, &target, "static", &o.file),
+        copy: Copy::new(&project, &target, "static", &o.file, "main"),
         target: target.clone(),
         args: o.program_args.clone(),
         running: None,
     };
-    let start_watch = |name: &str, extra: &[&str]| {
-        let copy = Copy::new(&project, &target, name, &o.file);
+    let start_watch = |name: &str, extra: &[&str], function: &str| {
+        let copy = Copy::new(&project, &target, name, &o.file, function);
         copy.save(0);
         // In a group of its own, as the terminal's foreground job would be.
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"))
@@ -356,13 +401,19 @@ fn main() {
             .spawn()
             .expect("failed to run cargo-dyndev");
         let rx = lines(&mut child);
-        let watch = Watch { copy, child, rx };
-        wait_marker(&watch.rx, 0, Duration::from_secs(3600));
-        watch
+        let (_, pid) = wait_marker_from(&rx, 0, Duration::from_secs(3600));
+        Watch {
+            copy,
+            child,
+            rx,
+            pid,
+            same_process: 0,
+        }
     };
     eprintln!("watch-loop: first builds (the dependencies, once) ...");
-    let mut watch = start_watch("dyndev", &[]);
-    let mut slow = start_watch("dyndev-cargo", &["--no-fast-path"]);
+    let mut watch = start_watch("dyndev", &[], "main");
+    let mut slow = start_watch("dyndev-cargo", &["--no-fast-path"], "main");
+    let mut hot = start_watch("dyndev-hot", &["--hot"], &o.hot_fn);
     fixed.copy.save(0);
     let rx = fixed.start();
     wait_marker(&rx, 0, Duration::from_secs(3600));
@@ -372,7 +423,8 @@ fn main() {
         .clone()
         .unwrap_or_else(|| package_name(&manifest));
     // One save each to warm up (incremental state, page cache), not counted.
-    let mut results: [Vec<(Duration, Option<Duration>)>; 3] = Default::default();
+    let mut results: [Vec<(Duration, Option<Duration>)>; 4] = Default::default();
+    let mut same = 0;
     for n in 1..=o.saves + 1 {
         let s = fixed.save(n, &crate_name);
         std::thread::sleep(o.settle);
@@ -382,9 +434,13 @@ fn main() {
         std::thread::sleep(o.settle);
         let w = watch.save(n, &crate_name, &target);
         std::thread::sleep(o.settle);
+        let before = hot.same_process;
+        let h = hot.save(n, &crate_name, &target);
+        let kept = hot.same_process > before;
+        std::thread::sleep(o.settle);
         eprintln!(
             "watch-loop: save {n}{}: static {:.2}s (rustc {}), watch without the fast path \
-             {:.2}s (rustc {}), watch {:.2}s (rustc {})",
+             {:.2}s (rustc {}), watch {:.2}s (rustc {}), watch --hot {:.2}s (rustc {}{})",
             if n == 1 { " (warm-up)" } else { "" },
             s.0.as_secs_f64(),
             seconds(s.1),
@@ -392,22 +448,35 @@ fn main() {
             seconds(c.1),
             w.0.as_secs_f64(),
             seconds(w.1),
+            h.0.as_secs_f64(),
+            seconds(h.1),
+            if kept {
+                ", same process"
+            } else {
+                ", new process"
+            },
         );
         if n > 1 {
+            same += usize::from(kept);
             results[0].push(s);
             results[1].push(c);
             results[2].push(w);
+            results[3].push(h);
         }
     }
     fixed.stop();
     drop(watch);
     drop(slow);
+    drop(hot);
 
     println!(
-        "save -> first line of the new process, {} saves of `{}` in {}",
+        "save -> first line of the new code, {} saves of `{}` in {} (`--hot`: `fn {}`, \
+         same process {same} of {})",
         o.saves,
         o.file.display(),
-        project.display()
+        project.display(),
+        o.hot_fn,
+        o.saves,
     );
     println!(
         "| mode | median | min | max | rustc of `{crate_name}` alone (median) | the rest |\n\
@@ -417,6 +486,7 @@ fn main() {
         ("static: `cargo run` restarted on save", &results[0]),
         ("`cargo dyndev watch --no-fast-path`", &results[1]),
         ("`cargo dyndev watch`", &results[2]),
+        ("`cargo dyndev watch --hot`", &results[3]),
     ] {
         let times: Vec<Duration> = runs.iter().map(|r| r.0).collect();
         let floors: Vec<Duration> = runs.iter().filter_map(|r| r.1).collect();

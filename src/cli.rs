@@ -564,6 +564,10 @@ pub struct WatchOptions {
     /// Always build with cargo, never by replaying captured rustc commands
     #[arg(long)]
     pub no_fast_path: bool,
+    /// Reload the running program in place (same process) when a save
+    /// allows it; restart it when not
+    #[arg(long, conflicts_with = "no_fast_path")]
+    pub hot: bool,
 }
 
 /// `2s`, `500ms`, `1.5s`, `3` (seconds), `1m`.

@@ -63,6 +63,8 @@ impl From<anyhow::Error> for Refusal {
 pub struct Outcome {
     /// Old entry points now jumping to new code (over all generations).
     pub patched: usize,
+    /// Functions of the new code that those entry points lead to.
+    pub functions: usize,
     /// Functions too short for a jump; they keep running old code.
     pub too_short: Vec<String>,
     /// Functions of the previous code the new code does not define under
@@ -308,6 +310,11 @@ impl Session {
             self.write_jump(&tracee, site)?;
         }
         outcome.patched = plan.len();
+        outcome.functions = plan
+            .iter()
+            .map(|s| s.target)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         outcome.via_trampoline = plan.iter().filter(|s| !reaches(s.entry, s.target)).count();
         tracee.detach()?;
         outcome.stopped = stop_start.elapsed();

@@ -9,6 +9,7 @@ mod edit;
 mod errors;
 mod exact;
 mod help;
+mod hot;
 mod identity;
 mod linkers;
 mod output;

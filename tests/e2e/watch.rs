@@ -61,7 +61,7 @@ fn hellos(stdout: &str) -> Vec<Hello> {
 }
 
 /// Whether a process runs (a zombie does not).
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat[stat.rfind(')').unwrap() + 1..]
@@ -75,7 +75,7 @@ fn alive(pid: i32) -> bool {
 }
 
 #[track_caller]
-fn assert_gone(pid: i32, what: &str) {
+pub(crate) fn assert_gone(pid: i32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) {
         assert!(
@@ -94,14 +94,14 @@ fn signal(pid: u32, signal: i32) {
 }
 
 /// A running `cargo dyndev watch`, its output collected as it comes.
-struct Watching {
+pub(crate) struct Watching {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Watching {
-    fn start(p: &Project, args: &[&str]) -> Watching {
+    pub(crate) fn start(p: &Project, args: &[&str]) -> Watching {
         let mut full = vec!["watch"];
         full.extend_from_slice(args);
         let mut child = dyndev_cmd(&p.root, &full)
@@ -134,7 +134,7 @@ impl Watching {
         }
     }
 
-    fn output(&self) -> (String, String) {
+    pub(crate) fn output(&self) -> (String, String) {
         (
             self.stdout.lock().unwrap().clone(),
             self.stderr.lock().unwrap().clone(),
@@ -143,7 +143,11 @@ impl Watching {
 
     /// Waits until `done` holds for (stdout, stderr), and returns them.
     #[track_caller]
-    fn wait_for(&self, what: &str, done: impl Fn(&str, &str) -> bool) -> (String, String) {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        done: impl Fn(&str, &str) -> bool,
+    ) -> (String, String) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let (out, err) = self.output();
@@ -166,7 +170,7 @@ impl Watching {
     }
 
     /// Sends SIGINT, as Ctrl-C does, and waits for the watcher to end.
-    fn interrupt(&mut self) -> ExitStatus {
+    pub(crate) fn interrupt(&mut self) -> ExitStatus {
         signal(self.child.id(), libc::SIGINT);
         self.wait_exit()
     }

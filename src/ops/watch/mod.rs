@@ -1,7 +1,9 @@
 //! `cargo dyndev watch`: build, start the program, and whenever a file the
 //! build read changes, rebuild while the program keeps running; only a
 //! successful build stops it (its whole process group) and starts the new
-//! one. `watch test` reruns the tests the same way.
+//! one. `watch test` reruns the tests the same way. With `--hot`, a save
+//! the fast path can replay is loaded into the running process instead
+//! (`crate::reload`), and only a change new code cannot carry restarts it.
 
 pub mod inputs;
 pub mod process;
@@ -16,18 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use notify::Watcher as _;
 
 use crate::cli::{RunArgs, TestArgs, WatchArgs, WatchMode, WatchOptions};
 use crate::error::Failure;
 use crate::ops::build::{BuildRequest, build};
 use crate::ops::run;
+use crate::reload::{self, Refusal};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 use inputs::{Exclusions, Inputs};
 use process::{Guard, Instance, Terminal};
-use replay::FastPath;
+use replay::{FastPath, Replay};
 
 /// What to keep running.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +45,9 @@ pub fn exec(shell: &Shell, args: &WatchArgs) -> Result<()> {
         Some(WatchMode::Run(a)) => (Mode::Run(&a.run), &a.watch),
         Some(WatchMode::Test(a)) => (Mode::Test(&a.test), &a.watch),
     };
+    if options.hot && matches!(mode, Mode::Test(_)) {
+        bail!("`--hot` reloads a running program; `watch test` keeps none running");
+    }
     Session::new(shell, mode, options)?.run()
 }
 
@@ -97,7 +103,73 @@ struct Session<'a> {
     /// The last good build, for the fast path: its units, and how to
     /// start the program again.
     fast: Option<(FastPath, Command, String)>,
+    /// `--hot`: reloads of the running instance.
+    hot: Option<Hot>,
     announced: bool,
+}
+
+/// What `--hot` needs: where patch libraries go, and the reload session of
+/// the running instance, read on a thread of its own while it starts.
+struct Hot {
+    scratch: PathBuf,
+    session: Option<(u32, HotSession)>,
+}
+
+enum HotSession {
+    Reading(std::thread::JoinHandle<Result<reload::Session>>),
+    Ready(Box<reload::Session>),
+}
+
+impl Hot {
+    /// Starts reading the instance `pid` runs (`exe`) for later reloads.
+    fn prepare(&mut self, pid: u32, exe: PathBuf) {
+        self.forget(None);
+        let scratch = self.scratch.clone();
+        let reading = std::thread::Builder::new()
+            .name(format!("hot-{pid}"))
+            .spawn(move || reload::Session::new(pid as i32, &exe, &scratch));
+        if let Ok(handle) = reading {
+            self.session = Some((pid, HotSession::Reading(handle)));
+        }
+    }
+
+    /// The session of instance `pid`, once read.
+    fn session(&mut self, pid: u32) -> Result<&mut reload::Session> {
+        let session = match self.session.take() {
+            Some((p, HotSession::Ready(s))) if p == pid => s,
+            Some((p, HotSession::Reading(h))) if p == pid => Box::new(
+                h.join()
+                    .map_err(|_| anyhow!("reading the running program panicked"))??,
+            ),
+            _ => bail!("the running program was not started for reloads"),
+        };
+        let (_, HotSession::Ready(s)) = self.session.insert((pid, HotSession::Ready(session)))
+        else {
+            unreachable!("just inserted")
+        };
+        Ok(s)
+    }
+
+    /// Drops the session of an instance that is gone (any, with `None`),
+    /// and the patch libraries it had loaded.
+    fn forget(&mut self, pid: Option<u32>) {
+        let Some((p, _)) = self
+            .session
+            .take_if(|(p, _)| pid.is_none_or(|pid| pid == *p))
+        else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&self.scratch) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&format!("gen-{p}-")) || name.starts_with(&format!("patch-{p}-")) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 impl<'a> Session<'a> {
@@ -121,6 +193,24 @@ impl<'a> Session<'a> {
                 let captures = dir.join("captures");
                 install_capture(&capture, &captures);
                 Some(captures)
+            }
+            _ => None,
+        };
+        let hot = match mode {
+            Mode::Run(_) if options.hot => {
+                let scratch = layout.profile_dir.join("watch").join("hot");
+                // Libraries a watcher before this one loaded.
+                if let Ok(entries) = std::fs::read_dir(&scratch) {
+                    for e in entries.flatten() {
+                        if e.path().extension().is_some_and(|x| x == "so") {
+                            let _ = std::fs::remove_file(e.path());
+                        }
+                    }
+                }
+                Some(Hot {
+                    scratch,
+                    session: None,
+                })
             }
             _ => None,
         };
@@ -173,6 +263,7 @@ impl<'a> Session<'a> {
             terminal: Terminal::detect(),
             captures,
             fast: None,
+            hot,
             announced: false,
         })
     }
@@ -215,6 +306,12 @@ impl<'a> Session<'a> {
                         format_args!("after a change to {}", self.describe_changes(&changed)),
                     );
                     if manifests || !self.replay(saved, &changed) {
+                        if self.hot.is_some() && self.running.is_some() {
+                            self.shell.warn(format_args!(
+                                "{} needs cargo's build: restarting",
+                                self.describe_changes(&changed)
+                            ));
+                        }
                         self.cycle(Some(saved), manifests);
                     }
                 }
@@ -359,9 +456,13 @@ impl<'a> Session<'a> {
         replaced: bool,
         how: &str,
     ) {
+        let exe = PathBuf::from(command.get_program());
         match process::start(command, self.exit_notifier()) {
             Ok(instance) => {
                 self.guard.add(instance.pid);
+                if let Some(hot) = &mut self.hot {
+                    hot.prepare(instance.pid, exe);
+                }
                 if let Some(t) = &self.terminal {
                     t.give(instance.pid);
                 }
@@ -417,6 +518,11 @@ impl<'a> Session<'a> {
                 return (false, true);
             }
         };
+        if self.hot.is_some() && self.running.is_some() {
+            let handled = self.reload(&plan, saved, changed, command, shown);
+            drop(lock);
+            return handled;
+        }
         let replayed = plan.run(self.shell);
         drop(lock);
         match replayed {
@@ -454,6 +560,148 @@ impl<'a> Session<'a> {
                 ));
                 (false, false)
             }
+        }
+    }
+
+    /// `--hot`: compiles the libraries the change touches, then the
+    /// program's crate as new code for the running instance, and loads it
+    /// there. A change new code cannot carry restarts the program on a
+    /// normal build; a compile error leaves it running. Returns what
+    /// [`Session::replay_with`] does.
+    fn reload(
+        &mut self,
+        plan: &Replay<'_>,
+        saved: Instant,
+        changed: &[PathBuf],
+        command: &Command,
+        shown: &str,
+    ) -> (bool, bool) {
+        match plan.run_libraries(self.shell) {
+            Ok(true) => {}
+            Ok(false) => {
+                if !self.stopping.load(Ordering::SeqCst) {
+                    self.wait_message();
+                }
+                return (true, true);
+            }
+            Err(e) => {
+                self.shell.warn(format_args!(
+                    "the fast path failed, building with cargo: {e:#}"
+                ));
+                return (false, false);
+            }
+        }
+        let pid = self.running.as_ref().map(|(i, _)| i.pid);
+        let applied = match (plan.bin_capture(), pid, self.hot.as_mut()) {
+            (Some(capture), Some(pid), Some(hot)) => {
+                let invocation = reload::build::Invocation::from_capture(capture);
+                hot.session(pid)
+                    .map_err(Refusal::Failed)
+                    .and_then(|s| s.rebuild_and_apply(&invocation))
+            }
+            _ => Err(Refusal::Failed(anyhow!(
+                "the program's rustc command was not captured"
+            ))),
+        };
+        let mut inputs = self.inputs.clone();
+        inputs.files.extend(plan.inputs());
+        let inputs = inputs.finish(&self.exclusions);
+        self.set_inputs(inputs);
+        // Whether a failure to build the new code is the user's compile
+        // error (then the program's normal build fails too).
+        let mut patch_failure = None;
+        match applied {
+            Ok(outcome) => {
+                self.reloaded(&outcome, saved, changed);
+                return (true, true);
+            }
+            Err(Refusal::Restart(why)) => {
+                self.shell.warn(format_args!("{why}: restarting"));
+            }
+            Err(Refusal::Failed(e)) if e.downcast_ref::<reload::build::BuildFailed>().is_some() => {
+                patch_failure = Some(e);
+            }
+            Err(Refusal::Failed(e)) => {
+                self.shell
+                    .warn(format_args!("reload failed: {e:#}: restarting"));
+            }
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return (true, true);
+        }
+        match plan.run_bin(self.shell) {
+            Ok(true) => {
+                if let Some(e) = patch_failure {
+                    self.shell.warn(format_args!(
+                        "the new code built as a program but not as a library to load: \
+                         restarting\n{e:#}"
+                    ));
+                }
+                let replaced = self.stop_running();
+                self.launch(
+                    clone_command(command),
+                    shown.to_owned(),
+                    Some(saved),
+                    replaced,
+                    "",
+                );
+                (true, true)
+            }
+            Ok(false) => {
+                if !self.stopping.load(Ordering::SeqCst) {
+                    self.wait_message();
+                }
+                (true, true)
+            }
+            Err(e) => {
+                self.shell.warn(format_args!(
+                    "the fast path failed, building with cargo: {e:#}"
+                ));
+                (false, false)
+            }
+        }
+    }
+
+    /// One line per reload, and its costs with `-v`.
+    fn reloaded(&self, outcome: &reload::Outcome, saved: Instant, changed: &[PathBuf]) {
+        self.shell.status(
+            "Reloaded",
+            format_args!(
+                "{} in {:.2}s ({})",
+                self.describe_changes(changed),
+                saved.elapsed().as_secs_f64(),
+                crate::shell::count(outcome.functions, "function", "functions")
+            ),
+        );
+        let ms = |d: Duration| crate::shell::duration(d.as_secs_f64() * 1e3);
+        let rss = self
+            .running
+            .as_ref()
+            .and_then(|(i, _)| resident_kib(i.pid))
+            .map(|k| format!(", {} resident", crate::shell::human_size(k * 1024)))
+            .unwrap_or_default();
+        self.shell.verbose_status(
+            "Reload",
+            format_args!(
+                "rustc {}, check {}, load {}, stopped {}; {} entry points, {} references \
+                 to statics kept{rss}",
+                ms(outcome.build),
+                ms(outcome.check),
+                ms(outcome.load),
+                ms(outcome.stopped),
+                outcome.patched,
+                outcome.statics_kept,
+            ),
+        );
+        if !outcome.stale.is_empty() {
+            self.shell.verbose_status(
+                "Reload",
+                format_args!(
+                    "{} the new code no longer has (removed, or a new signature) keep \
+                 their old code for old callers",
+                    crate::shell::count(outcome.stale.len(), "function", "functions")
+                ),
+            );
         }
     }
 
@@ -612,6 +860,9 @@ impl<'a> Session<'a> {
         let t = Instant::now();
         process::stop_group(instance.pid, self.options.grace);
         self.guard.remove(instance.pid);
+        if let Some(hot) = &mut self.hot {
+            hot.forget(Some(instance.pid));
+        }
         if let Some(t) = &self.terminal {
             t.take_back();
         }
@@ -635,6 +886,9 @@ impl<'a> Session<'a> {
         };
         process::stop_group(instance.pid, self.options.grace);
         self.guard.remove(instance.pid);
+        if let Some(hot) = &mut self.hot {
+            hot.forget(Some(instance.pid));
+        }
         if let Some(t) = &self.terminal {
             t.take_back();
             // Ctrl-C went to the program, which had the terminal: the user
@@ -701,6 +955,13 @@ fn install_capture(capture: &Path, dir: &Path) {
         std::env::set_var("RUSTC_WORKSPACE_WRAPPER", capture);
         std::env::set_var(crate::helpers::capture::env::DIR, dir);
     }
+}
+
+/// The resident memory of a process, in KiB.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.split_whitespace().next()?.parse().ok()
 }
 
 /// A copy of a command: program, arguments, environment, directory.

@@ -33,15 +33,74 @@ pub fn start(
     set_parent_death_signal(&mut command);
     // Spawned from the watcher's main thread: the parent-death signal
     // fires when the thread that forked ends, and this one ends last.
-    let mut child: Child = command.spawn()?;
+    let child: Child = command.spawn()?;
     let pid = child.id();
+    // Not `Child::wait`: see `wait_for_exit`.
+    drop(child);
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
-        .spawn(move || on_exit(pid, child.wait()))?;
+        .spawn(move || on_exit(pid, wait_for_exit(pid, true)))?;
     Ok(Instance {
         pid,
         started: Instant::now(),
     })
+}
+
+/// Waits until the process `pid` (a child of this process) has ended, and
+/// reaps it.
+///
+/// `watch --hot` traces the program from this process, and a tracer's
+/// stops are reported to every `waitpid` on the child in the tracer's
+/// process, asked for or not: `Child::wait` (one `waitpid`) would return
+/// "stopped by signal 5" as if the program had ended, and take the
+/// notification from the tracer. So the exit is awaited on a pidfd, which
+/// only an exit makes readable, and nothing is taken from the tracer; the
+/// reaping `waitpid` (also the fallback where pidfds are missing) goes on
+/// waiting past any stop it is shown.
+#[allow(unsafe_code)]
+fn wait_for_exit(pid: u32, use_pidfd: bool) -> std::io::Result<ExitStatus> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: plain system call; a non-negative result is a new fd we own.
+    let fd = match use_pidfd {
+        true => unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) },
+        false => -1,
+    };
+    if let Ok(fd) = i32::try_from(fd)
+        && fd >= 0
+    {
+        // SAFETY: `fd` was just returned by pidfd_open and is ours alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        loop {
+            let mut poll = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd on the stack.
+            let r = unsafe { libc::poll(&mut poll, 1, -1) };
+            if r > 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes one int into `status`.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == -1 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        // Stopped or continued: by a tracer or by job control, not gone.
+    }
 }
 
 #[allow(unsafe_code)]
@@ -287,6 +346,53 @@ mod tests {
     fn describes_codes_and_signals() {
         assert_eq!(describe(ExitStatus::from_raw(3 << 8)), "exit status 3");
         assert_eq!(describe(ExitStatus::from_raw(11)), "signal 11 (SIGSEGV)");
+    }
+
+    /// A tracer in the watcher's own process (as `watch --hot` is) stops
+    /// the program over and over: the waiter must neither report an end
+    /// nor take the tracer's notifications, and must still report the
+    /// real end. Both ways of waiting: on a pidfd, and `waitpid` alone.
+    #[test]
+    fn a_tracer_in_the_same_process_is_not_taken_for_an_exit() {
+        for use_pidfd in [true, false] {
+            let child = Command::new("sleep").arg("30").spawn().unwrap();
+            let pid = child.id();
+            drop(child);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(wait_for_exit(pid, use_pidfd));
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            let tracer = std::thread::spawn(move || {
+                let mut t = crate::reload::ptrace::Tracee::seize(pid as i32).unwrap();
+                for _ in 0..30 {
+                    t.stop_all().unwrap();
+                    t.resume_all_but(None).unwrap();
+                }
+                t.detach().unwrap();
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !tracer.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let finished = tracer.is_finished();
+            let early = rx.try_recv().ok();
+            kill_child(pid, libc::SIGKILL);
+            assert!(finished, "the tracer hung (pidfd: {use_pidfd})");
+            tracer.join().unwrap();
+            assert!(
+                early.is_none(),
+                "the waiter reported {early:?} while the program ran (pidfd: {use_pidfd})"
+            );
+            let status = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn kill_child(pid: u32, signal: i32) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(pid as i32, signal) };
     }
 
     #[test]

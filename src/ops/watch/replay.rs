@@ -257,7 +257,41 @@ impl Replay<'_> {
     /// Runs the captured commands; false when one failed (its diagnostics
     /// shown). On success the executable is in place.
     pub fn run(&self, shell: &Shell) -> Result<bool> {
-        for u in &self.units {
+        Ok(self.run_libraries(shell)? && self.run_bin(shell)?)
+    }
+
+    /// Runs the commands of every unit but the program's own (the
+    /// libraries it links, first); false when one failed.
+    pub fn run_libraries(&self, shell: &Shell) -> Result<bool> {
+        self.run_units(shell, |u| !self.is_bin(u))
+    }
+
+    /// Runs the command of the program's unit and puts the executable in
+    /// place; false when it failed (its diagnostics shown).
+    pub fn run_bin(&self, shell: &Shell) -> Result<bool> {
+        if !self.run_units(shell, |u| self.is_bin(u))? {
+            return Ok(false);
+        }
+        self.place_exe()?;
+        Ok(true)
+    }
+
+    /// The captured command that builds the program's own crate.
+    pub fn bin_capture(&self) -> Option<&Capture> {
+        self.units
+            .iter()
+            .find(|u| self.is_bin(u))
+            .and_then(|u| u.capture.as_ref())
+    }
+
+    fn is_bin(&self, u: &Unit) -> bool {
+        u.stem
+            .as_deref()
+            .is_some_and(|s| self.bin_output.file_name() == Some(std::ffi::OsStr::new(s)))
+    }
+
+    fn run_units(&self, shell: &Shell, which: impl Fn(&Unit) -> bool) -> Result<bool> {
+        for u in self.units.iter().filter(|u| which(u)) {
             let c = u
                 .capture
                 .as_ref()
@@ -304,6 +338,10 @@ impl Replay<'_> {
                 return Ok(false);
             }
         }
+        Ok(true)
+    }
+
+    fn place_exe(&self) -> Result<()> {
         // Where cargo would put it: a link to the unit's output.
         let _ = std::fs::remove_file(self.exe);
         if std::fs::hard_link(&self.bin_output, self.exe).is_err() {
@@ -315,7 +353,7 @@ impl Replay<'_> {
                 )
             })?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The files the replayed units read now (a new module, say).
@@ -454,6 +492,10 @@ mod tests {
         assert_eq!(r.bin_output, Path::new("/t/deps/game-1"));
         let r = f.plan(&[PathBuf::from("/w/game/main.rs")]).unwrap();
         assert_eq!(stems(&r), ["game-1"]);
+        // `watch --hot` builds the program's crate itself.
+        let r = f.plan(&[PathBuf::from("/w/engine/lib.rs")]).unwrap();
+        let bin = r.bin_capture().unwrap();
+        assert!(bin.args.windows(2).any(|w| w == ["--crate-name", "game"]));
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! `cargo dyndev watch --hot`: a save of a function body reaches the
+//! running process (same PID, its heap state goes on), a library member's
+//! too; a compile error keeps it running; a layout change restarts it with
+//! the reason shown; its exit is still reported.
+
+use std::time::Duration;
+
+use crate::support::*;
+use crate::watch::{Watching, alive, assert_gone};
+
+/// A workspace: the library member `engine` and the program `app`, whose
+/// `main` loops over a heap-held `State`, printing `compute(0)` and
+/// `engine::word()`.
+fn hot_project(app: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!("[workspace]\nmembers = [\"engine\", \"{app}\"]\nresolver = \"2\"\n"),
+        )
+        .file("engine/Cargo.toml", &manifest("engine", ""))
+        .file(
+            "engine/src/lib.rs",
+            "pub fn word() -> &'static str { \"alpha\" }\n",
+        )
+        .file(
+            &format!("{app}/Cargo.toml"),
+            &manifest(app, "[dependencies]\nengine = { path = \"../engine\" }\n"),
+        )
+        .file(
+            &format!("{app}/src/main.rs"),
+            &hot_main("counter: u64", "x + 1000"),
+        )
+        .build()
+}
+
+fn hot_main(state: &str, compute: &str) -> String {
+    format!(
+        "use std::io::Write;
+
+#[derive(Default)]
+struct State {{ {state} }}
+
+fn compute(x: u64) -> u64 {{
+    {compute}
+}}
+
+fn main() {{
+    let mut state = Box::<State>::default();
+    loop {{
+        state.counter += 1;
+        println!(\"tick pid={{}} n={{}} r={{}} w={{}}\", std::process::id(), state.counter, compute(0), engine::word());
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }}
+}}
+"
+    )
+}
+
+/// One line of the program's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tick {
+    pid: i32,
+    n: u64,
+    r: u64,
+    w: String,
+}
+
+fn ticks(stdout: &str) -> Vec<Tick> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.strip_prefix("tick ")?.split(' ');
+            let mut field = |key: &str| words.next()?.strip_prefix(key).map(str::to_owned);
+            Some(Tick {
+                pid: field("pid=")?.parse().ok()?,
+                n: field("n=")?.parse().ok()?,
+                r: field("r=")?.parse().ok()?,
+                w: field("w=")?,
+            })
+        })
+        .collect()
+}
+
+/// Waits for the first tick that `matches`; returns it with every tick
+/// before it.
+#[track_caller]
+fn wait_tick(w: &Watching, what: &str, matches: impl Fn(&Tick) -> bool) -> (Tick, Vec<Tick>) {
+    let (out, _) = w.wait_for(what, |out, _| ticks(out).iter().any(&matches));
+    let all = ticks(&out);
+    let at = all.iter().position(&matches).expect("just seen");
+    (all[at].clone(), all[..at].to_vec())
+}
+
+/// The ticks of one process count on by one: its heap state was never
+/// reset.
+#[track_caller]
+fn assert_counts_on(w: &Watching, pid: i32) {
+    let (out, err) = w.output();
+    let ns: Vec<u64> = ticks(&out)
+        .iter()
+        .filter(|t| t.pid == pid)
+        .map(|t| t.n)
+        .collect();
+    assert!(
+        ns.windows(2).all(|p| p[1] == p[0] + 1) && ns.first() == Some(&1),
+        "the counter of {pid} did not go on by one: {ns:?}\n{err}"
+    );
+}
+
+#[test]
+fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
+    let app = "hot-body";
+    let p = hot_project(app);
+    let main = format!("{app}/src/main.rs");
+    let mut w = Watching::start(&p, &["--hot", "-v"]);
+    let (first, _) = wait_tick(&w, "the first tick", |t| t.r == 1000);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    // The program's own crate: same process, new result, the counter on.
+    p.write(&main, &hot_main("counter: u64", "x + 2000"));
+    let (second, before) = wait_tick(&w, "the new code", |t| t.r == 2000);
+    assert_eq!(second.pid, first.pid, "{}", w.output().1);
+    assert!(before.iter().all(|t| t.pid == first.pid));
+    assert!(second.n > first.n);
+    let (_, err) = w.output();
+    assert!(
+        err.contains(&format!("Reloaded `{main}` in ")) && err.contains(" functions)"),
+        "{err}"
+    );
+    assert!(!err.contains("Restarted"), "{err}");
+
+    // A library member: compiled first, then the program's crate against
+    // it; `main`'s loop (old code) calls the library's new function.
+    p.write(
+        "engine/src/lib.rs",
+        "pub fn word() -> &'static str { \"beta\" }\n",
+    );
+    let (third, _) = wait_tick(&w, "the library's new code", |t| t.w == "beta");
+    assert_eq!((third.pid, third.r), (first.pid, 2000));
+    let (_, err) = w.output();
+    assert!(err.contains("Reloaded `engine/src/lib.rs` in "), "{err}");
+    let engine = err.rfind("Replaying rustc for `libengine-").expect(&err);
+    let reloaded = err.rfind("Reloaded `engine/src/lib.rs`").expect(&err);
+    assert!(engine < reloaded, "{err}");
+
+    // A compile error: the old code keeps running in the same process.
+    p.write(&main, &hot_main("counter: u64", "x + \"2\""));
+    let (_, err) = w.wait_for("the compile error", |_, err| {
+        err.contains("error[E0277]") && err.rfind("Waiting") > err.rfind("error[E0277]")
+    });
+    assert!(!err.contains("Restarted"), "{err}");
+    let last = ticks(&w.output().0).last().expect("ticks").n;
+    let (later, _) = wait_tick(&w, "ticks after the error", |t| t.n > last + 5);
+    assert_eq!(
+        (later.pid, later.r, later.w.as_str()),
+        (first.pid, 2000, "beta")
+    );
+    assert!(alive(first.pid));
+    assert_counts_on(&w, first.pid);
+
+    // And a fix is reloaded again.
+    p.write(&main, &hot_main("counter: u64", "x + 4000"));
+    let (fixed, _) = wait_tick(&w, "the fix", |t| t.r == 4000);
+    assert_eq!(fixed.pid, first.pid);
+    assert_counts_on(&w, first.pid);
+    w.interrupt();
+    assert_gone(first.pid, "the program");
+}
+
+#[test]
+fn a_layout_change_restarts_with_the_reason_and_an_exit_is_reported() {
+    let app = "hot-layout";
+    let p = hot_project(app);
+    let main = format!("{app}/src/main.rs");
+    let mut w = Watching::start(&p, &["--hot"]);
+    let (first, _) = wait_tick(&w, "the first tick", |t| t.r == 1000);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    // `State` lives across the loop: a new field must not reach the old
+    // value, so the program restarts, with the reason.
+    p.write(&main, &hot_main("counter: u64, extra: u32", "x + 3000"));
+    let (second, _) = wait_tick(&w, "the restarted program", |t| t.r == 3000);
+    assert_ne!(second.pid, first.pid);
+    let (_, err) = w.output();
+    assert!(
+        err.contains("warning: `hot_layout::State` changed layout: restarting"),
+        "{err}"
+    );
+    assert!(err.contains("Restarted `"), "{err}");
+    assert!(!err.contains("Reloaded"), "{err}");
+    assert_gone(first.pid, "the old instance");
+    assert_counts_on(&w, second.pid);
+
+    // New code that ends the program: reloaded, then its exit reported.
+    p.write(
+        &main,
+        &hot_main("counter: u64, extra: u32", "std::process::exit(3)"),
+    );
+    let (_, err) = w.wait_for("the exit", |_, err| err.contains("exit status 3"));
+    assert!(err.contains("Reloaded `"), "{err}");
+    assert_gone(second.pid, "the program");
+
+    // Nothing running: a save starts it.
+    p.write(&main, &hot_main("counter: u64, extra: u32", "x + 5000"));
+    let (third, _) = wait_tick(&w, "the new start", |t| t.r == 5000);
+    assert_ne!(third.pid, second.pid);
+    std::thread::sleep(Duration::from_millis(100));
+    w.interrupt();
+    assert_gone(third.pid, "the program");
+}
