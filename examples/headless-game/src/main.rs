@@ -3,7 +3,15 @@
 //! window, no GPU, no network: it runs anywhere and exits with a summary.
 //!
 //! Usage: headless-game [TICKS] [UNITS_PER_TEAM]
+//!        headless-game live [UNITS_PER_TEAM]
+//!
+//! `live` plays at 60 frames a second until stopped, with a heartbeat line
+//! each second, like a game one edits while it runs
+//! (`cargo dyndev watch --hot -- live`).
 
+use std::time::Duration;
+
+use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy::state::app::StatesPlugin;
 
@@ -33,6 +41,7 @@ struct Health(i32);
 struct Settings {
     ticks: u32,
     units: u32,
+    live: bool,
 }
 
 #[derive(Resource, Default)]
@@ -52,20 +61,34 @@ impl Rng {
 }
 
 fn main() -> AppExit {
-    let mut args = std::env::args().skip(1);
-    let ticks = args.next().and_then(|a| a.parse().ok()).unwrap_or(400);
+    let mut args = std::env::args().skip(1).peekable();
+    let live = args.next_if(|a| a == "live").is_some();
+    let ticks = if live {
+        u32::MAX
+    } else {
+        args.next().and_then(|a| a.parse().ok()).unwrap_or(400)
+    };
     let units = args.next().and_then(|a| a.parse().ok()).unwrap_or(120);
 
+    let frame = if live {
+        Duration::from_secs_f64(1.0 / 60.0)
+    } else {
+        Duration::ZERO
+    };
     App::new()
-        .add_plugins((MinimalPlugins, StatesPlugin, TransformPlugin))
+        .add_plugins((
+            MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(frame)),
+            StatesPlugin,
+            TransformPlugin,
+        ))
         .init_state::<Phase>()
-        .insert_resource(Settings { ticks, units })
+        .insert_resource(Settings { ticks, units, live })
         .insert_resource(Rng(0x9e37_79b9_7f4a_7c15))
         .init_resource::<Tick>()
         .add_systems(Startup, spawn_teams)
         .add_systems(
             Update,
-            (advance, bounce, fight, bury, referee)
+            (advance, bounce, fight, bury, referee, heartbeat)
                 .chain()
                 .run_if(in_state(Phase::Playing)),
         )
@@ -145,9 +168,20 @@ fn referee(
 ) {
     let red = teams.iter().filter(|t| **t == Team::Red).count();
     let blue = teams.iter().filter(|t| **t == Team::Blue).count();
-    if red == 0 || blue == 0 || tick.0 >= settings.ticks {
+    let wiped = red == 0 || blue == 0;
+    if (wiped && !settings.live) || tick.0 >= settings.ticks {
         next.set(Phase::Over);
     }
+}
+
+/// In `live` mode, a line each second: the frame and who is left.
+fn heartbeat(tick: Res<Tick>, settings: Res<Settings>, teams: Query<&Team>) {
+    if !settings.live || tick.0 % 60 != 0 {
+        return;
+    }
+    let red = teams.iter().filter(|t| **t == Team::Red).count();
+    let blue = teams.iter().filter(|t| **t == Team::Blue).count();
+    println!("frame {}: red {red} units, blue {blue} units", tick.0);
 }
 
 fn report(tick: Res<Tick>, teams: Query<(&Team, &Health)>, mut exit: MessageWriter<AppExit>) {
