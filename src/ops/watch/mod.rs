@@ -5,6 +5,8 @@
 //! the fast path can replay is loaded into the running process instead
 //! (`crate::reload`), and only a change new code cannot carry restarts it.
 
+mod changes;
+mod hot;
 pub mod inputs;
 pub mod process;
 pub mod replay;
@@ -18,19 +20,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
-use notify::Watcher as _;
+use anyhow::{Context, Result, bail};
 
 use crate::cli::{RunArgs, TestArgs, WatchArgs, WatchMode, WatchOptions};
 use crate::error::Failure;
 use crate::ops::build::{BuildRequest, build};
 use crate::ops::run;
-use crate::reload::{self, Refusal};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
+use changes::{fingerprint, is_cargo_file};
+use hot::Hot;
 use inputs::{Exclusions, Inputs};
 use process::{Guard, Instance, Terminal};
-use replay::{FastPath, Replay};
+use replay::FastPath;
 
 /// What to keep running.
 #[derive(Debug, Clone, Copy)]
@@ -108,70 +110,6 @@ struct Session<'a> {
     announced: bool,
 }
 
-/// What `--hot` needs: where patch libraries go, and the reload session of
-/// the running instance, read on a thread of its own while it starts.
-struct Hot {
-    scratch: PathBuf,
-    session: Option<(u32, HotSession)>,
-}
-
-enum HotSession {
-    Reading(std::thread::JoinHandle<Result<reload::Session>>),
-    Ready(Box<reload::Session>),
-}
-
-impl Hot {
-    /// Starts reading the instance `pid` runs (`exe`) for later reloads.
-    fn prepare(&mut self, pid: u32, exe: PathBuf) {
-        self.forget(None);
-        let scratch = self.scratch.clone();
-        let reading = std::thread::Builder::new()
-            .name(format!("hot-{pid}"))
-            .spawn(move || reload::Session::new(pid as i32, &exe, &scratch));
-        if let Ok(handle) = reading {
-            self.session = Some((pid, HotSession::Reading(handle)));
-        }
-    }
-
-    /// The session of instance `pid`, once read.
-    fn session(&mut self, pid: u32) -> Result<&mut reload::Session> {
-        let session = match self.session.take() {
-            Some((p, HotSession::Ready(s))) if p == pid => s,
-            Some((p, HotSession::Reading(h))) if p == pid => Box::new(
-                h.join()
-                    .map_err(|_| anyhow!("reading the running program panicked"))??,
-            ),
-            _ => bail!("the running program was not started for reloads"),
-        };
-        let (_, HotSession::Ready(s)) = self.session.insert((pid, HotSession::Ready(session)))
-        else {
-            unreachable!("just inserted")
-        };
-        Ok(s)
-    }
-
-    /// Drops the session of an instance that is gone (any, with `None`),
-    /// and the patch libraries it had loaded.
-    fn forget(&mut self, pid: Option<u32>) {
-        let Some((p, _)) = self
-            .session
-            .take_if(|(p, _)| pid.is_none_or(|pid| pid == *p))
-        else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(&self.scratch) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&format!("gen-{p}-")) || name.starts_with(&format!("patch-{p}-")) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 impl<'a> Session<'a> {
     fn new(shell: &'a Shell, mode: Mode<'a>, options: &'a WatchOptions) -> Result<Session<'a>> {
         let compile = match mode {
@@ -207,10 +145,7 @@ impl<'a> Session<'a> {
                         }
                     }
                 }
-                Some(Hot {
-                    scratch,
-                    session: None,
-                })
+                Some(Hot::new(scratch))
             }
             _ => None,
         };
@@ -338,39 +273,6 @@ impl<'a> Session<'a> {
             Event::Exited { pid, status } => self.exited(pid, status),
             Event::WatchError(e) => self.shell.warn(format_args!("file watcher: {e}")),
             Event::Changed(_) | Event::Signal => {}
-        }
-    }
-
-    /// The paths of an event that are inputs, or directories leading to one.
-    fn relevant(&self, paths: Vec<PathBuf>) -> BTreeSet<PathBuf> {
-        paths
-            .into_iter()
-            .filter(|p| self.inputs.affected_by(p))
-            .collect()
-    }
-
-    /// Whether `path` differs from what it was when the last build started
-    /// (a save that changes nothing, or a build writing the same bytes
-    /// again, starts no build).
-    fn really_changed(&self, path: &Path) -> bool {
-        let path = inputs::normalize(path);
-        match self.fingerprints.get(&path) {
-            Some(before) => {
-                let contents =
-                    |f: &Fingerprint| f.as_ref().map(|(len, _, hash)| (*len, hash.clone()));
-                contents(&fingerprint(&path, before.as_ref())) != contents(before)
-            }
-            // A directory on the way to an input, or a file not seen yet.
-            None => true,
-        }
-    }
-
-    fn describe_changes(&self, changed: &[PathBuf]) -> String {
-        let root = self.ws.root();
-        let first = changed[0].strip_prefix(root).unwrap_or(&changed[0]);
-        match changed.len() {
-            1 => format!("`{}`", first.display()),
-            n => format!("`{}` and {} more", first.display(), n - 1),
         }
     }
 
@@ -563,161 +465,6 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// `--hot`: compiles the libraries the change touches, then the
-    /// program's crate as new code for the running instance, and loads it
-    /// there. A change new code cannot carry restarts the program on a
-    /// normal build; a compile error leaves it running. Returns what
-    /// [`Session::replay_with`] does.
-    fn reload(
-        &mut self,
-        plan: &Replay<'_>,
-        saved: Instant,
-        changed: &[PathBuf],
-        command: &Command,
-        shown: &str,
-    ) -> (bool, bool) {
-        match plan.run_libraries(self.shell) {
-            Ok(true) => {}
-            Ok(false) => {
-                if !self.stopping.load(Ordering::SeqCst) {
-                    self.wait_message();
-                }
-                return (true, true);
-            }
-            Err(e) => {
-                self.shell.warn(format_args!(
-                    "the fast path failed, building with cargo: {e:#}"
-                ));
-                return (false, false);
-            }
-        }
-        let pid = self.running.as_ref().map(|(i, _)| i.pid);
-        let applied = match (plan.bin_capture(), pid, self.hot.as_mut()) {
-            (Some(capture), Some(pid), Some(hot)) => {
-                let invocation = reload::build::Invocation::from_capture(capture);
-                hot.session(pid)
-                    .map_err(Refusal::Failed)
-                    .and_then(|s| s.rebuild_and_apply(&invocation))
-            }
-            _ => Err(Refusal::Failed(anyhow!(
-                "the program's rustc command was not captured"
-            ))),
-        };
-        let mut inputs = self.inputs.clone();
-        inputs.files.extend(plan.inputs());
-        let inputs = inputs.finish(&self.exclusions);
-        self.set_inputs(inputs);
-        // Whether a failure to build the new code is the user's compile
-        // error (then the program's normal build fails too).
-        let mut patch_failure = None;
-        match applied {
-            Ok(outcome) => {
-                self.reloaded(&outcome, saved, changed);
-                return (true, true);
-            }
-            Err(Refusal::Restart(why)) => {
-                self.shell.warn(format_args!("{why}: restarting"));
-            }
-            Err(Refusal::Failed(e)) if e.downcast_ref::<reload::build::BuildFailed>().is_some() => {
-                patch_failure = Some(e);
-            }
-            Err(Refusal::Failed(e)) => {
-                self.shell
-                    .warn(format_args!("reload failed: {e:#}: restarting"));
-            }
-        }
-        if self.stopping.load(Ordering::SeqCst) {
-            return (true, true);
-        }
-        match plan.run_bin(self.shell) {
-            Ok(true) => {
-                if let Some(e) = patch_failure {
-                    self.shell.warn(format_args!(
-                        "the new code built as a program but not as a library to load: \
-                         restarting\n{e:#}"
-                    ));
-                }
-                let replaced = self.stop_running();
-                self.launch(
-                    clone_command(command),
-                    shown.to_owned(),
-                    Some(saved),
-                    replaced,
-                    "",
-                );
-                (true, true)
-            }
-            Ok(false) => {
-                if !self.stopping.load(Ordering::SeqCst) {
-                    self.wait_message();
-                }
-                (true, true)
-            }
-            Err(e) => {
-                self.shell.warn(format_args!(
-                    "the fast path failed, building with cargo: {e:#}"
-                ));
-                (false, false)
-            }
-        }
-    }
-
-    /// One line per reload, and its costs with `-v`.
-    fn reloaded(&self, outcome: &reload::Outcome, saved: Instant, changed: &[PathBuf]) {
-        self.shell.status(
-            "Reloaded",
-            format_args!(
-                "{} in {:.2}s ({})",
-                self.describe_changes(changed),
-                saved.elapsed().as_secs_f64(),
-                crate::shell::count(outcome.functions, "function", "functions")
-            ),
-        );
-        let ms = |d: Duration| crate::shell::duration(d.as_secs_f64() * 1e3);
-        let rss = self
-            .running
-            .as_ref()
-            .and_then(|(i, _)| resident_kib(i.pid))
-            .map(|k| format!(", {} resident", crate::shell::human_size(k * 1024)))
-            .unwrap_or_default();
-        self.shell.verbose_status(
-            "Reload",
-            format_args!(
-                "rustc {}, check {}, load {}, stopped {}; {} entry points, {} references \
-                 to statics kept{rss}",
-                ms(outcome.build),
-                ms(outcome.check),
-                ms(outcome.load),
-                ms(outcome.stopped),
-                outcome.patched,
-                outcome.statics_kept,
-            ),
-        );
-        if !outcome.stale.is_empty() {
-            self.shell.verbose_status(
-                "Reload",
-                format_args!(
-                    "{} the new code no longer has (removed, or a new signature) keep \
-                 their old code for old callers",
-                    crate::shell::count(outcome.stale.len(), "function", "functions")
-                ),
-            );
-        }
-    }
-
-    /// Notes what every input holds before a build reads it.
-    fn refresh_fingerprints(&mut self) {
-        self.fingerprints = self
-            .inputs
-            .files
-            .iter()
-            .map(|f| {
-                let old = self.fingerprints.get(f).and_then(Option::as_ref);
-                (f.clone(), fingerprint(f, old))
-            })
-            .collect();
-    }
-
     fn wait_message(&self) {
         match &self.running {
             Some((_, shown)) => self.shell.status(
@@ -804,45 +551,6 @@ impl<'a> Session<'a> {
                 })
             }
         }
-    }
-
-    /// Watches the directories of a new set of inputs.
-    fn set_inputs(&mut self, inputs: Inputs) {
-        let dirs = inputs.dirs();
-        for gone in self.watched.difference(&dirs) {
-            let _ = self.fs.unwatch(gone);
-        }
-        let mut watched = BTreeSet::new();
-        for dir in dirs {
-            if self.watched.contains(&dir) {
-                watched.insert(dir);
-                continue;
-            }
-            match self.fs.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    watched.insert(dir);
-                }
-                Err(e) => self
-                    .shell
-                    .warn(format_args!("cannot watch `{}`: {e}", dir.display())),
-            }
-        }
-        for f in &inputs.files {
-            if !self.fingerprints.contains_key(f) {
-                let fp = fingerprint(f, None);
-                self.fingerprints.insert(f.clone(), fp);
-            }
-        }
-        self.watched = watched;
-        self.shell.verbose_status(
-            "Watching",
-            format_args!(
-                "{} files in {} directories",
-                inputs.existing(),
-                self.watched.len()
-            ),
-        );
-        self.inputs = inputs;
     }
 
     fn exit_notifier(&self) -> impl FnOnce(u32, std::io::Result<ExitStatus>) + Send + 'static {
@@ -957,13 +665,6 @@ fn install_capture(capture: &Path, dir: &Path) {
     }
 }
 
-/// The resident memory of a process, in KiB.
-fn resident_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
-    line.split_whitespace().next()?.parse().ok()
-}
-
 /// A copy of a command: program, arguments, environment, directory.
 fn clone_command(c: &Command) -> Command {
     let mut copy = Command::new(c.get_program());
@@ -978,32 +679,6 @@ fn clone_command(c: &Command) -> Command {
         copy.current_dir(dir);
     }
     copy
-}
-
-/// Size, modification time and (when those changed) a hash of the
-/// contents, reusing `old`'s hash when size and time are the same.
-fn fingerprint(path: &Path, old: Option<&(u64, std::time::SystemTime, String)>) -> Fingerprint {
-    let meta = std::fs::metadata(path).ok()?;
-    let (len, modified) = (meta.len(), meta.modified().ok()?);
-    if let Some((l, m, hash)) = old
-        && *l == len
-        && *m == modified
-    {
-        return Some((len, modified, hash.clone()));
-    }
-    let bytes = std::fs::read(path).ok()?;
-    let hash = crate::fs::StableHasher::default()
-        .write(&bytes)
-        .finish_hex();
-    Some((len, modified, hash))
-}
-
-/// A manifest, lockfile or configuration file: the workspace may have
-/// changed shape.
-fn is_cargo_file(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    matches!(name, "Cargo.toml" | "Cargo.lock")
-        || path.components().any(|c| c.as_os_str() == ".cargo")
 }
 
 /// The cargo arguments that select what `watch test` builds, as
