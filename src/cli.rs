@@ -393,6 +393,24 @@ pub struct TestArgs {
     pub args: Vec<OsString>,
 }
 
+impl TestArgs {
+    /// The cargo arguments that select test targets: `--lib`, `--bin`,
+    /// ..., `--test NAME`, `--tests`.
+    pub fn push_target_args(&self, out: &mut Vec<String>) {
+        self.targets.push_cargo_args(out);
+        for t in &self.tests {
+            out.push(if t.is_empty() {
+                "--test".to_owned()
+            } else {
+                format!("--test={t}")
+            });
+        }
+        if self.all_tests {
+            out.push("--tests".into());
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(
     after_help = "`cargo dyndev nextest run [ARGS]` takes the arguments of `cargo nextest run`: \

@@ -29,17 +29,7 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     args.compile.push_build_args(&mut common);
     args.global.push_cargo_args(&mut common);
     let mut selection = Vec::new();
-    args.targets.push_cargo_args(&mut selection);
-    for t in &args.tests {
-        selection.push(if t.is_empty() {
-            "--test".to_owned()
-        } else {
-            format!("--test={t}")
-        });
-    }
-    if args.all_tests {
-        selection.push("--tests".into());
-    }
+    args.push_target_args(&mut selection);
     if args.doc && !selection.is_empty() {
         return Err(Failure::Selection(
             "can't mix --doc with other target selecting options".into(),

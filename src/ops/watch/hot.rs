@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
+use super::Session;
 use super::replay::Replay;
-use super::{Session, clone_command};
 use crate::reload::{self, Refusal};
 
 /// What `--hot` needs: where patch libraries go, and the reload session of
@@ -152,37 +152,14 @@ impl Session<'_> {
         if self.stopping.load(Ordering::SeqCst) {
             return (true, true);
         }
-        match plan.run_bin(self.shell) {
-            Ok(true) => {
-                if let Some(e) = patch_failure {
-                    self.shell.warn(format_args!(
-                        "the new code built as a program but not as a library to load: \
-                         restarting\n{e:#}"
-                    ));
-                }
-                let replaced = self.stop_running();
-                self.launch(
-                    clone_command(command),
-                    shown.to_owned(),
-                    Some(saved),
-                    replaced,
-                    "",
-                );
-                (true, true)
-            }
-            Ok(false) => {
-                if !self.stopping.load(Ordering::SeqCst) {
-                    self.wait_message();
-                }
-                (true, true)
-            }
-            Err(e) => {
-                self.shell.warn(format_args!(
-                    "the fast path failed, building with cargo: {e:#}"
-                ));
-                (false, false)
-            }
+        let built = plan.run_bin(self.shell);
+        if let (Ok(true), Some(e)) = (&built, patch_failure) {
+            self.shell.warn(format_args!(
+                "the new code built as a program but not as a library to load: \
+                 restarting\n{e:#}"
+            ));
         }
+        self.finish_replay(built, command, shown, saved, "")
     }
 
     /// One line per reload, and its costs with `-v`.

@@ -427,26 +427,42 @@ impl<'a> Session<'a> {
         }
         let replayed = plan.run(self.shell);
         drop(lock);
+        if let Ok(true) = replayed {
+            let mut inputs = self.inputs.clone();
+            inputs.files.extend(plan.inputs());
+            let inputs = inputs.finish(&self.exclusions);
+            self.set_inputs(inputs);
+        }
+        let how = format!(
+            " (replayed {units} rustc command{})",
+            if units == 1 { "" } else { "s" }
+        );
+        self.finish_replay(replayed, command, shown, saved, &how)
+    }
+
+    /// After a replay: a program built (`Ok(true)`) replaces the running
+    /// one; a compile error (`Ok(false)`) leaves it; a replay that could
+    /// not run says so and hands over to cargo (`(false, false)`).
+    fn finish_replay(
+        &mut self,
+        replayed: Result<bool>,
+        command: &Command,
+        shown: &str,
+        saved: Instant,
+        how: &str,
+    ) -> (bool, bool) {
         match replayed {
             Ok(true) => {
-                let mut inputs = self.inputs.clone();
-                inputs.files.extend(plan.inputs());
-                let inputs = inputs.finish(&self.exclusions);
-                self.set_inputs(inputs);
                 if self.stopping.load(Ordering::SeqCst) {
                     return (true, true);
                 }
                 let replaced = self.stop_running();
-                let how = format!(
-                    " (replayed {units} rustc command{})",
-                    if units == 1 { "" } else { "s" }
-                );
                 self.launch(
                     clone_command(command),
-                    shown.clone(),
+                    shown.to_owned(),
                     Some(saved),
                     replaced,
-                    &how,
+                    how,
                 );
                 (true, true)
             }
@@ -686,17 +702,7 @@ fn clone_command(c: &Command) -> Command {
 fn test_selection(args: &TestArgs) -> Vec<String> {
     let mut selection = Vec::new();
     args.packages.push_cargo_args(&mut selection);
-    args.targets.push_cargo_args(&mut selection);
-    for t in &args.tests {
-        selection.push(if t.is_empty() {
-            "--test".to_owned()
-        } else {
-            format!("--test={t}")
-        });
-    }
-    if args.all_tests {
-        selection.push("--tests".into());
-    }
+    args.push_target_args(&mut selection);
     args.features.push_cargo_args(&mut selection);
     args.compile.push_build_args(&mut selection);
     args.global.push_cargo_args(&mut selection);
