@@ -30,7 +30,7 @@ pub enum Cli {
     version,
     about = "Dynamic-linking dev builds: dependencies linked once, your crates relinked in milliseconds",
     long_about = "Dynamic-linking dev builds for any workspace.\n\n\
-        Third-party dependencies are linked once into a shared library (the bundle); \
+        Third-party dependencies are linked once into shared libraries (the bundle); \
         your crates link against it, so after an edit the link only binds symbols. \
         Nothing in your workspace is changed: everything dyndev makes lives in \
         <target-dir>/dyndev.",
