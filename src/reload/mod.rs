@@ -128,6 +128,10 @@ pub struct Session {
     /// Where patch libraries are copied, each under a name of its own.
     scratch: PathBuf,
     pub statics: Statics,
+    /// The program's thread-locals are local-exec, so patch links need
+    /// `--noinhibit-exec`: learned from the first patch link that said so,
+    /// so later reloads compile once, not twice.
+    local_exec_tls: bool,
 }
 
 impl Session {
@@ -168,6 +172,7 @@ impl Session {
             slots: BTreeMap::new(),
             scratch: scratch.to_owned(),
             statics: Statics::default(),
+            local_exec_tls: false,
         })
     }
 
@@ -204,13 +209,15 @@ impl Session {
         let start = Instant::now();
         let mut link = build::PatchLink {
             base,
-            local_exec_tls: false,
+            local_exec_tls: self.local_exec_tls,
         };
         let mut built = invocation.build_patch(&out, &incremental, &link)?;
         if let Err(failed) = &built
+            && !link.local_exec_tls
             && failed.only_local_exec_tls()
         {
             link.local_exec_tls = true;
+            self.local_exec_tls = true;
             built = invocation.build_patch(&out, &incremental, &link)?;
         }
         match built {
