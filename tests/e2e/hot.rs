@@ -12,25 +12,7 @@ use crate::watch::{Watching, alive, assert_gone};
 /// `main` loops over a heap-held `State`, printing `compute(0)` and
 /// `engine::word()`.
 fn hot_project(app: &str) -> Project {
-    project()
-        .file(
-            "Cargo.toml",
-            &format!("[workspace]\nmembers = [\"engine\", \"{app}\"]\nresolver = \"2\"\n"),
-        )
-        .file("engine/Cargo.toml", &manifest("engine", ""))
-        .file(
-            "engine/src/lib.rs",
-            "pub fn word() -> &'static str { \"alpha\" }\n",
-        )
-        .file(
-            &format!("{app}/Cargo.toml"),
-            &manifest(app, "[dependencies]\nengine = { path = \"../engine\" }\n"),
-        )
-        .file(
-            &format!("{app}/src/main.rs"),
-            &hot_main("counter: u64", "x + 1000"),
-        )
-        .build()
+    engine_workspace(app, &hot_main("counter: u64", "x + 1000"))
 }
 
 fn hot_main(state: &str, compute: &str) -> String {

@@ -242,3 +242,45 @@ pub fn run_outside_cargo(bin: &Path, args: &[&str]) -> Run {
         .stdin(Stdio::null());
     run(cmd)
 }
+
+/// A workspace of two members: the library `engine`, whose `word()` says
+/// `"alpha"`, and the program `app` using it, with `main_rs` as its main.
+pub fn engine_workspace(app: &str, main_rs: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!("[workspace]\nmembers = [\"engine\", \"{app}\"]\nresolver = \"2\"\n"),
+        )
+        .file("engine/Cargo.toml", &manifest("engine", ""))
+        .file(
+            "engine/src/lib.rs",
+            "pub fn word() -> &'static str { \"alpha\" }\n",
+        )
+        .file(
+            &format!("{app}/Cargo.toml"),
+            &manifest(app, "[dependencies]\nengine = { path = \"../engine\" }\n"),
+        )
+        .file(&format!("{app}/src/main.rs"), main_rs)
+        .build()
+}
+
+/// Everything `from` writes, gathered on a thread as it comes, for tests
+/// that look at a running process's output.
+pub fn collect_output(
+    mut from: Box<dyn std::io::Read + Send>,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}

@@ -2,7 +2,6 @@
 //! only a save of a file the build read does, a failed build leaves the
 //! program running, and no process outlives the watcher.
 
-use std::io::Read;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,24 +108,8 @@ impl Watching {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let collect = |mut from: Box<dyn Read + Send>| {
-            let text = Arc::new(Mutex::new(String::new()));
-            let into = text.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = from.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    into.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-            text
-        };
-        let stdout = collect(Box::new(child.stdout.take().unwrap()));
-        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        let stdout = collect_output(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect_output(Box::new(child.stderr.take().unwrap()));
         Watching {
             child,
             stdout,
@@ -418,23 +401,7 @@ fn in_a_terminal_the_program_reads_it_and_ctrl_c_stops_all() {
     let mut script = Script(cmd.spawn().unwrap());
     let child = &mut script.0;
     let mut input = child.stdin.take().unwrap();
-    let collect = |mut from: Box<dyn Read + Send>| {
-        let text = Arc::new(Mutex::new(String::new()));
-        let into = text.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                into.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        text
-    };
-    let output = collect(Box::new(child.stdout.take().unwrap()));
+    let output = collect_output(Box::new(child.stdout.take().unwrap()));
     let wait = |what: &str, needle: &str| -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -477,22 +444,7 @@ fn in_a_terminal_the_program_reads_it_and_ctrl_c_stops_all() {
 
 /// A workspace with a library member and a binary using it.
 fn fast_project(app: &str) -> Project {
-    project()
-        .file(
-            "Cargo.toml",
-            &format!("[workspace]\nmembers = [\"engine\", \"{app}\"]\nresolver = \"2\"\n"),
-        )
-        .file("engine/Cargo.toml", &manifest("engine", ""))
-        .file(
-            "engine/src/lib.rs",
-            "pub fn word() -> &'static str { \"alpha\" }\n",
-        )
-        .file(
-            &format!("{app}/Cargo.toml"),
-            &manifest(app, "[dependencies]\nengine = { path = \"../engine\" }\n"),
-        )
-        .file(&format!("{app}/src/main.rs"), &fast_main("v1"))
-        .build()
+    engine_workspace(app, &fast_main("v1"))
 }
 
 fn fast_main(version: &str) -> String {
