@@ -317,14 +317,19 @@ fn global_allocator_in(inv: &Invocation) -> Option<String> {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        if let Some(line) = text.lines().position(|l| {
-            let l = l.trim_start();
-            !l.starts_with("//") && l.contains("#[global_allocator]")
-        }) {
+        if let Some(line) = sets_global_allocator(&text) {
             return Some(format!("{file}:{}", line + 1));
         }
     }
     None
+}
+
+/// The line (from 0) that starts with the attribute: an attribute starts
+/// its line, where the same words inside a string or a comment do not.
+fn sets_global_allocator(source: &str) -> Option<usize> {
+    source
+        .lines()
+        .position(|l| l.trim_start().starts_with("#[global_allocator]"))
 }
 
 /// A probed unit still leaves the dep-info cargo expects, naming the probe
@@ -469,6 +474,15 @@ mod tests {
             decide_with(&after_probe, "b1", 7),
             Decision::Probe("workspace member `core` was probed".into())
         );
+    }
+
+    #[test]
+    fn a_global_allocator_is_an_attribute_not_words() {
+        let set = "use std::alloc::System;\n\n#[global_allocator]\nstatic A: System = System;\n";
+        assert_eq!(sets_global_allocator(set), Some(2));
+        let quoted = "let src = \"#[global_allocator]\\nstatic A: System = System;\";\n\
+                      // #[global_allocator] in a comment\n";
+        assert_eq!(sets_global_allocator(quoted), None);
     }
 
     #[test]
