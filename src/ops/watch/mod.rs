@@ -577,16 +577,22 @@ impl<'a> Session<'a> {
     }
 
     /// Stops the running instance, if any; true when there was one.
+    /// Ends what an instance left (its whole group), and forgets it: the
+    /// guard no longer watches it, `--hot` drops its session.
+    fn release(&mut self, pid: u32) {
+        process::stop_group(pid, self.options.grace);
+        self.guard.remove(pid);
+        if let Some(hot) = &mut self.hot {
+            hot.forget(Some(pid));
+        }
+    }
+
     fn stop_running(&mut self) -> bool {
         let Some((instance, _)) = self.running.take() else {
             return false;
         };
         let t = Instant::now();
-        process::stop_group(instance.pid, self.options.grace);
-        self.guard.remove(instance.pid);
-        if let Some(hot) = &mut self.hot {
-            hot.forget(Some(instance.pid));
-        }
+        self.release(instance.pid);
         if let Some(t) = &self.terminal {
             t.take_back();
         }
@@ -608,11 +614,7 @@ impl<'a> Session<'a> {
             // An instance that was stopped.
             return;
         };
-        process::stop_group(instance.pid, self.options.grace);
-        self.guard.remove(instance.pid);
-        if let Some(hot) = &mut self.hot {
-            hot.forget(Some(instance.pid));
-        }
+        self.release(instance.pid);
         if let Some(t) = &self.terminal {
             t.take_back();
             // Ctrl-C went to the program, which had the terminal: the user
