@@ -19,6 +19,30 @@ pub mod env {
     pub const DIR: &str = "__CARGO_DYNDEV_CAPTURE_DIR";
     /// The user's own workspace wrapper, run by the capture.
     pub const INNER: &str = "__CARGO_DYNDEV_CAPTURE_INNER";
+    /// `watch --hot`: the linker proxy executables link through, keeping
+    /// their objects under `HOT_KEEP` for reload.
+    pub const HOT_LINKER: &str = "__CARGO_DYNDEV_HOT_LINKER";
+    pub const HOT_KEEP: &str = "__CARGO_DYNDEV_HOT_KEEP";
+}
+
+/// An executable's rustc command made to link through the linker proxy
+/// `proxy` (the last `-C linker` wins), and the environment that tells the
+/// proxy which linker the command chose before and where to keep the
+/// link's inputs.
+pub fn through_proxy(
+    inv: &Invocation,
+    proxy: &str,
+    keep: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
+    let mut args = inv.args.clone();
+    let mut env = vec![(super::linker::env::KEEP.to_owned(), keep.to_owned())];
+    match inv.codegen_value("linker") {
+        Some(l) if l == proxy => return (args, env),
+        Some(l) => env.push((super::linker::env::REAL_LINKER.to_owned(), l.to_owned())),
+        None => {}
+    }
+    args.extend(["-C".to_owned(), format!("linker={proxy}")]);
+    (args, env)
 }
 
 /// A rustc command as it ran.
@@ -60,7 +84,18 @@ pub fn main() -> i32 {
         program.push(inner.to_string_lossy().into_owned());
     }
     program.push(rustc.clone());
-    let inv = Invocation::parse(args.to_vec());
+    let mut inv = Invocation::parse(args.to_vec());
+    let mut extra_env = Vec::new();
+    if let (Some(proxy), Some(keep), true) = (
+        std::env::var(env::HOT_LINKER).ok(),
+        std::env::var(env::HOT_KEEP).ok(),
+        inv.links() && inv.crate_types.iter().any(|t| t == "bin"),
+    ) {
+        let (args, env) = through_proxy(&inv, &proxy, &keep);
+        inv = Invocation::parse(args);
+        extra_env = env;
+    }
+    let args = &inv.args;
     if let (Some(dir), Some(stem), true) = (
         std::env::var_os(env::DIR),
         inv.unit_stem(),
@@ -71,6 +106,8 @@ pub fn main() -> i32 {
             args: args.to_vec(),
             env: std::env::vars_os()
                 .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+                .filter(|(k, _): &(String, String)| extra_env.iter().all(|(e, _)| e != k))
+                .chain(extra_env.iter().cloned())
                 .collect(),
             cwd: std::env::current_dir().unwrap_or_default(),
         };
@@ -83,6 +120,7 @@ pub fn main() -> i32 {
     let err = Command::new(&program[0])
         .args(&program[1..])
         .args(args)
+        .envs(extra_env)
         .exec();
     eprintln!("error: failed to run `{}`: {err}", program[0]);
     crate::error::code::FAILURE

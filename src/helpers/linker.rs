@@ -12,7 +12,12 @@
 //! - for `compare`, pick the real linker the mode asks for, and log each
 //!   link's output, wall time and peak memory. The linker path cargo sees
 //!   stays the same across modes, so switching never invalidates cargo's
-//!   fingerprints.
+//!   fingerprints;
+//! - for `watch --hot`, keep what a program's link was made of (the
+//!   crate's objects and the rlibs beside it, by hard link, and the
+//!   arguments) as a [`KeptLink`], so that reload can link new code from
+//!   the objects a later compile changed; and skip the link itself when
+//!   only the objects are wanted.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,161 @@ pub mod env {
     pub const REAL_LINKER: &str = "__CARGO_DYNDEV_REAL_LINKER";
     /// Write the arguments to this file, as a JSON array, and link nothing.
     pub const RECORD_ONLY: &str = "__CARGO_DYNDEV_RECORD_ONLY";
+    /// Keep each link's inputs under this directory ([`super::KeptLink`]).
+    pub const KEEP: &str = "__CARGO_DYNDEV_KEEP_LINK";
+    /// With `KEEP`: keep the inputs and link nothing.
+    pub const KEEP_ONLY: &str = "__CARGO_DYNDEV_KEEP_ONLY";
+}
+
+/// How many kept links of one output stay on disk, newest first.
+const KEPT_LINKS: usize = 3;
+
+/// The identity of a file: a link's output, compared with what a process
+/// runs (`/proc/PID/exe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileId {
+    pub fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+        })
+    }
+}
+
+/// What one link of an executable was made of, kept for reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptLink {
+    /// The C compiler driver that links, and rustc's arguments to it, in
+    /// which the crate's objects and rlibs name their kept copies.
+    pub driver: String,
+    pub args: Vec<String>,
+    /// The crate's own objects (kept copies), in link order.
+    pub objects: Vec<PathBuf>,
+    /// The rlibs in the output's directory (workspace libraries and
+    /// dependencies linked statically), kept copies.
+    pub rlibs: Vec<PathBuf>,
+    /// The output file (`-o`), and its identity once linked (`None` when
+    /// the link was skipped).
+    pub output: PathBuf,
+    pub linked: Option<FileId>,
+    /// The directory holding the kept copies.
+    pub dir: PathBuf,
+}
+
+impl KeptLink {
+    /// The record of the newest kept link of `output` under `root`.
+    pub fn latest(root: &Path, output: &Path) -> Option<KeptLink> {
+        let name = output.file_name()?.to_string_lossy().into_owned();
+        let text = std::fs::read(root.join(format!("{name}.json"))).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// The newest kept link under `root` whose output is the file `id`.
+    pub fn of_file(root: &Path, id: FileId) -> Option<KeptLink> {
+        std::fs::read_dir(root)
+            .ok()?
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| serde_json::from_slice::<KeptLink>(&std::fs::read(e.path()).ok()?).ok())
+            .find(|k| k.linked.is_some_and(|l| (l.dev, l.ino) == (id.dev, id.ino)))
+    }
+}
+
+/// Whether `arg` is one of the crate's own objects for the link of
+/// `output`: rustc names them `<output file name>.<cgu>...rcgu.o`.
+fn is_crate_object(arg: &str, output: &Path) -> bool {
+    let (Some(dir), Some(name)) = (output.parent(), output.file_name()) else {
+        return false;
+    };
+    let path = Path::new(arg);
+    path.parent() == Some(dir)
+        && arg.ends_with(".rcgu.o")
+        && path.file_name().is_some_and(|f| {
+            f.to_string_lossy()
+                .starts_with(&format!("{}.", name.to_string_lossy()))
+        })
+}
+
+/// Keeps the inputs of the link `args` (driver `driver`) under `root`.
+fn keep(root: &Path, driver: &str, args: &[OsString], linked: bool) -> Result<()> {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let output = args
+        .iter()
+        .position(|a| a == "-o")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .context("the link names no output")?;
+    let name = output
+        .file_name()
+        .context("the link's output has no file name")?
+        .to_string_lossy()
+        .into_owned();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let family = root.join(&name);
+    let dir = family.join(format!("{stamp:024}-{}", std::process::id()));
+    crate::fs::create_dir_all(&dir)?;
+    let out_dir = output.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut kept = KeptLink {
+        driver: driver.to_owned(),
+        args: Vec::with_capacity(args.len()),
+        objects: Vec::new(),
+        rlibs: Vec::new(),
+        output: output.clone(),
+        linked: None,
+        dir: dir.clone(),
+    };
+    for a in &args {
+        let path = Path::new(a);
+        let object = is_crate_object(a, &output);
+        let rlib = a.ends_with(".rlib") && path.parent() == Some(out_dir.as_path());
+        if !(object || rlib) {
+            kept.args.push(a.clone());
+            continue;
+        }
+        let copy = dir.join(path.file_name().expect("a file"));
+        if std::fs::hard_link(path, &copy).is_err() {
+            std::fs::copy(path, &copy)
+                .with_context(|| format!("failed to keep `{}`", path.display()))?;
+        }
+        kept.args.push(copy.display().to_string());
+        if object {
+            kept.objects.push(copy);
+        } else {
+            kept.rlibs.push(copy);
+        }
+    }
+    if linked {
+        kept.linked = FileId::of(&output);
+    }
+    let json = serde_json::to_vec(&kept).context("failed to serialize a kept link")?;
+    crate::fs::write_atomic(&dir.join("link.json"), &json)?;
+    crate::fs::write_atomic(&root.join(format!("{name}.json")), &json)?;
+    // The newest few stay: a running program's and the ones after it.
+    if let Ok(entries) = std::fs::read_dir(&family) {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        for old in dirs.iter().rev().skip(KEPT_LINKS) {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    Ok(())
 }
 
 pub fn is_linker_invocation() -> bool {
@@ -226,8 +386,18 @@ fn link() -> Result<i32> {
     let driver = std::env::var_os(env::REAL_LINKER)
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "cc".into());
+    let args = mode.rewrite(args);
+    let keep_root = std::env::var_os(env::KEEP).filter(|k| !k.is_empty());
+    if let Some(root) = &keep_root
+        && std::env::var_os(env::KEEP_ONLY).is_some()
+    {
+        keep(Path::new(root), &driver.to_string_lossy(), &args, false)?;
+        return Ok(0);
+    }
     let mut cmd = Command::new(&driver);
-    cmd.args(mode.rewrite(args)).env_remove(env::EXPORTS);
+    cmd.args(&args)
+        .env_remove(env::EXPORTS)
+        .env_remove(env::KEEP);
     let (status, millis, max_rss_kib) = run_measured(&mut cmd)
         .with_context(|| format!("failed to run `{}`", driver.to_string_lossy()))?;
     if let Ok(log) = std::env::var(env::LINK_LOG) {
@@ -241,6 +411,13 @@ fn link() -> Result<i32> {
         if let Err(e) = append_json_line(Path::new(&log), &record) {
             eprintln!("warning: {e:#}");
         }
+    }
+    if let Some(root) = &keep_root
+        && status.success()
+        && let Err(e) = keep(Path::new(root), &driver.to_string_lossy(), &args, true)
+    {
+        // Reload then builds new code the slow way; the link itself is fine.
+        eprintln!("warning: cargo-dyndev could not keep the link's objects: {e:#}");
     }
     Ok(crate::cargo::exit_code(status))
 }

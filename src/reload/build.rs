@@ -14,6 +14,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use crate::helpers::linker::KeptLink;
+
 /// Cargo's jobserver: its file descriptors are gone outside the build.
 const JOBSERVER: &[&str] = &["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
 
@@ -182,6 +184,56 @@ impl Invocation {
         args
     }
 
+    /// Where the linker proxy keeps this command's links, when it links
+    /// through the proxy (`watch --hot` builds do).
+    pub fn keep_root(&self) -> Option<PathBuf> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == crate::helpers::linker::env::KEEP)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
+    /// The executable this command links.
+    pub fn output(&self) -> Option<PathBuf> {
+        let inv = crate::rustc_args::Invocation::parse(self.argv[1..].to_vec());
+        Some(inv.out_dir.clone()?.join(inv.unit_stem()?))
+    }
+
+    /// Compiles the crate with its own command, same incremental cache,
+    /// and keeps the objects instead of linking them (the linker proxy's
+    /// keep-only mode). The executable on disk is left as it was.
+    pub fn compile_kept(&self, root: &Path) -> Result<Result<KeptLink, BuildFailed>> {
+        let rustc = self.argv.first().context("empty rustc command")?;
+        let output = self.output().context("the command names no output")?;
+        let name = output.file_name().context("an output has a name")?;
+        let latest = root.join(format!("{}.json", name.to_string_lossy()));
+        let _ = std::fs::remove_file(&latest);
+        // The command as it is, diagnostics' format included: rustc's
+        // incremental cache holds for the normal build and this one alike.
+        let out = Command::new(rustc)
+            .args(&self.argv[1..])
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| !JOBSERVER.contains(&k.as_str()))
+                    .map(|(k, v)| (k, v)),
+            )
+            .env(crate::helpers::linker::env::KEEP_ONLY, "1")
+            .output()
+            .with_context(|| format!("failed to run `{rustc}`"))?;
+        if !out.status.success() {
+            return Ok(Err(BuildFailed {
+                stderr: rendered(&String::from_utf8_lossy(&out.stderr)),
+            }));
+        }
+        KeptLink::latest(root, &output)
+            .map(Ok)
+            .context("the compile kept no objects (it did not link through the linker proxy)")
+    }
+
     /// Compiles the crate into the shared library `out`.
     pub fn build_patch(
         &self,
@@ -213,6 +265,20 @@ impl Invocation {
     }
 }
 
+/// rustc's messages as a terminal shows them, from `--error-format=json`
+/// lines (each with its `rendered` text); other lines as they are.
+fn rendered(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("rendered")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{line}\n"))
+        })
+        .collect()
+}
+
 /// A failed link leaves rustc's objects (`NAME.*.rcgu.o`) next to `out`.
 fn remove_leftover_objects(out: &Path) {
     let (Some(dir), Some(stem)) = (out.parent(), out.file_stem().and_then(|s| s.to_str())) else {
@@ -236,6 +302,12 @@ mod tests {
 
     fn words(s: &str) -> Vec<String> {
         s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn json_diagnostics_are_rendered() {
+        let stderr = "{\"$message_type\":\"diagnostic\",\"rendered\":\"error: no\\n\"}\nplain\n";
+        assert_eq!(rendered(stderr), "error: no\nplain\n");
     }
 
     #[test]

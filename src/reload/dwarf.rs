@@ -62,19 +62,33 @@ impl Layouts {
         Ok(out)
     }
 
+    /// Adds what loaded new code describes: types, functions and statics
+    /// that only it has (what both have was found equal).
+    pub fn merge(&mut self, new: Layouts) {
+        for (name, descriptions) in new.types {
+            self.types.entry(name).or_default().extend(descriptions);
+        }
+        self.functions.extend(new.functions);
+        self.statics.extend(new.statics);
+    }
+
     /// The first thing `new` changed that live values or callers of the
     /// old code depend on. Types and functions only one side has are fine:
     /// no old value has a new type, no old caller calls a new function.
     pub fn mismatch(&self, new: &Layouts) -> Option<Mismatch> {
-        if self.types.is_empty() || new.types.is_empty() {
+        // New code comes from the same command as the old; a patch of a
+        // few functions may well describe no structure of its own.
+        if self.types.is_empty() {
             return Some(Mismatch::NoTypeInfo);
         }
         // A changed type shows in every generic type holding it: name the
         // one the user wrote (no generic arguments) when there is one.
+        // New code may describe a type in fewer places than the old (a
+        // patch holds only what changed), never otherwise.
         let changed: Vec<&String> = self
             .types
             .iter()
-            .filter(|(name, old)| new.types.get(*name).is_some_and(|new| new != *old))
+            .filter(|(name, old)| new.types.get(*name).is_some_and(|new| !new.is_subset(old)))
             .map(|(name, _)| name)
             .collect();
         if let Some(name) = changed

@@ -2,7 +2,7 @@
 //! functions and writable statics of a crate's code, and where each file
 //! sits in the running process.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +46,11 @@ pub struct Image {
     pub unbindable: Vec<String>,
     /// The lowest `p_vaddr` of a loadable segment.
     pub first_vaddr: u64,
+    /// Every symbol defined outside thread-local storage, by name: its
+    /// address, or `None` when several symbols share the name.
+    pub defined: HashMap<String, Option<u64>>,
+    /// The symbols the image binds from shared libraries.
+    pub imports: HashSet<String>,
 }
 
 /// A static's place in its image.
@@ -106,6 +111,30 @@ impl Image {
                 starts.insert(sym.address(), ());
             }
         }
+        for sym in file.symbols() {
+            if !sym.is_definition() || matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
+            {
+                continue;
+            }
+            let Ok(name) = sym.name() else { continue };
+            if name.is_empty() {
+                continue;
+            }
+            image
+                .defined
+                .entry(name.to_owned())
+                .and_modify(|a| {
+                    if *a != Some(sym.address()) {
+                        *a = None
+                    }
+                })
+                .or_insert(Some(sym.address()));
+        }
+        image.imports = file
+            .dynamic_symbols()
+            .filter(|s| s.is_undefined())
+            .filter_map(|s| s.name().ok().map(str::to_owned))
+            .collect();
         for sym in file.symbols() {
             let Ok(name) = sym.name() else { continue };
             // `is_definition` leaves out thread-locals (`STT_TLS`).

@@ -14,6 +14,7 @@ pub mod build;
 pub mod dwarf;
 pub mod elf;
 pub mod ptrace;
+pub mod thin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use dwarf::{Layouts, Mismatch};
 use elf::Image;
 use ptrace::{Arg, Tracee};
+
+/// Where the linker proxy keeps the links of programs reloaded with
+/// patch libraries in `scratch` ([`thin`]).
+pub fn kept_links(scratch: &Path) -> PathBuf {
+    scratch.join("links")
+}
 
 /// `jmp rel32`.
 const JMP_LEN: u64 = 5;
@@ -73,6 +80,10 @@ pub struct Outcome {
     pub stale: Vec<String>,
     /// Compiling the new code (by [`Session::rebuild_and_apply`]).
     pub build: Duration,
+    /// Linking it, when only what changed is linked (else part of `build`).
+    pub link: Duration,
+    /// The objects linked then: the changed ones and what they needed.
+    pub objects: usize,
     /// Reading and comparing old and new code.
     pub check: Duration,
     /// `dlopen` inside the program.
@@ -109,6 +120,27 @@ struct Generation {
     image: Image,
 }
 
+/// The running program's symbols, for binding new code to them: the
+/// executable's first, then those only earlier patches define.
+struct RunningCode<'a>(&'a [Generation]);
+
+impl thin::Running for RunningCode<'_> {
+    fn address(&self, name: &str) -> Option<u64> {
+        self.0
+            .iter()
+            .find_map(|g| g.image.defined.get(name).map(|a| a.map(|a| g.bias + a)))
+            .flatten()
+    }
+
+    fn is_thread_local(&self, name: &str) -> bool {
+        self.0[0].image.thread_locals.contains_key(name)
+    }
+
+    fn imports(&self, name: &str) -> bool {
+        self.0[0].image.imports.contains(name)
+    }
+}
+
 /// A page of jumps near old code, for targets a `rel32` cannot reach.
 #[derive(Debug)]
 struct TrampolinePage {
@@ -132,6 +164,9 @@ pub struct Session {
     /// `--noinhibit-exec`: learned from the first patch link that said so,
     /// so later reloads compile once, not twice.
     local_exec_tls: bool,
+    /// What the running code was linked from, when the linker proxy kept
+    /// it: new code is then linked from the objects a compile changed.
+    kept: Option<thin::KeptLink>,
 }
 
 impl Session {
@@ -160,6 +195,8 @@ impl Session {
         let bias = elf::load_bias(&maps, &running, image.first_vaddr)?;
         let layouts = Layouts::read(&file)?;
         crate::fs::create_dir_all(scratch)?;
+        let kept = crate::helpers::linker::FileId::of(&file)
+            .and_then(|id| thin::KeptLink::of_file(&kept_links(scratch), id));
         Ok(Session {
             pid,
             generations: vec![Generation {
@@ -173,6 +210,7 @@ impl Session {
             scratch: scratch.to_owned(),
             statics: Statics::default(),
             local_exec_tls: false,
+            kept,
         })
     }
 
@@ -195,10 +233,19 @@ impl Session {
 
     /// Builds the new code with `invocation` and applies it. A compile
     /// error is a refusal: the old code keeps running.
+    ///
+    /// When the running code's link was kept ([`thin`]), the crate is
+    /// compiled with its own command and only what changed is linked and
+    /// loaded; otherwise it is compiled again as a whole library.
     pub fn rebuild_and_apply(
         &mut self,
         invocation: &build::Invocation,
     ) -> Result<Outcome, Refusal> {
+        if let (Some(root), Some(kept)) = (invocation.keep_root(), self.kept.clone())
+            && kept.output == invocation.output().unwrap_or_default()
+        {
+            return self.rebuild_thin(invocation, &root, &kept);
+        }
         let n = self.generations.len();
         let out = self.scratch.join(format!("patch-{}-{n}.so", self.pid));
         let incremental = self.scratch.join("incremental");
@@ -238,9 +285,95 @@ impl Session {
         }
     }
 
+    /// Compiles the crate with the command that built the running code,
+    /// links what changed, and applies it.
+    fn rebuild_thin(
+        &mut self,
+        invocation: &build::Invocation,
+        root: &Path,
+        kept: &thin::KeptLink,
+    ) -> Result<Outcome, Refusal> {
+        let start = Instant::now();
+        let new = match invocation.compile_kept(root)? {
+            Ok(new) => new,
+            Err(failed) => return Err(Refusal::Failed(anyhow!(failed))),
+        };
+        let compiled = start.elapsed();
+        let changed = thin::changed(kept, &new)?;
+        if changed.objects.is_empty() {
+            self.kept = Some(new);
+            let took = start.elapsed();
+            return Ok(Outcome {
+                build: compiled,
+                link: took - compiled,
+                total: took,
+                ..Outcome::default()
+            });
+        }
+        let n = self.generations.len();
+        let out = self.scratch.join(format!("patch-{}-{n}.so", self.pid));
+        let script_path = self.scratch.join(format!("patch-{}-{n}.ld", self.pid));
+        let maps = elf::maps(self.pid)?;
+        let Some(base) = elf::free_range_near(&maps, self.generations[0].bias, 64 << 20, 1 << 30)
+        else {
+            return Err(Refusal::Restart(
+                "there is no room for new code near the program's".into(),
+            ));
+        };
+        let (objects, bound) = thin::resolve(
+            &changed.objects,
+            &new.objects,
+            &RunningCode(&self.generations),
+        )?;
+        crate::fs::write_atomic(&script_path, thin::script(&bound).as_bytes())?;
+        let link = |tls: bool| -> Result<Result<(), build::BuildFailed>> {
+            let args = thin::link_args(&new, &objects, &script_path, Some(base), tls, &out);
+            let output = std::process::Command::new(&new.driver)
+                .args(&args)
+                .output()
+                .with_context(|| format!("failed to run `{}`", new.driver))?;
+            Ok(match output.status.success() {
+                true => Ok(()),
+                false => Err(build::BuildFailed {
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                }),
+            })
+        };
+        let mut linked = link(self.local_exec_tls)?;
+        if let Err(failed) = &linked
+            && !self.local_exec_tls
+            && failed.only_local_exec_tls()
+        {
+            self.local_exec_tls = true;
+            linked = link(true)?;
+        }
+        if let Err(failed) = linked {
+            return Err(Refusal::Failed(anyhow!(failed)));
+        }
+        let build = start.elapsed();
+        let mut outcome = self.apply_patch(&out, Some(&changed.previous))?;
+        self.kept = Some(new);
+        outcome.build = compiled;
+        outcome.link = build - compiled;
+        outcome.objects = objects.len();
+        outcome.total += build;
+        Ok(outcome)
+    }
+
     /// Loads the shared library `new_code` into the program and points
     /// every old function it also defines at its new version.
     pub fn apply(&mut self, new_code: &Path) -> Result<Outcome, Refusal> {
+        self.apply_patch(new_code, None)
+    }
+
+    /// [`Session::apply`]; for new code linked from changed objects only
+    /// (`previous`: the running versions of those objects), which is bound
+    /// to the program's addresses and must be mapped where it was linked.
+    fn apply_patch(
+        &mut self,
+        new_code: &Path,
+        previous: Option<&[PathBuf]>,
+    ) -> Result<Outcome, Refusal> {
         let start = Instant::now();
         let mut outcome = Outcome::default();
 
@@ -295,8 +428,14 @@ impl Session {
         let load_start = Instant::now();
         let loaded = self.load(&mut tracee, worker, &path);
         let planned = loaded.map_err(Refusal::Failed).and_then(|()| {
+            let loaded = self.generations.last().expect("loaded");
+            if previous.is_some() && loaded.bias != 0 {
+                return Err(Refusal::Restart(
+                    "the new code could not be mapped where it was linked".into(),
+                ));
+            }
             let binds = self.bind_statics(&tracee)?;
-            let plan = self.plan(&mut outcome);
+            let plan = self.plan(&mut outcome, previous);
             self.ensure_trampolines(&mut tracee, worker, &plan)?;
             Ok((plan, binds))
         });
@@ -325,7 +464,7 @@ impl Session {
         outcome.via_trampoline = plan.iter().filter(|s| !reaches(s.entry, s.target)).count();
         tracee.detach()?;
         outcome.stopped = stop_start.elapsed();
-        self.layouts = layouts;
+        self.layouts.merge(layouts);
         outcome.total = start.elapsed();
         Ok(outcome)
     }
@@ -492,18 +631,29 @@ impl Session {
     }
 
     /// Every old entry (of every earlier generation) with its new target.
-    fn plan(&self, outcome: &mut Outcome) -> Vec<Site> {
+    fn plan(&self, outcome: &mut Outcome, previous: Option<&[PathBuf]>) -> Vec<Site> {
         let mut sites = Vec::new();
         let (new, olds) = self.generations.split_last().expect("generations");
-        if let Some(previous) = olds.last() {
-            outcome.stale = previous
-                .image
-                .functions
-                .keys()
-                .filter(|name| !new.image.functions.contains_key(*name))
-                .map(|name| demangle_path(name))
-                .collect();
-        }
+        // What the previous code defined: the whole previous generation,
+        // or the running versions of the objects that changed.
+        let before: Vec<String> = match previous {
+            Some(objects) => objects
+                .iter()
+                .filter_map(|o| Image::read(o).ok())
+                .flat_map(|i| i.functions.into_keys())
+                .collect(),
+            None => olds
+                .last()
+                .map(|p| p.image.functions.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        outcome.stale = before
+            .iter()
+            .filter(|name| !new.image.functions.contains_key(*name))
+            .map(|name| demangle_path(name))
+            .collect();
+        outcome.stale.sort();
+        outcome.stale.dedup();
         for old in olds {
             for (name, copies) in &old.image.functions {
                 let Some(nf) = new.image.functions.get(name).and_then(|n| n.first()) else {

@@ -111,6 +111,10 @@ fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
         "{err}"
     );
     assert!(!err.contains("Restarted"), "{err}");
+    // Linked from the objects the compile changed, not compiled again.
+    let thin =
+        regex::Regex::new(r"Reload rustc \S+ \S+, link \S+ \S+ \([1-9][0-9]* objects?\)").unwrap();
+    assert_eq!(thin.find_iter(&err).count(), 1, "{err}");
 
     // A library member: compiled first, then the program's crate against
     // it; `main`'s loop (old code) calls the library's new function.
@@ -125,6 +129,8 @@ fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
     let engine = err.rfind("Replaying rustc for `libengine-").expect(&err);
     let reloaded = err.rfind("Reloaded `engine/src/lib.rs`").expect(&err);
     assert!(engine < reloaded, "{err}");
+    // The library's changed object, out of the new rlib.
+    assert_eq!(thin.find_iter(&err).count(), 2, "{err}");
 
     // A compile error: the old code keeps running in the same process.
     p.write(&main, &hot_main("counter: u64", "x + \"2\""));

@@ -183,9 +183,11 @@ impl Session<'_> {
         self.shell.verbose_status(
             "Reload",
             format_args!(
-                "rustc {}, check {}, load {}, stopped {}; {} entry points, {} references \
-                 to statics kept{rss}",
+                "rustc {}, link {} ({}), check {}, load {}, stopped {}; {} entry points, {} \
+                 references to statics kept{rss}",
                 ms(outcome.build),
+                ms(outcome.link),
+                crate::shell::count(outcome.objects, "object", "objects"),
                 ms(outcome.check),
                 ms(outcome.load),
                 ms(outcome.stopped),

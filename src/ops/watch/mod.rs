@@ -123,20 +123,30 @@ impl<'a> Session<'a> {
             ws.root(),
         );
         let exclusions = Exclusions::for_workspace(&ws, &layout.target_dir);
+        let hot_scratch = layout.profile_dir.join("watch").join("hot");
         let captures = match mode {
             Mode::Run(_) if !options.no_fast_path => {
                 let dir = layout.profile_dir.join("watch");
-                let capture =
-                    crate::helpers::install(&dir.join("bin"), crate::helpers::capture::NAME)?;
+                let bin = dir.join("bin");
+                let capture = crate::helpers::install(&bin, crate::helpers::capture::NAME)?;
                 let captures = dir.join("captures");
-                install_capture(&capture, &captures);
+                // `--hot` links new code from the objects of the program's
+                // last link: its links go through the proxy, which keeps them.
+                let hot_link = match options.hot {
+                    true => Some((
+                        crate::helpers::install(&bin, crate::helpers::linker::LINKER_NAME)?,
+                        crate::reload::kept_links(&hot_scratch),
+                    )),
+                    false => None,
+                };
+                install_capture(&capture, &captures, hot_link);
                 Some(captures)
             }
             _ => None,
         };
         let hot = match mode {
             Mode::Run(_) if options.hot => {
-                let scratch = layout.profile_dir.join("watch").join("hot");
+                let scratch = hot_scratch;
                 // Libraries a watcher before this one loaded.
                 if let Ok(entries) = std::fs::read_dir(&scratch) {
                     for e in entries.flatten() {
@@ -665,7 +675,7 @@ impl Drop for Session<'_> {
 /// (dyndev's wrapper runs it, and it runs the user's own wrapper, if any),
 /// writing into `dir`.
 #[allow(unsafe_code)]
-fn install_capture(capture: &Path, dir: &Path) {
+fn install_capture(capture: &Path, dir: &Path, hot_link: Option<(PathBuf, PathBuf)>) {
     let user = std::env::var_os("RUSTC_WORKSPACE_WRAPPER").filter(|w| {
         !w.is_empty()
             && Path::new(w).file_name()
@@ -680,6 +690,10 @@ fn install_capture(capture: &Path, dir: &Path) {
         }
         std::env::set_var("RUSTC_WORKSPACE_WRAPPER", capture);
         std::env::set_var(crate::helpers::capture::env::DIR, dir);
+        if let Some((linker, keep)) = hot_link {
+            std::env::set_var(crate::helpers::capture::env::HOT_LINKER, linker);
+            std::env::set_var(crate::helpers::capture::env::HOT_KEEP, keep);
+        }
     }
 }
 
