@@ -22,7 +22,9 @@
 //! touched) and builds into the project's target dir, so dependencies
 //! compiled before are reused. The edit puts a numbered `println!` first in
 //! `fn main`; a save is timed until that line arrives. The modes take turns
-//! save by save, so drift hits both alike. The static loop restarts
+//! save by save, so drift hits both alike; while one mode is timed, the
+//! other modes' watchers and programs are stopped (`SIGSTOP`), so each
+//! runs as a user's single watcher would. The static loop restarts
 //! `cargo run` the moment the file is written, with no watcher latency: a
 //! bound in its favour. Between saves the harness lets the program run for
 //! `--settle` (2 s), then stops the static instance so it does not compete
@@ -346,6 +348,17 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// Stops (`SIGSTOP`) or continues the watcher and its program, so that
+    /// each mode is timed with only its own program running, as a user
+    /// runs one watcher.
+    fn pause(&self, paused: bool) {
+        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        signal_group(self.child.id(), signal);
+        signal_group(self.pid, signal);
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         // Ctrl-C, as a user stops it; the program goes with it.
@@ -425,15 +438,25 @@ fn main() {
     // One save each to warm up (incremental state, page cache), not counted.
     let mut results: [Vec<(Duration, Option<Duration>)>; 4] = Default::default();
     let mut same = 0;
+    // Each mode is timed with the other modes' programs stopped.
+    let only = |which: Option<&Watch>, all: [&Watch; 3]| {
+        for w in all {
+            w.pause(!which.is_some_and(|k| std::ptr::eq(k, w)));
+        }
+    };
     for n in 1..=o.saves + 1 {
+        only(None, [&slow, &watch, &hot]);
         let s = fixed.save(n, &crate_name);
         std::thread::sleep(o.settle);
         // The static instance would compete for the CPU: stop it.
         fixed.stop();
+        only(Some(&slow), [&slow, &watch, &hot]);
         let c = slow.save(n, &crate_name, &target);
         std::thread::sleep(o.settle);
+        only(Some(&watch), [&slow, &watch, &hot]);
         let w = watch.save(n, &crate_name, &target);
         std::thread::sleep(o.settle);
+        only(Some(&hot), [&slow, &watch, &hot]);
         let before = hot.same_process;
         let h = hot.save(n, &crate_name, &target);
         let kept = hot.same_process > before;
@@ -465,6 +488,9 @@ fn main() {
         }
     }
     fixed.stop();
+    for w in [&slow, &watch, &hot] {
+        w.pause(false);
+    }
     drop(watch);
     drop(slow);
     drop(hot);
