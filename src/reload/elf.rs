@@ -293,10 +293,13 @@ impl Image {
                     // immediate of 1, 2 or 4 bytes: the static is at
                     // S + A + 4 + that length.
                     Some(R_X86_64_PC32) => {
-                        let base = sym.address().wrapping_add_signed(rel.addend()) + 4;
+                        let base = sym
+                            .address()
+                            .wrapping_add_signed(rel.addend())
+                            .wrapping_add(4);
                         let hits: Vec<&str> = [0, 1, 2, 4]
                             .iter()
-                            .filter_map(|k| static_at(base + k))
+                            .filter_map(|k| static_at(base.wrapping_add(*k)))
                             .collect();
                         let Some(first) = hits.first() else { continue };
                         if hits.iter().any(|h| h != first) {

@@ -320,12 +320,16 @@ impl Session {
                 "there is no room for new code near the program's".into(),
             ));
         };
-        let (objects, bound) = thin::resolve(
+        let thin::Resolved {
+            objects,
+            bound,
+            roots,
+        } = thin::resolve(
             &changed.objects,
             &new.objects,
             &RunningCode(&self.generations),
         )?;
-        crate::fs::write_atomic(&script_path, thin::script(&bound).as_bytes())?;
+        crate::fs::write_atomic(&script_path, thin::script(&bound, &roots).as_bytes())?;
         let link = |tls: bool| -> Result<Result<(), build::BuildFailed>> {
             let args = thin::link_args(&new, &objects, &script_path, Some(base), tls, &out);
             let output = std::process::Command::new(&new.driver)

@@ -180,13 +180,24 @@ pub trait Running {
     fn imports(&self, name: &str) -> bool;
 }
 
-/// The objects to link (`changed` plus what they need that the program
-/// lacks) and the addresses their other references bind to.
-pub fn resolve(
-    changed: &[PathBuf],
-    all: &[PathBuf],
-    running: &dyn Running,
-) -> Result<(Vec<PathBuf>, BTreeMap<String, u64>)> {
+/// What a patch is linked from.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// `changed` plus the objects defining what they need that the
+    /// program lacks.
+    pub objects: Vec<PathBuf>,
+    /// The program's addresses their other references bind to.
+    pub bound: BTreeMap<String, u64>,
+    /// What they define that the running program has: the code to patch,
+    /// the roots the link keeps (with what they reach) when it drops the
+    /// rest, such as code that was dead in the program and the statics
+    /// only it used.
+    pub roots: BTreeSet<String>,
+}
+
+/// The objects to link, the addresses they bind to and what they must
+/// keep: see [`Resolved`].
+pub fn resolve(changed: &[PathBuf], all: &[PathBuf], running: &dyn Running) -> Result<Resolved> {
     let mut set: Vec<PathBuf> = changed.to_vec();
     let mut seen: BTreeSet<String> = set.iter().map(|p| file_name(p)).collect();
     let mut cache: HashMap<PathBuf, Symbols> = HashMap::new();
@@ -245,21 +256,38 @@ pub fn resolve(
         }
         set.extend(added);
     }
-    Ok((set, bound))
+    let roots = set
+        .iter()
+        .flat_map(|p| &cache[p].defined)
+        .filter(|name| running.address(name).is_some())
+        .cloned()
+        .collect();
+    Ok(Resolved {
+        objects: set,
+        bound,
+        roots,
+    })
 }
 
-/// A linker script binding each name to its address in the program.
-pub fn script(bound: &BTreeMap<String, u64>) -> String {
-    bound
+/// A linker script binding each name to its address in the program, and
+/// keeping the roots (`EXTERN`, as `-u` does).
+pub fn script(bound: &BTreeMap<String, u64>, roots: &BTreeSet<String>) -> String {
+    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\\\""));
+    let mut text: String = bound
         .iter()
-        .map(|(name, addr)| format!("\"{}\" = {addr:#x};\n", name.replace('"', "\\\"")))
-        .collect()
+        .map(|(name, addr)| format!("{} = {addr:#x};\n", quoted(name)))
+        .collect();
+    for name in roots {
+        text.push_str(&format!("EXTERN({})\n", quoted(name)));
+    }
+    text
 }
 
 /// The driver's arguments that link `objects` into the shared library
 /// `out`: the kept link's, without the crate's objects, rustc's temporary
-/// files, the executable's own flags and the shared libraries (the
-/// program has them loaded, and the loader binds new code to them).
+/// files, `-pie` and the shared libraries (the program has them loaded,
+/// and the loader binds new code to them). `--gc-sections` stays: what
+/// `script` does not keep or reach goes.
 pub fn link_args(
     kept: &KeptLink,
     objects: &[PathBuf],
@@ -293,7 +321,7 @@ pub fn link_args(
                 it.next();
                 continue;
             }
-            "-pie" | "-Wl,--gc-sections" => continue,
+            "-pie" => continue,
             _ => {}
         }
         if objects_kept.contains(a) || temp(a) || a.ends_with(".so") || a.contains(".so.") {
@@ -302,7 +330,7 @@ pub fn link_args(
         args.push(a.clone());
     }
     args.push(script.display().to_string());
-    args.extend(["-shared", "-Wl,--no-gc-sections", "-Wl,--emit-relocs"].map(String::from));
+    args.extend(["-shared", "-Wl,--emit-relocs"].map(String::from));
     if let Some(base) = base {
         args.push(format!("-Wl,--image-base={base:#x}"));
     }
@@ -368,7 +396,7 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "/k/game-1.b.s.rcgu.o -m64 -Wl,-Bstatic /k/libengine-2.rlib -Wl,-Bdynamic -lc \
-             -Wl,-rpath,/b /k/bind.ld -shared -Wl,--no-gc-sections -Wl,--emit-relocs \
+             -Wl,--gc-sections -Wl,-rpath,/b /k/bind.ld -shared -Wl,--emit-relocs \
              -Wl,--image-base=0x50000000 -Wl,--noinhibit-exec -o /p/patch.so"
         );
     }
@@ -376,6 +404,10 @@ mod tests {
     #[test]
     fn the_script_quotes_rust_names() {
         let bound = BTreeMap::from([("_ZN4game4tick17h0E".to_owned(), 0x1234u64)]);
-        assert_eq!(script(&bound), "\"_ZN4game4tick17h0E\" = 0x1234;\n");
+        let roots = BTreeSet::from(["_ZN4game4draw17h1E".to_owned()]);
+        assert_eq!(
+            script(&bound, &roots),
+            "\"_ZN4game4tick17h0E\" = 0x1234;\nEXTERN(\"_ZN4game4draw17h1E\")\n"
+        );
     }
 }

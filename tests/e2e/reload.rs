@@ -72,8 +72,15 @@ fn main() {{
 
 /// Saves the final rustc command of the binary (what reload compiles
 /// again), then runs it: a user's own workspace wrapper, as dyndev allows.
+/// With `RECORD_PROXY` set, the binary links through dyndev's linker
+/// proxy, which keeps its objects under `RECORD_KEEP`, as under
+/// `watch --hot`.
 const RECORDER: &str = "#!/bin/sh
 case \" $* \" in *\" --crate-type bin \"*)
+  if [ -n \"$RECORD_PROXY\" ]; then
+    set -- \"$@\" -C \"linker=$RECORD_PROXY\"
+    export __CARGO_DYNDEV_KEEP_LINK=\"$RECORD_KEEP\"
+  fi
   printf '%s\\0' \"$@\" > \"$RECORD_DIR/args\"; env -0 > \"$RECORD_DIR/env\"; pwd > \"$RECORD_DIR/cwd\";;
 esac
 exec \"$@\"
@@ -110,8 +117,9 @@ fn reload_project(bin: &str) -> Project {
         .build()
 }
 
-/// Builds with the recorder and returns the recorded command.
-fn build_recorded(p: &Project) -> Invocation {
+/// Builds with the recorder and returns the recorded command; with
+/// `kept`, the binary's link is kept for reloads of changed objects.
+fn build_recorded_as(p: &Project, kept: bool) -> Invocation {
     let record = p.root.join("../record");
     std::fs::create_dir_all(&record).unwrap();
     let script = p.root.join("../recorder.sh");
@@ -124,8 +132,23 @@ fn build_recorded(p: &Project) -> Invocation {
     let mut cmd = dyndev_cmd(&p.root, &["build"]);
     cmd.env("RUSTC_WORKSPACE_WRAPPER", &script)
         .env("RECORD_DIR", &record);
+    if kept {
+        let tools = p.root.join("../tools");
+        std::fs::create_dir_all(&tools).unwrap();
+        let proxy = tools.join("dyndev-linker");
+        let _ = std::fs::remove_file(&proxy);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cargo-dyndev"), &proxy).unwrap();
+        cmd.env("RECORD_PROXY", &proxy)
+            .env("RECORD_KEEP", cargo_dyndev::reload::kept_links(&scratch(p)));
+    }
     run(cmd).success();
     Invocation::read_recorded(&record).unwrap()
+}
+
+/// The binary linked from kept objects on each reload, as `watch --hot`
+/// builds it.
+fn build_recorded(p: &Project) -> Invocation {
+    build_recorded_as(p, true)
 }
 
 /// The running program, killed when the test ends.
@@ -231,6 +254,8 @@ fn edits_reach_the_running_program_through_stored_pointers() {
             .rebuild_and_apply(&inv)
             .unwrap_or_else(|e| panic!("reload {k}: {e}"));
         assert!(outcome.patched > 0, "{outcome:?}");
+        // Linked from the one object the edit changed (and what it needs).
+        assert!((1..10).contains(&outcome.objects), "{outcome:?}");
         // Mapped where asked, near the executable: every jump is direct.
         assert_eq!(outcome.via_trampoline, 0, "{outcome:?}");
         let tick = app.tick_with(k * 1000);
@@ -427,7 +452,9 @@ fn an_edit_in_a_library_member_reaches_the_running_program() {
         .file("../registry/Cargo.toml", &manifest("registry", ""))
         .file("../registry/src/lib.rs", REGISTRY)
         .build();
-    build_recorded(&p);
+    // The whole crate compiled again as a library: a program whose link
+    // was not kept.
+    build_recorded_as(&p, false);
     let mut app = Running::start(&p.bin(bin));
     app.tick_with(1000);
     let mut session = None;
@@ -435,7 +462,7 @@ fn an_edit_in_a_library_member_reaches_the_running_program() {
         p.write("engine/src/lib.rs", &engine(k * 1000));
         // The member's rlib comes from a normal build (which also relinks
         // the executable on disk; the running one is unaffected).
-        let inv = build_recorded(&p);
+        let inv = build_recorded_as(&p, false);
         // Started after the relink: the session reads the running file,
         // which the kernel now names `... (deleted)`.
         let session = session.get_or_insert_with(|| {
@@ -443,6 +470,7 @@ fn an_edit_in_a_library_member_reaches_the_running_program() {
         });
         let outcome = session.rebuild_and_apply(&inv).unwrap();
         assert!(outcome.stale.is_empty(), "{outcome:?}");
+        assert_eq!(outcome.objects, 0, "{outcome:?}");
         assert_eq!(app.tick_fields(k * 1000)[1], k * 1000);
         app.assert_alive();
     }
@@ -510,6 +538,9 @@ fn main() {{
         p.write(&main, &main_rs("AtomicU64", k * 1000));
         let outcome = session.rebuild_and_apply(&inv).unwrap();
         assert!(outcome.statics_kept > 0, "{outcome:?}");
+        // Linked from kept objects: the thread-local's own object came
+        // along (its offset is fixed at the program's link).
+        assert!(outcome.objects > 0, "{outcome:?}");
         // The counts the old loop reads go on: the new code counts there,
         // in the static and in the main thread's thread-local alike.
         let first = app.tick_fields(k * 1000);
