@@ -142,7 +142,10 @@ fn walk(
             if entry.attr_value(gimli::DW_AT_declaration)?.is_none() =>
         {
             let qualified = qualify(path, name.as_deref().unwrap_or("?"));
-            let desc = describe(dwarf, unit, entry.offset(), 0)?;
+            let mut desc = describe(dwarf, unit, entry.offset(), 0)?;
+            if name.as_deref().is_some_and(is_coroutine) {
+                desc.push_str(&await_points(unit, entry.offset())?);
+            }
             out.types.entry(qualified).or_default().insert(desc);
             return Ok(());
         }
@@ -176,6 +179,57 @@ fn walk(
         path.pop();
     }
     Ok(())
+}
+
+/// The state machine of an `async fn`, an `async` block or a coroutine.
+fn is_coroutine(name: &str) -> bool {
+    ["{async_fn_env#", "{async_block_env#", "{coroutine_env#"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+/// Where a coroutine's suspend points are, in lines from its start: the
+/// line of each variant past the first three (unresumed, returned,
+/// panicked), minus the unresumed one's. Moving an `.await` keeps the
+/// state machine's layout but resumes old states at other places, so it
+/// counts as a change; an edit above the function does not.
+fn await_points(unit: &Unit<R<'_>>, off: gimli::UnitOffset) -> Result<String> {
+    let mut lines: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut tree = unit.entries_tree(Some(off))?;
+    let mut parts = tree.root()?.children();
+    while let Some(part) = parts.next()? {
+        if part.entry().tag() != gimli::DW_TAG_variant_part {
+            continue;
+        }
+        let mut variants = part.children();
+        while let Some(variant) = variants.next()? {
+            let Some(discr) = variant
+                .entry()
+                .attr_value(gimli::DW_AT_discr_value)?
+                .and_then(|v| v.udata_value())
+            else {
+                continue;
+            };
+            let mut members = variant.children();
+            while let Some(m) = members.next()? {
+                if let Some(line) = m
+                    .entry()
+                    .attr_value(gimli::DW_AT_decl_line)?
+                    .and_then(|v| v.udata_value())
+                {
+                    lines.insert(discr, line);
+                }
+            }
+        }
+    }
+    let Some(&start) = lines.get(&0) else {
+        return Ok(String::new());
+    };
+    let points: Vec<String> = lines
+        .range(3..)
+        .map(|(d, l)| format!("{d}:{}", *l as i64 - start as i64))
+        .collect();
+    Ok(format!("@awaits[{}]", points.join(",")))
 }
 
 fn qualify(path: &[String], name: &str) -> String {

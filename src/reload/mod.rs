@@ -385,6 +385,11 @@ impl Session {
         let image = Image::read(new_code)?;
         let layouts = Layouts::read(new_code)?;
         match self.layouts.mismatch(&layouts) {
+            Some(Mismatch::Type(t)) if t.contains("_env#") => {
+                return Err(Refusal::Restart(format!(
+                    "`{t}` changed its state machine (its layout or where it awaits)"
+                )));
+            }
             Some(Mismatch::Type(t)) => {
                 return Err(Refusal::Restart(format!("`{t}` changed layout")));
             }

@@ -566,3 +566,96 @@ fn main() {{
     app.tick_with(4000);
     app.assert_alive();
 }
+
+/// An `async fn` whose future stays alive across reloads (a loop polled
+/// by `main`): a body edit that keeps its await points reloads, and the
+/// suspended future resumes in the new code; moving an `.await` keeps the
+/// state machine's layout but would resume old states at other places,
+/// so it restarts.
+#[test]
+fn a_moved_await_restarts_and_a_body_edit_reloads() {
+    let bin = "hot-async";
+    let main_rs = |body: &str| {
+        format!(
+            "use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::atomic::{{AtomicU64, Ordering}};
+use std::task::{{Context, Poll, Waker}};
+
+static OUT: AtomicU64 = AtomicU64::new(0);
+
+struct Yield(bool);
+
+impl Future for Yield {{
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {{
+        if self.0 {{ Poll::Ready(()) }} else {{ self.0 = true; Poll::Pending }}
+    }}
+}}
+
+async fn worker() {{
+    let mut n = 0u64;
+    loop {{
+        n += 1;
+{body}
+    }}
+}}
+
+fn main() {{
+    let mut future = Box::pin(worker());
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut ticks = 0;
+    loop {{
+        let _ = future.as_mut().poll(&mut cx);
+        ticks += 1;
+        let r = OUT.load(Ordering::Relaxed);
+        println!(\"tick {{ticks}} {{r}} {{r}}\");
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }}
+}}
+"
+        )
+    };
+    let body = |value: u64, await_first: bool| {
+        let store = format!("        OUT.store({value} + n * 0, Ordering::Relaxed);");
+        let wait = "        Yield(false).await;";
+        match await_first {
+            false => format!("{store}\n{wait}\n{wait}"),
+            true => format!("{wait}\n{store}\n{wait}"),
+        }
+    };
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &format!("[workspace]\nmembers = [\"{bin}\"]\nresolver = \"2\"\n"),
+        )
+        .file(&format!("{bin}/Cargo.toml"), &manifest(bin, ""))
+        .file(&format!("{bin}/src/main.rs"), &main_rs(&body(1000, false)))
+        .build();
+    let inv = build_recorded(&p);
+    let mut app = Running::start(&p.bin(bin));
+    app.tick_with(1000);
+    let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap();
+    let main = format!("{bin}/src/main.rs");
+
+    p.write(&main, &main_rs(&body(2000, false)));
+    let outcome = session.rebuild_and_apply(&inv).unwrap();
+    assert!(outcome.objects > 0, "{outcome:?}");
+    // The suspended future goes on in the new code.
+    app.tick_with(2000);
+
+    p.write(&main, &main_rs(&body(3000, true)));
+    match session.rebuild_and_apply(&inv) {
+        Err(Refusal::Restart(why)) => {
+            assert!(
+                why.contains("worker::{async_fn_env#0}` changed its state machine"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a restart, got {other:?}"),
+    }
+    app.tick_with(2000);
+    app.assert_alive();
+}
