@@ -18,10 +18,11 @@ type R<'a> = EndianSlice<'a, LittleEndian>;
 pub struct Layouts {
     /// Qualified type name -> its descriptions (one per definition seen).
     pub types: BTreeMap<String, BTreeSet<String>>,
-    /// Linkage (mangled) name -> parameter and return types.
-    pub functions: BTreeMap<String, String>,
+    /// Linkage (mangled) name -> parameter and return types, as each
+    /// place that describes it does (a declaration may leave some out).
+    pub functions: BTreeMap<String, BTreeSet<String>>,
     /// Linkage (mangled) name of a static -> its type.
-    pub statics: BTreeMap<String, String>,
+    pub statics: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Why a patch cannot be applied.
@@ -68,8 +69,12 @@ impl Layouts {
         for (name, descriptions) in new.types {
             self.types.entry(name).or_default().extend(descriptions);
         }
-        self.functions.extend(new.functions);
-        self.statics.extend(new.statics);
+        for (name, signatures) in new.functions {
+            self.functions.entry(name).or_default().extend(signatures);
+        }
+        for (name, types) in new.statics {
+            self.statics.entry(name).or_default().extend(types);
+        }
     }
 
     /// The first thing `new` changed that live values or callers of the
@@ -99,12 +104,16 @@ impl Layouts {
             return Some(Mismatch::Type((*name).clone()));
         }
         for (name, old) in &self.statics {
-            if new.statics.get(name).is_some_and(|new| new != old) {
+            if new.statics.get(name).is_some_and(|new| !new.is_subset(old)) {
                 return Some(Mismatch::StaticType(name.clone()));
             }
         }
         for (name, old) in &self.functions {
-            if new.functions.get(name).is_some_and(|new| new != old) {
+            if new
+                .functions
+                .get(name)
+                .is_some_and(|new| !new.is_subset(old))
+            {
                 return Some(Mismatch::Signature(name.clone()));
             }
         }
@@ -153,7 +162,7 @@ fn walk(
             if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
                 let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
                 let sig = signature(dwarf, unit, entry.offset())?;
-                out.functions.insert(linkage, sig);
+                out.functions.entry(linkage).or_default().insert(sig);
             }
             return Ok(());
         }
@@ -161,7 +170,9 @@ fn walk(
             if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
                 let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
                 out.statics
-                    .insert(linkage, type_name(dwarf, unit, &entry, 0)?);
+                    .entry(linkage)
+                    .or_default()
+                    .insert(type_name(dwarf, unit, &entry, 0)?);
             }
             return Ok(());
         }

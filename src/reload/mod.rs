@@ -324,11 +324,7 @@ impl Session {
             objects,
             bound,
             roots,
-        } = thin::resolve(
-            &changed.objects,
-            &new.objects,
-            &RunningCode(&self.generations),
-        )?;
+        } = thin::resolve(&changed.objects, &new, &RunningCode(&self.generations))?;
         crate::fs::write_atomic(&script_path, thin::script(&bound, &roots).as_bytes())?;
         let link = |tls: bool| -> Result<Result<(), build::BuildFailed>> {
             let args = thin::link_args(&new, &objects, &script_path, Some(base), tls, &out);

@@ -195,13 +195,80 @@ pub struct Resolved {
     pub roots: BTreeSet<String>,
 }
 
+/// Where the kept link defines each global symbol: its crate objects,
+/// then the members of its rlibs (by each archive's symbol index), which
+/// are written out when one is needed.
+struct Index<'a> {
+    kept: &'a KeptLink,
+    objects: HashMap<String, PathBuf>,
+    members: HashMap<String, (usize, u64)>,
+    archives: Vec<Vec<u8>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(kept: &'a KeptLink) -> Result<Index<'a>> {
+        let mut objects = HashMap::new();
+        for p in &kept.objects {
+            for name in symbols(p)?.defined {
+                objects.entry(name).or_insert_with(|| p.clone());
+            }
+        }
+        let mut members = HashMap::new();
+        let mut archives = Vec::new();
+        for (i, rlib) in kept.rlibs.iter().enumerate() {
+            let data = crate::fs::read(rlib)?;
+            {
+                let archive = ArchiveFile::parse(&*data)
+                    .with_context(|| format!("failed to read the archive `{}`", rlib.display()))?;
+                for sym in archive.symbols()?.into_iter().flatten() {
+                    let sym = sym?;
+                    let name = String::from_utf8_lossy(sym.name()).into_owned();
+                    members.entry(name).or_insert((i, sym.offset().0));
+                }
+            }
+            archives.push(data);
+        }
+        Ok(Index {
+            kept,
+            objects,
+            members,
+            archives,
+        })
+    }
+
+    /// The object defining `name`, an rlib member written out if need be.
+    fn find(&self, name: &str) -> Result<Option<PathBuf>> {
+        if let Some(p) = self.objects.get(name) {
+            return Ok(Some(p.clone()));
+        }
+        let Some(&(i, offset)) = self.members.get(name) else {
+            return Ok(None);
+        };
+        let archive = ArchiveFile::parse(&*self.archives[i])?;
+        let member = archive.member(object::read::archive::ArchiveOffset(offset))?;
+        let path = self.kept.dir.join(format!(
+            "{}-{}",
+            file_name(&self.kept.rlibs[i]),
+            String::from_utf8_lossy(member.name())
+        ));
+        if !path.exists() {
+            std::fs::write(&path, member.data(&*self.archives[i])?)
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
+        Ok(Some(path))
+    }
+}
+
 /// The objects to link, the addresses they bind to and what they must
-/// keep: see [`Resolved`].
-pub fn resolve(changed: &[PathBuf], all: &[PathBuf], running: &dyn Running) -> Result<Resolved> {
+/// keep: see [`Resolved`]. The rlibs are not given to the linker: it
+/// would take members out of them for symbols the program has (a linker
+/// script's symbols are defined only after the archives are searched),
+/// so the members new code needs are found here, like the objects.
+pub fn resolve(changed: &[PathBuf], kept: &KeptLink, running: &dyn Running) -> Result<Resolved> {
     let mut set: Vec<PathBuf> = changed.to_vec();
     let mut seen: BTreeSet<String> = set.iter().map(|p| file_name(p)).collect();
     let mut cache: HashMap<PathBuf, Symbols> = HashMap::new();
-    let mut index: Option<HashMap<String, PathBuf>> = None;
+    let mut index: Option<Index<'_>> = None;
     let mut bound = BTreeMap::new();
     let mut done = 0;
     loop {
@@ -233,22 +300,16 @@ pub fn resolve(changed: &[PathBuf], all: &[PathBuf], running: &dyn Running) -> R
         // Which kept object defines each: read once, only when needed.
         let index = match &mut index {
             Some(i) => i,
-            None => {
-                let mut i = HashMap::new();
-                for p in all {
-                    for name in symbols(p)?.defined {
-                        i.entry(name).or_insert_with(|| p.clone());
-                    }
-                }
-                index.insert(i)
-            }
+            None => index.insert(Index::new(kept)?),
         };
-        let added: Vec<PathBuf> = missing
-            .iter()
-            .filter_map(|m| index.get(m))
-            .filter(|p| seen.insert(file_name(p)))
-            .cloned()
-            .collect();
+        let mut added = Vec::new();
+        for m in &missing {
+            if let Some(p) = index.find(m)?
+                && seen.insert(file_name(&p))
+            {
+                added.push(p);
+            }
+        }
         if added.is_empty() {
             // The rest come from rlibs or shared libraries, or nowhere
             // (then the link says so).
@@ -284,7 +345,8 @@ pub fn script(bound: &BTreeMap<String, u64>, roots: &BTreeSet<String>) -> String
 }
 
 /// The driver's arguments that link `objects` into the shared library
-/// `out`: the kept link's, without the crate's objects, rustc's temporary
+/// `out`: the kept link's, without the crate's objects and rlibs
+/// ([`resolve`] chose what the patch needs of them), rustc's temporary
 /// files, `-pie` and the shared libraries (the program has them loaded,
 /// and the loader binds new code to them). `--gc-sections` stays: what
 /// `script` does not keep or reach goes.
@@ -307,6 +369,7 @@ pub fn link_args(
     let objects_kept: BTreeSet<String> = kept
         .objects
         .iter()
+        .chain(&kept.rlibs)
         .map(|p| p.display().to_string())
         .collect();
     let mut args: Vec<String> = objects.iter().map(|p| p.display().to_string()).collect();
@@ -395,7 +458,7 @@ mod tests {
         );
         assert_eq!(
             args.join(" "),
-            "/k/game-1.b.s.rcgu.o -m64 -Wl,-Bstatic /k/libengine-2.rlib -Wl,-Bdynamic -lc \
+            "/k/game-1.b.s.rcgu.o -m64 -Wl,-Bstatic -Wl,-Bdynamic -lc \
              -Wl,--gc-sections -Wl,-rpath,/b /k/bind.ld -shared -Wl,--emit-relocs \
              -Wl,--image-base=0x50000000 -Wl,--noinhibit-exec -o /p/patch.so"
         );

@@ -9,6 +9,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use cargo_dyndev::reload::build::{Invocation, PatchLink};
+use cargo_dyndev::reload::elf::Image;
 use cargo_dyndev::reload::{Refusal, Session};
 
 use crate::support::*;
@@ -657,5 +658,75 @@ fn main() {{
         other => panic!("expected a restart, got {other:?}"),
     }
     app.tick_with(2000);
+    app.assert_alive();
+}
+
+/// A patch holds the code that changed and binds the rest to the running
+/// program: an edit of the program's crate that calls a workspace
+/// library's function brings none of the library's code along (a linker
+/// given the library's rlib would take its members out for the symbols
+/// the program already has, and keep and run its constructors).
+#[test]
+fn a_patch_holds_only_the_changed_code() {
+    let bin = "hot-thin";
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &format!(
+                "[workspace]\nmembers = [\"{bin}\", \"engine\"]\nresolver = \"2\"\n\n\
+                 [workspace.metadata.dyndev]\ninclude = [\"registry\"]\n"
+            ),
+        )
+        .file(
+            &format!("{bin}/Cargo.toml"),
+            &manifest(
+                bin,
+                "[dependencies]\nregistry = { path = \"../../registry\" }\n\
+                 engine = { path = \"../engine\" }\n",
+            ),
+        )
+        .file(
+            &format!("{bin}/src/main.rs"),
+            &main_rs_printing("counter: u64", "x + engine::bonus()", "0"),
+        )
+        .file("engine/Cargo.toml", &manifest("engine", ""))
+        .file(
+            "engine/src/lib.rs",
+            // A constructor, as `ctor` or `inventory` registers them: a
+            // patch holding this code would run it again when loaded.
+            "pub fn bonus() -> u64 { std::hint::black_box(1000) }\n\
+             #[used]\n#[link_section = \".init_array\"]\n\
+             static INIT: extern \"C\" fn() = init;\n\
+             extern \"C\" fn init() { std::hint::black_box(0); }\n",
+        )
+        .file("../registry/Cargo.toml", &manifest("registry", ""))
+        .file("../registry/src/lib.rs", REGISTRY)
+        .build();
+    let inv = build_recorded(&p);
+    let mut app = Running::start(&p.bin(bin));
+    app.tick_with(1000);
+    let mut session = Session::new(app.child.id() as i32, &p.bin(bin), &scratch(&p)).unwrap();
+    p.write(
+        &format!("{bin}/src/main.rs"),
+        &main_rs_printing("counter: u64", "x + engine::bonus() + 1000", "0"),
+    );
+    let outcome = session.rebuild_and_apply(&inv).unwrap();
+    assert!(outcome.objects > 0, "{outcome:?}");
+    app.tick_with(2000);
+    let patch = session.libraries().last().unwrap().to_path_buf();
+    let defined: Vec<String> = Image::read(&patch)
+        .unwrap()
+        .functions
+        .keys()
+        .map(|f| cargo_dyndev::reload::demangle_path(f))
+        .collect();
+    assert!(
+        defined.iter().any(|f| f.starts_with("hot_thin::")),
+        "{defined:?}"
+    );
+    assert!(
+        !defined.iter().any(|f| f.starts_with("engine::")),
+        "{defined:?}"
+    );
     app.assert_alive();
 }
