@@ -204,26 +204,16 @@ impl Invocation {
     /// and keeps the objects instead of linking them (the linker proxy's
     /// keep-only mode). The executable on disk is left as it was.
     pub fn compile_kept(&self, root: &Path) -> Result<Result<KeptLink, BuildFailed>> {
-        let rustc = self.argv.first().context("empty rustc command")?;
         let output = self.output().context("the command names no output")?;
         let name = output.file_name().context("an output has a name")?;
         let latest = root.join(format!("{}.json", name.to_string_lossy()));
         let _ = std::fs::remove_file(&latest);
         // The command as it is, diagnostics' format included: rustc's
         // incremental cache holds for the normal build and this one alike.
-        let out = Command::new(rustc)
-            .args(&self.argv[1..])
-            .current_dir(&self.cwd)
-            .env_clear()
-            .envs(
-                self.env
-                    .iter()
-                    .filter(|(k, _)| !JOBSERVER.contains(&k.as_str()))
-                    .map(|(k, v)| (k, v)),
-            )
-            .env(crate::helpers::linker::env::KEEP_ONLY, "1")
-            .output()
-            .with_context(|| format!("failed to run `{rustc}`"))?;
+        let out = self.run(
+            &self.argv[1..],
+            &[(crate::helpers::linker::env::KEEP_ONLY, "1")],
+        )?;
         if !out.status.success() {
             return Ok(Err(BuildFailed {
                 stderr: rendered(&String::from_utf8_lossy(&out.stderr)),
@@ -234,6 +224,25 @@ impl Invocation {
             .context("the compile kept no objects (it did not link through the linker proxy)")
     }
 
+    /// Runs rustc with `args` where and as the command ran (`extra` added
+    /// to its environment), and waits for its output.
+    fn run(&self, args: &[String], extra: &[(&str, &str)]) -> Result<std::process::Output> {
+        let rustc = self.argv.first().context("empty rustc command")?;
+        Command::new(rustc)
+            .args(args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| !JOBSERVER.contains(&k.as_str()))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .envs(extra.iter().copied())
+            .output()
+            .with_context(|| format!("failed to run `{rustc}`"))
+    }
+
     /// Compiles the crate into the shared library `out`.
     pub fn build_patch(
         &self,
@@ -241,19 +250,7 @@ impl Invocation {
         incremental: &Path,
         link: &PatchLink,
     ) -> Result<Result<(), BuildFailed>> {
-        let rustc = self.argv.first().context("empty rustc command")?;
-        let output = Command::new(rustc)
-            .args(self.patch_args(out, incremental, link))
-            .current_dir(&self.cwd)
-            .env_clear()
-            .envs(
-                self.env
-                    .iter()
-                    .filter(|(k, _)| !JOBSERVER.contains(&k.as_str()))
-                    .map(|(k, v)| (k, v)),
-            )
-            .output()
-            .with_context(|| format!("failed to run `{rustc}`"))?;
+        let output = self.run(&self.patch_args(out, incremental, link), &[])?;
         if output.status.success() {
             Ok(Ok(()))
         } else {

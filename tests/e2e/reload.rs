@@ -422,11 +422,10 @@ fn many_reloads_in_a_row_keep_the_program_alive() {
 /// An edit in a library member: cargo rebuilds its rlib, the executable's
 /// crate is compiled again against it, and the library's functions, linked
 /// statically into the executable, are patched like the executable's own.
-#[test]
-fn an_edit_in_a_library_member_reaches_the_running_program() {
-    let bin = "hot-member";
-    let engine = |bonus: u64| format!("pub fn bonus() -> u64 {{ {bonus} }}\n");
-    let p = project()
+/// A workspace of the program `bin` (`main`) and the library member
+/// `engine` (`engine_rs`), with `registry` in the bundle.
+fn engine_project(bin: &str, main: &str, engine_rs: &str) -> Project {
+    project()
         .file(
             "Cargo.toml",
             &format!(
@@ -442,17 +441,25 @@ fn an_edit_in_a_library_member_reaches_the_running_program() {
                  engine = { path = \"../engine\" }\n",
             ),
         )
-        .file(
-            &format!("{bin}/src/main.rs"),
-            // The old main loop also calls the library's function directly:
-            // its copy in the executable must be redirected too.
-            &main_rs_printing("counter: u64", "x + engine::bonus()", "engine::bonus()"),
-        )
+        .file(&format!("{bin}/src/main.rs"), main)
         .file("engine/Cargo.toml", &manifest("engine", ""))
-        .file("engine/src/lib.rs", &engine(1000))
+        .file("engine/src/lib.rs", engine_rs)
         .file("../registry/Cargo.toml", &manifest("registry", ""))
         .file("../registry/src/lib.rs", REGISTRY)
-        .build();
+        .build()
+}
+
+#[test]
+fn an_edit_in_a_library_member_reaches_the_running_program() {
+    let bin = "hot-member";
+    let engine = |bonus: u64| format!("pub fn bonus() -> u64 {{ {bonus} }}\n");
+    let p = engine_project(
+        bin,
+        // The old main loop also calls the library's function directly:
+        // its copy in the executable must be redirected too.
+        &main_rs_printing("counter: u64", "x + engine::bonus()", "engine::bonus()"),
+        &engine(1000),
+    );
     // The whole crate compiled again as a library: a program whose link
     // was not kept.
     build_recorded_as(&p, false);
@@ -669,39 +676,16 @@ fn main() {{
 #[test]
 fn a_patch_holds_only_the_changed_code() {
     let bin = "hot-thin";
-    let p = project()
-        .file(
-            "Cargo.toml",
-            &format!(
-                "[workspace]\nmembers = [\"{bin}\", \"engine\"]\nresolver = \"2\"\n\n\
-                 [workspace.metadata.dyndev]\ninclude = [\"registry\"]\n"
-            ),
-        )
-        .file(
-            &format!("{bin}/Cargo.toml"),
-            &manifest(
-                bin,
-                "[dependencies]\nregistry = { path = \"../../registry\" }\n\
-                 engine = { path = \"../engine\" }\n",
-            ),
-        )
-        .file(
-            &format!("{bin}/src/main.rs"),
-            &main_rs_printing("counter: u64", "x + engine::bonus()", "0"),
-        )
-        .file("engine/Cargo.toml", &manifest("engine", ""))
-        .file(
-            "engine/src/lib.rs",
-            // A constructor, as `ctor` or `inventory` registers them: a
-            // patch holding this code would run it again when loaded.
-            "pub fn bonus() -> u64 { std::hint::black_box(1000) }\n\
-             #[used]\n#[link_section = \".init_array\"]\n\
-             static INIT: extern \"C\" fn() = init;\n\
-             extern \"C\" fn init() { std::hint::black_box(0); }\n",
-        )
-        .file("../registry/Cargo.toml", &manifest("registry", ""))
-        .file("../registry/src/lib.rs", REGISTRY)
-        .build();
+    let p = engine_project(
+        bin,
+        &main_rs_printing("counter: u64", "x + engine::bonus()", "0"),
+        // A constructor, as `ctor` or `inventory` registers them: a patch
+        // holding this code would run it again when loaded.
+        "pub fn bonus() -> u64 { std::hint::black_box(1000) }\n\
+         #[used]\n#[link_section = \".init_array\"]\n\
+         static INIT: extern \"C\" fn() = init;\n\
+         extern \"C\" fn init() { std::hint::black_box(0); }\n",
+    );
     let inv = build_recorded(&p);
     let mut app = Running::start(&p.bin(bin));
     app.tick_with(1000);
