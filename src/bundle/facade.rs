@@ -47,7 +47,10 @@ fn compile_facade(
         .and_then(|s| s.to_str())
         .context("facade path without a name")?;
     let hash = file_stem.rsplit_once('-').map_or("", |(_, h)| h);
-    let src = dir.join(format!("{file_stem}.rs"));
+    // Not `libNAME-HASH.rs`: rustc takes a `lib<crate>*.rs` in a search
+    // dir for the interface of an `sdylib` and compiles it again, in a
+    // child process, in every compile that loads the crate.
+    let src = dir.join(format!("{file_stem}.facade"));
     crate::fs::write_atomic(
         &src,
         crate::templates::facade_lib(&root.crate_name, &lib.crate_name, &root.alias)?.as_bytes(),

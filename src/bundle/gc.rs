@@ -32,6 +32,23 @@ fn stem_of(name: &str) -> &str {
     name.split('.').next().unwrap_or(name)
 }
 
+/// Removes facade sources that earlier versions wrote as `libNAME-HASH.rs`
+/// beside the rlibs: rustc takes such a file in a search dir for the
+/// interface of an `sdylib` and compiles it in a child process in every
+/// compile that loads the crate (about 25 ms a facade, each time).
+pub fn remove_facade_sources_of_old(layout: &Layout) {
+    let Ok(dir) = std::fs::read_dir(layout.lib_dir()) else {
+        return;
+    };
+    for item in dir.flatten() {
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("lib") && name.ends_with(".rs") {
+            let _ = std::fs::remove_file(item.path());
+        }
+    }
+}
+
 /// Removes libraries and facades that neither the current nor the
 /// previous bundle uses, and bundles of the earlier one-library layout.
 pub fn collect_garbage(
@@ -95,7 +112,7 @@ mod tests {
             "dyndev_bundle_0123.rs",
             "liblibc-f00d.rlib",
             "liblibc-f00d.ok",
-            "liblibc-f00d.rs",
+            "liblibc-f00d.facade",
         ] {
             assert!(keep.contains(stem_of(name)), "{name} must be kept");
         }

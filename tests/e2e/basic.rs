@@ -320,6 +320,29 @@ fn the_binary_runs_outside_cargo() {
     assert!(out.stdout.ends_with("args: [\"x\"]\n"));
 }
 
+/// rustc takes a `lib<crate>*.rs` in a search dir for the interface of an
+/// `sdylib` and compiles it in a child process, in every compile that
+/// loads the crate: the facades' sources must not look like one.
+#[test]
+fn no_facade_source_looks_like_a_crate_interface() {
+    let f = fixture();
+    let plan = f.project.plan_json(&[]);
+    let roots = plan["bundle"]["roots"].as_array().unwrap();
+    assert!(!roots.is_empty(), "{plan:#}");
+    for root in roots {
+        let facade = PathBuf::from(root["facade"].as_str().unwrap());
+        assert!(facade.exists(), "{facade:?}");
+        let dir = facade.parent().unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                !(name.starts_with("lib") && name.ends_with(".rs")),
+                "{name} in {dir:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_dependency_is_compiled_once() {
     let f = fixture();
