@@ -150,6 +150,16 @@ impl Invocation {
         UnitKind::Other
     }
 
+    /// The tests of a proc-macro crate: cargo gives them `proc_macro`,
+    /// and the crate's dependencies, which may be host-only.
+    pub fn is_proc_macro_test(&self) -> bool {
+        self.test
+            && self
+                .externs
+                .iter()
+                .any(|e| e.name == "proc_macro" && e.path.is_none())
+    }
+
     /// Does this invocation produce code (not only metadata or a query)?
     pub fn links(&self) -> bool {
         !self.print && self.emit.iter().any(|e| e == "link")
@@ -401,6 +411,18 @@ mod tests {
             "- --crate-name ___ --print=file-names --crate-type bin --crate-type rlib",
         ));
         assert!(!query.links());
+    }
+
+    #[test]
+    fn the_tests_of_a_proc_macro_crate_are_host_code() {
+        let test = Invocation::parse(words(
+            "--crate-name d src/lib.rs --test --extern heck=/t/deps/libheck-1.rlib --extern proc_macro",
+        ));
+        assert!(test.is_proc_macro_test());
+        let plain = Invocation::parse(words(
+            "--crate-name d src/lib.rs --test --extern heck=/t/deps/libheck-1.rlib",
+        ));
+        assert!(!plain.is_proc_macro_test());
     }
 
     #[test]

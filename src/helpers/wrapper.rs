@@ -177,6 +177,18 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    // The tests of a proc-macro crate are host code, with the crate's
+    // host-only dependencies (clap_derive's use heck, which nothing on the
+    // target side does): built as cargo builds them, like the crate, unless
+    // they use a workspace library, which needs the bundle.
+    if inv.is_proc_macro_test()
+        && !inv.externs.iter().any(|e| {
+            e.unit_stem()
+                .is_some_and(|s| member_libs.iter().any(|m| m == crate_of_stem(s)))
+        })
+    {
+        return passthrough(&rustc, &raw);
+    }
     let state = BundleState::load(&layout)?;
     let member_probed =
         |stem: &str| JournalEntry::read(&run_dir, stem).is_some_and(|entry| entry.probed);

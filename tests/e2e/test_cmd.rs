@@ -334,3 +334,71 @@ fn fails() { assert_eq!(under_nextest::fmt(1), "2"); }
         .success();
     assert!(out.stderr.contains("1 test run: 1 passed"), "{out}");
 }
+
+/// A proc-macro crate's own tests are host code, linked with its host-only
+/// dependencies as cargo links them; the workspace's other tests still use
+/// the bundle. (clap's workspace: `clap_derive`'s tests use `heck`, which
+/// nothing else does, and the build stopped with an internal error.)
+#[test]
+fn a_proc_macro_crates_tests_build_as_cargo_builds_them() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"mac\", \"user\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "mac/Cargo.toml",
+            &manifest(
+                "mac",
+                "[lib]\nproc-macro = true\n\n[dependencies]\nitoa = \"=1.0.18\"\n",
+            ),
+        )
+        .file(
+            "mac/src/lib.rs",
+            r#"
+use proc_macro::TokenStream;
+
+#[proc_macro]
+pub fn forty_two(_: TokenStream) -> TokenStream {
+    itoa::Buffer::new().format(42).parse().unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_with_a_host_only_dependency() {
+        assert_eq!(itoa::Buffer::new().format(7), "7");
+    }
+}
+"#,
+        )
+        .file(
+            "user/Cargo.toml",
+            &manifest(
+                "user",
+                "[dependencies]\nmac = { path = \"../mac\" }\nmemchr = \"=2.8.3\"\n",
+            ),
+        )
+        .file(
+            "user/src/lib.rs",
+            "#[test]\nfn uses_the_macro() { assert_eq!(mac::forty_two!(), 42); \
+             assert_eq!(memchr::memchr(b'4', b\"42\"), Some(0)); }\n",
+        )
+        .build();
+    let out = p.dyndev(&["test", "--workspace"]).success();
+    assert!(
+        out.stdout
+            .contains("test tests::formats_with_a_host_only_dependency ... ok"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("test uses_the_macro ... ok"), "{out}");
+    assert_needs_a_bundle(&newest_harness("user"));
+    // The proc-macro crate's harness is cargo's: its dependencies linked in.
+    let mac = newest_harness("mac");
+    let needed = cargo_dyndev::inspect::dynamic_info(&mac).unwrap().needed;
+    assert!(
+        !needed.iter().any(|n| n.starts_with("libdyndev_bundle_")),
+        "{}: {needed:?}",
+        mac.display()
+    );
+}
