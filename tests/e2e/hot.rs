@@ -170,12 +170,12 @@ fn a_layout_change_restarts_with_the_reason_and_an_exit_is_reported() {
     p.write(&main, &hot_main("counter: u64, extra: u32", "x + 3000"));
     let (second, _) = wait_tick(&w, "the restarted program", |t| t.r == 3000);
     assert_ne!(second.pid, first.pid);
-    let (_, err) = w.output();
+    // The new instance may print before the watcher's status line does.
+    let (_, err) = w.wait_for("the restart's line", |_, err| err.contains("Restarted `"));
     assert!(
         err.contains("warning: `hot_layout::State` changed layout: restarting"),
         "{err}"
     );
-    assert!(err.contains("Restarted `"), "{err}");
     assert!(!err.contains("Reloaded"), "{err}");
     assert_gone(first.pid, "the old instance");
     assert_counts_on(&w, second.pid);
