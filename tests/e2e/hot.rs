@@ -105,15 +105,16 @@ fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
     assert_eq!(second.pid, first.pid, "{}", w.output().1);
     assert!(before.iter().all(|t| t.pid == first.pid));
     assert!(second.n > first.n);
-    let (_, err) = w.output();
+    // Linked from the objects the compile changed, not compiled again. The
+    // new code may print before the watcher's lines about it.
+    let thin =
+        regex::Regex::new(r"Reload rustc \S+ \S+, link \S+ \S+ \([1-9][0-9]* objects?\)").unwrap();
+    let (_, err) = w.wait_for("the reload's lines", |_, err| thin.is_match(err));
     assert!(
         err.contains(&format!("Reloaded `{main}` in ")) && err.contains(" functions)"),
         "{err}"
     );
     assert!(!err.contains("Restarted"), "{err}");
-    // Linked from the objects the compile changed, not compiled again.
-    let thin =
-        regex::Regex::new(r"Reload rustc \S+ \S+, link \S+ \S+ \([1-9][0-9]* objects?\)").unwrap();
     assert_eq!(thin.find_iter(&err).count(), 1, "{err}");
 
     // A library member: compiled first, then the program's crate against
@@ -124,7 +125,9 @@ fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
     );
     let (third, _) = wait_tick(&w, "the library's new code", |t| t.w == "beta");
     assert_eq!((third.pid, third.r), (first.pid, 2000));
-    let (_, err) = w.output();
+    let (_, err) = w.wait_for("the reload's lines", |_, err| {
+        thin.find_iter(err).count() == 2
+    });
     assert!(err.contains("Reloaded `engine/src/lib.rs` in "), "{err}");
     let engine = err.rfind("Replaying rustc for `libengine-").expect(&err);
     let reloaded = err.rfind("Reloaded `engine/src/lib.rs`").expect(&err);
