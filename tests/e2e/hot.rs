@@ -200,3 +200,22 @@ fn a_layout_change_restarts_with_the_reason_and_an_exit_is_reported() {
     w.interrupt();
     assert_gone(third.pid, "the program");
 }
+
+/// A program built before the watcher started (so no rustc command of it
+/// was captured) is built once more at the start: the first save reloads.
+#[test]
+fn the_first_save_reloads_a_program_built_before() {
+    let app = "hot-prebuilt";
+    let p = hot_project(app);
+    p.dyndev(&["build"]).success();
+    let main = format!("{app}/src/main.rs");
+    let w = Watching::start(&p, &["--hot"]);
+    let (first, _) = wait_tick(&w, "the first tick", |t| t.r == 1000);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    p.write(&main, &hot_main("counter: u64", "x + 2000"));
+    let (second, _) = wait_tick(&w, "the new code", |t| t.r == 2000);
+    assert_eq!(second.pid, first.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| err.contains("Reloaded `"));
+    assert!(!err.contains("restarting"), "{err}");
+    assert_counts_on(&w, first.pid);
+}

@@ -312,7 +312,22 @@ impl<'a> Session<'a> {
         // its results are about to be stale: stop it before building.
         let mut replaced = matches!(self.mode, Mode::Test(_)) && self.stop_running();
         self.fast = None;
-        let built = self.build();
+        let mut built = self.build();
+        // `--hot` reloads from the rustc command of the program's crate,
+        // captured when it compiles: if it was already built, build it once
+        // more now so the first save reloads instead of restarting.
+        if let Ok(b) = &built
+            && self.hot.is_some()
+            && !self.announced
+            && b.fast.as_ref().is_some_and(|f| !f.knows_the_program())
+            && forget_fingerprint(&self.layout.profile_dir, b.command.get_program())
+        {
+            self.shell.verbose_status(
+                "Rebuilding",
+                "the program's crate, to capture its rustc command for reloads",
+            );
+            built = self.build();
+        }
         // Cargo may have written the lockfile: its own write, not a change
         // to build again for.
         let lockfile = inputs::normalize(&self.ws.root().join("Cargo.lock"));
@@ -669,6 +684,25 @@ impl Drop for Session<'_> {
         }
         self.stop_running();
     }
+}
+
+/// Makes cargo compile the executable `exe` again on the next build (its
+/// unit's dep-info record in cargo's fingerprints, under dyndev's own
+/// target dir, removed). Whether there was one to remove.
+fn forget_fingerprint(profile_dir: &Path, exe: &std::ffi::OsStr) -> bool {
+    let Some(name) = Path::new(exe).file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let Ok(dirs) = std::fs::read_dir(profile_dir.join(".fingerprint")) else {
+        return false;
+    };
+    let mut forgot = false;
+    for dir in dirs.flatten().map(|e| e.path()) {
+        if dir.join(format!("bin-{name}")).exists() {
+            forgot |= std::fs::remove_file(dir.join(format!("dep-bin-{name}"))).is_ok();
+        }
+    }
+    forgot
 }
 
 /// Makes `capture` the innermost rustc wrapper of this process's builds

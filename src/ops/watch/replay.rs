@@ -184,6 +184,12 @@ impl FastPath {
         false
     }
 
+    /// Whether the program's own crate was captured (it compiled in the
+    /// build, now or in an earlier watch), so a save can replay it.
+    pub fn knows_the_program(&self) -> bool {
+        self.bin.is_some()
+    }
+
     /// The units to compile again after `changed`, in order; none when
     /// cargo must do it (a file no captured unit lists, a build script's
     /// input, a unit never captured, or the executable not among them).
