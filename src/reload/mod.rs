@@ -312,7 +312,7 @@ impl Session {
         }
         let n = self.generations.len();
         let out = self.scratch.join(format!("patch-{}-{n}.so", self.pid));
-        let script_path = self.scratch.join(format!("patch-{}-{n}.ld", self.pid));
+        let bindings = self.scratch.join(format!("patch-{}-{n}.args", self.pid));
         let maps = elf::maps(self.pid)?;
         let Some(base) = elf::free_range_near(&maps, self.generations[0].bias, 64 << 20, 1 << 30)
         else {
@@ -325,9 +325,9 @@ impl Session {
             bound,
             roots,
         } = thin::resolve(&changed.objects, &new, &RunningCode(&self.generations))?;
-        crate::fs::write_atomic(&script_path, thin::script(&bound, &roots).as_bytes())?;
+        crate::fs::write_atomic(&bindings, thin::bindings(&bound, &roots).as_bytes())?;
         let link = |tls: bool| -> Result<Result<(), build::BuildFailed>> {
-            let args = thin::link_args(&new, &objects, &script_path, Some(base), tls, &out);
+            let args = thin::link_args(&new, &objects, &bindings, Some(base), tls, &out);
             let output = std::process::Command::new(&new.driver)
                 .args(&args)
                 .output()

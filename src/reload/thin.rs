@@ -8,7 +8,7 @@
 //! members) whose bytes differ from the running code's are the new code;
 //! they alone are linked into a small shared library, their references to
 //! the rest of the program bound to the running program's own addresses
-//! (`name = address;` in a linker script), so the library must be mapped
+//! (`--defsym=name=address`), so the library must be mapped
 //! where it was linked, near the executable. Objects the new code needs
 //! that the program lacks (a function no old code called, a thread-local)
 //! are linked in too.
@@ -261,8 +261,8 @@ impl<'a> Index<'a> {
 
 /// The objects to link, the addresses they bind to and what they must
 /// keep: see [`Resolved`]. The rlibs are not given to the linker: it
-/// would take members out of them for symbols the program has (a linker
-/// script's symbols are defined only after the archives are searched),
+/// would take members out of them for symbols the program has (symbols
+/// it is given are defined only after the archives are searched),
 /// so the members new code needs are found here, like the objects.
 pub fn resolve(changed: &[PathBuf], kept: &KeptLink, running: &dyn Running) -> Result<Resolved> {
     let mut set: Vec<PathBuf> = changed.to_vec();
@@ -330,16 +330,17 @@ pub fn resolve(changed: &[PathBuf], kept: &KeptLink, running: &dyn Running) -> R
     })
 }
 
-/// A linker script binding each name to its address in the program, and
-/// keeping the roots (`EXTERN`, as `-u` does).
-pub fn script(bound: &BTreeMap<String, u64>, roots: &BTreeSet<String>) -> String {
-    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\\\""));
+/// The linker's own arguments binding each name to its address in the
+/// program (`--defsym`) and keeping the roots (`--undefined`), one
+/// a line, for a response file: rust-lld, mold and GNU ld all read them,
+/// where mold takes no symbol assignments in a linker script.
+pub fn bindings(bound: &BTreeMap<String, u64>, roots: &BTreeSet<String>) -> String {
     let mut text: String = bound
         .iter()
-        .map(|(name, addr)| format!("{} = {addr:#x};\n", quoted(name)))
+        .map(|(name, addr)| format!("--defsym={name}={addr:#x}\n"))
         .collect();
     for name in roots {
-        text.push_str(&format!("EXTERN({})\n", quoted(name)));
+        text.push_str(&format!("--undefined={name}\n"));
     }
     text
 }
@@ -349,11 +350,11 @@ pub fn script(bound: &BTreeMap<String, u64>, roots: &BTreeSet<String>) -> String
 /// ([`resolve`] chose what the patch needs of them), rustc's temporary
 /// files, `-pie` and the shared libraries (the program has them loaded,
 /// and the loader binds new code to them). `--gc-sections` stays: what
-/// `script` does not keep or reach goes.
+/// `bindings` does not keep or reach goes.
 pub fn link_args(
     kept: &KeptLink,
     objects: &[PathBuf],
-    script: &Path,
+    bindings: &Path,
     base: Option<u64>,
     local_exec_tls: bool,
     out: &Path,
@@ -373,6 +374,13 @@ pub fn link_args(
         .map(|p| p.display().to_string())
         .collect();
     let mut args: Vec<String> = objects.iter().map(|p| p.display().to_string()).collect();
+    // rustc's own rust-lld (its `gcc-ld` dir on the driver's path) links
+    // the patch whatever linker the program chose: mold and GNU ld place a
+    // shared library at 0 whatever base they are given.
+    let own_lld = kept
+        .args
+        .iter()
+        .any(|a| a.starts_with("-B") && a.trim_end_matches('/').ends_with("gcc-ld"));
     let mut it = kept.args.iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -385,6 +393,7 @@ pub fn link_args(
                 continue;
             }
             "-pie" => continue,
+            _ if own_lld && a.starts_with("-fuse-ld=") => continue,
             _ => {}
         }
         if objects_kept.contains(a) || temp(a) || a.ends_with(".so") || a.contains(".so.") {
@@ -392,7 +401,10 @@ pub fn link_args(
         }
         args.push(a.clone());
     }
-    args.push(script.display().to_string());
+    if own_lld {
+        args.push("-fuse-ld=lld".into());
+    }
+    args.push(format!("-Wl,@{}", bindings.display()));
     args.extend(["-shared", "-Wl,--emit-relocs"].map(String::from));
     if let Some(base) = base {
         args.push(format!("-Wl,--image-base={base:#x}"));
@@ -451,7 +463,7 @@ mod tests {
         let args = link_args(
             &kept,
             &["/k/game-1.b.s.rcgu.o".into()],
-            Path::new("/k/bind.ld"),
+            Path::new("/k/bind.args"),
             Some(0x5000_0000),
             true,
             Path::new("/p/patch.so"),
@@ -459,18 +471,50 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "/k/game-1.b.s.rcgu.o -m64 -Wl,-Bstatic -Wl,-Bdynamic -lc \
-             -Wl,--gc-sections -Wl,-rpath,/b /k/bind.ld -shared -Wl,--emit-relocs \
+             -Wl,--gc-sections -Wl,-rpath,/b -Wl,@/k/bind.args -shared -Wl,--emit-relocs \
              -Wl,--image-base=0x50000000 -Wl,--noinhibit-exec -o /p/patch.so"
         );
     }
 
     #[test]
-    fn the_script_quotes_rust_names() {
+    fn the_patch_links_with_rustcs_own_lld_whatever_the_program_chose() {
+        let kept = KeptLink {
+            driver: "cc".into(),
+            args: [
+                "/k/game-1.a.s.rcgu.o",
+                "-B/r/lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld",
+                "-fuse-ld=lld",
+                "-fuse-ld=mold",
+                "-o",
+                "/t/deps/game-1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            objects: vec!["/k/game-1.a.s.rcgu.o".into()],
+            rlibs: Vec::new(),
+            output: "/t/deps/game-1".into(),
+            linked: None,
+            dir: "/k".into(),
+        };
+        let args = link_args(
+            &kept,
+            &["/k/game-1.a.s.rcgu.o".into()],
+            Path::new("/k/bind.args"),
+            None,
+            false,
+            Path::new("/p/patch.so"),
+        );
+        let fuse: Vec<&String> = args.iter().filter(|a| a.starts_with("-fuse-ld=")).collect();
+        assert_eq!(fuse, ["-fuse-ld=lld"]);
+    }
+
+    #[test]
+    fn bindings_are_linker_arguments_one_a_line() {
         let bound = BTreeMap::from([("_ZN4game4tick17h0E".to_owned(), 0x1234u64)]);
         let roots = BTreeSet::from(["_ZN4game4draw17h1E".to_owned()]);
         assert_eq!(
-            script(&bound, &roots),
-            "\"_ZN4game4tick17h0E\" = 0x1234;\nEXTERN(\"_ZN4game4draw17h1E\")\n"
+            bindings(&bound, &roots),
+            "--defsym=_ZN4game4tick17h0E=0x1234\n--undefined=_ZN4game4draw17h1E\n"
         );
     }
 }

@@ -219,3 +219,32 @@ fn the_first_save_reloads_a_program_built_before() {
     assert!(!err.contains("restarting"), "{err}");
     assert_counts_on(&w, first.pid);
 }
+
+/// A program its user links with mold reloads too: the patch is linked by
+/// rustc's own rust-lld, since mold places a shared library at 0 whatever
+/// base it is given.
+#[test]
+fn a_program_linked_by_mold_reloads() {
+    let app = "hot-mold";
+    let p = hot_project(app);
+    std::fs::create_dir_all(p.root.join(".cargo")).unwrap();
+    p.write(
+        ".cargo/config.toml",
+        "[target.x86_64-unknown-linux-gnu]\nrustflags = [\"-C\", \"link-arg=-fuse-ld=mold\"]\n",
+    );
+    let main = format!("{app}/src/main.rs");
+    let w = Watching::start(&p, &["--hot"]);
+    let (first, _) = wait_tick(&w, "the first tick", |t| t.r == 1000);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    let exe = std::fs::read(p.bin(app)).unwrap();
+    assert!(
+        exe.windows(5).any(|w| w == b"mold "),
+        "the program was not linked by mold"
+    );
+    p.write(&main, &hot_main("counter: u64", "x + 2000"));
+    let (second, _) = wait_tick(&w, "the new code", |t| t.r == 2000);
+    assert_eq!(second.pid, first.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| err.contains("Reloaded `"));
+    assert!(!err.contains("restarting"), "{err}");
+    assert_counts_on(&w, first.pid);
+}
