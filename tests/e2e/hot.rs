@@ -248,3 +248,20 @@ fn a_program_linked_by_mold_reloads() {
     assert!(!err.contains("restarting"), "{err}");
     assert_counts_on(&w, first.pid);
 }
+
+/// What watch sets up for its own builds (the capture wrapper, the linker
+/// proxy's keep dir) stays out of the program's environment.
+#[test]
+fn the_program_sees_none_of_the_watchers_own_variables() {
+    let app = "hot-env";
+    let p = engine_workspace(
+        app,
+        "fn main() {\n    let ours: Vec<String> = std::env::vars().map(|(k, _)| k)\n        \
+         .filter(|k| k.contains(\"DYNDEV\") || k == \"RUSTC_WORKSPACE_WRAPPER\").collect();\n    \
+         println!(\"ours: {ours:?}\");\n    \
+         std::thread::sleep(std::time::Duration::from_secs(30));\n}\n",
+    );
+    let w = Watching::start(&p, &["--hot"]);
+    let (out, _) = w.wait_for("the program's line", |out, _| out.contains("ours: "));
+    assert!(out.contains("ours: []"), "{out}");
+}

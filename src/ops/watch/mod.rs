@@ -548,12 +548,14 @@ impl<'a> Session<'a> {
                     )
                 });
                 // The program gets the environment the user gave watch.
-                program
-                    .command
-                    .env_remove(crate::helpers::capture::env::DIR);
-                program
-                    .command
-                    .env_remove(crate::helpers::capture::env::INNER);
+                for var in [
+                    crate::helpers::capture::env::DIR,
+                    crate::helpers::capture::env::INNER,
+                    crate::helpers::capture::env::HOT_LINKER,
+                    crate::helpers::capture::env::HOT_KEEP,
+                ] {
+                    program.command.env_remove(var);
+                }
                 match std::env::var_os(crate::helpers::capture::env::INNER) {
                     Some(user) if self.captures.is_some() => {
                         program.command.env("RUSTC_WORKSPACE_WRAPPER", user)
