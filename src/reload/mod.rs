@@ -16,7 +16,7 @@ pub mod elf;
 pub mod ptrace;
 pub mod thin;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -351,7 +351,7 @@ impl Session {
             return Err(Refusal::Failed(anyhow!(failed)));
         }
         let build = start.elapsed();
-        let mut outcome = self.apply_patch(&out, Some(&changed.previous))?;
+        let mut outcome = self.apply_patch(&out, Some((&changed.previous, &changed.objects)))?;
         self.kept = Some(new);
         outcome.build = compiled;
         outcome.link = build - compiled;
@@ -367,12 +367,13 @@ impl Session {
     }
 
     /// [`Session::apply`]; for new code linked from changed objects only
-    /// (`previous`: the running versions of those objects), which is bound
+    /// (`changed`: the running versions of those objects, and the new
+    /// ones), which is bound
     /// to the program's addresses and must be mapped where it was linked.
     fn apply_patch(
         &mut self,
         new_code: &Path,
-        previous: Option<&[PathBuf]>,
+        changed: Option<(&[PathBuf], &[PathBuf])>,
     ) -> Result<Outcome, Refusal> {
         let start = Instant::now();
         let mut outcome = Outcome::default();
@@ -434,13 +435,13 @@ impl Session {
         let loaded = self.load(&mut tracee, worker, &path);
         let planned = loaded.map_err(Refusal::Failed).and_then(|()| {
             let loaded = self.generations.last().expect("loaded");
-            if previous.is_some() && loaded.bias != 0 {
+            if changed.is_some() && loaded.bias != 0 {
                 return Err(Refusal::Restart(
                     "the new code could not be mapped where it was linked".into(),
                 ));
             }
             let binds = self.bind_statics(&tracee)?;
-            let plan = self.plan(&mut outcome, previous);
+            let plan = self.plan(&mut outcome, changed);
             self.ensure_trampolines(&mut tracee, worker, &plan)?;
             Ok((plan, binds))
         });
@@ -464,7 +465,7 @@ impl Session {
         outcome.functions = plan
             .iter()
             .map(|s| s.target)
-            .collect::<std::collections::BTreeSet<_>>()
+            .collect::<BTreeSet<_>>()
             .len();
         outcome.via_trampoline = plan.iter().filter(|s| !reaches(s.entry, s.target)).count();
         tracee.detach()?;
@@ -636,25 +637,31 @@ impl Session {
     }
 
     /// Every old entry (of every earlier generation) with its new target.
-    fn plan(&self, outcome: &mut Outcome, previous: Option<&[PathBuf]>) -> Vec<Site> {
+    fn plan(&self, outcome: &mut Outcome, changed: Option<(&[PathBuf], &[PathBuf])>) -> Vec<Site> {
         let mut sites = Vec::new();
         let (new, olds) = self.generations.split_last().expect("generations");
-        // What the previous code defined: the whole previous generation,
-        // or the running versions of the objects that changed.
-        let before: Vec<String> = match previous {
-            Some(objects) => objects
+        // What the previous code defined and the new does not: the whole
+        // previous generation against the new library, or the running
+        // versions of the changed objects against their new versions (the
+        // library keeps only what is reachable).
+        let functions = |objects: &[PathBuf]| -> BTreeSet<String> {
+            objects
                 .iter()
                 .filter_map(|o| Image::read(o).ok())
                 .flat_map(|i| i.functions.into_keys())
-                .collect(),
-            None => olds
-                .last()
-                .map(|p| p.image.functions.keys().cloned().collect())
-                .unwrap_or_default(),
+                .collect()
+        };
+        let (before, after): (BTreeSet<String>, BTreeSet<String>) = match changed {
+            Some((previous, current)) => (functions(previous), functions(current)),
+            None => (
+                olds.last()
+                    .map(|p| p.image.functions.keys().cloned().collect())
+                    .unwrap_or_default(),
+                new.image.functions.keys().cloned().collect(),
+            ),
         };
         outcome.stale = before
-            .iter()
-            .filter(|name| !new.image.functions.contains_key(*name))
+            .difference(&after)
             .map(|name| demangle_path(name))
             .collect();
         outcome.stale.sort();
