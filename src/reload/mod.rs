@@ -462,11 +462,7 @@ impl Session {
             self.write_jump(&tracee, site)?;
         }
         outcome.patched = plan.len();
-        outcome.functions = plan
-            .iter()
-            .map(|s| s.target)
-            .collect::<BTreeSet<_>>()
-            .len();
+        outcome.functions = plan.iter().map(|s| s.target).collect::<BTreeSet<_>>().len();
         outcome.via_trampoline = plan.iter().filter(|s| !reaches(s.entry, s.target)).count();
         tracee.detach()?;
         outcome.stopped = stop_start.elapsed();
