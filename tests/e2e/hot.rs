@@ -208,16 +208,31 @@ fn the_first_save_reloads_a_program_built_before() {
     let app = "hot-prebuilt";
     let p = hot_project(app);
     p.dyndev(&["build"]).success();
-    let main = format!("{app}/src/main.rs");
-    let w = Watching::start(&p, &["--hot"]);
+    let (w, first) = start_hot(&p);
+    assert_a_save_reloads(&w, &p, app, &first);
+}
+
+/// `watch --hot` started, its program's first tick seen.
+fn start_hot(p: &Project) -> (Watching, Tick) {
+    let w = Watching::start(p, &["--hot"]);
     let (first, _) = wait_tick(&w, "the first tick", |t| t.r == 1000);
     w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
-    p.write(&main, &hot_main("counter: u64", "x + 2000"));
-    let (second, _) = wait_tick(&w, "the new code", |t| t.r == 2000);
+    (w, first)
+}
+
+/// A body edit of `app`'s `compute` reaches the running process `first`
+/// came from: same PID, new result, a reload and no restart, the heap
+/// counter going on.
+fn assert_a_save_reloads(w: &Watching, p: &Project, app: &str, first: &Tick) {
+    p.write(
+        &format!("{app}/src/main.rs"),
+        &hot_main("counter: u64", "x + 2000"),
+    );
+    let (second, _) = wait_tick(w, "the new code", |t| t.r == 2000);
     assert_eq!(second.pid, first.pid, "{}", w.output().1);
     let (_, err) = w.wait_for("the reload's line", |_, err| err.contains("Reloaded `"));
     assert!(!err.contains("restarting"), "{err}");
-    assert_counts_on(&w, first.pid);
+    assert_counts_on(w, first.pid);
 }
 
 /// A program its user links with mold reloads too: the patch is linked by
@@ -232,21 +247,13 @@ fn a_program_linked_by_mold_reloads() {
         ".cargo/config.toml",
         "[target.x86_64-unknown-linux-gnu]\nrustflags = [\"-C\", \"link-arg=-fuse-ld=mold\"]\n",
     );
-    let main = format!("{app}/src/main.rs");
-    let w = Watching::start(&p, &["--hot"]);
-    let (first, _) = wait_tick(&w, "the first tick", |t| t.r == 1000);
-    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    let (w, first) = start_hot(&p);
     let exe = std::fs::read(p.bin(app)).unwrap();
     assert!(
         exe.windows(5).any(|w| w == b"mold "),
         "the program was not linked by mold"
     );
-    p.write(&main, &hot_main("counter: u64", "x + 2000"));
-    let (second, _) = wait_tick(&w, "the new code", |t| t.r == 2000);
-    assert_eq!(second.pid, first.pid, "{}", w.output().1);
-    let (_, err) = w.wait_for("the reload's line", |_, err| err.contains("Reloaded `"));
-    assert!(!err.contains("restarting"), "{err}");
-    assert_counts_on(&w, first.pid);
+    assert_a_save_reloads(&w, &p, app, &first);
 }
 
 /// What watch sets up for its own builds (the capture wrapper, the linker

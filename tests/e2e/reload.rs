@@ -229,6 +229,16 @@ impl Running {
     }
 }
 
+/// Rebuilds and applies, which must refuse with a restart whose reason
+/// says `why`; the old code keeps running.
+#[track_caller]
+fn expect_restart(session: &mut Session, inv: &Invocation, why: &str) {
+    match session.rebuild_and_apply(inv) {
+        Err(Refusal::Restart(reason)) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a restart, got {other:?}"),
+    }
+}
+
 fn scratch(p: &Project) -> PathBuf {
     p.root.join("../reload")
 }
@@ -301,15 +311,7 @@ fn a_layout_change_or_a_compile_error_leaves_the_old_code_running() {
 
     // The type of a value that lives across the loop changes layout.
     p.write(&main, &main_rs("counter: u32, extra: u32", "x + 7000"));
-    match session.rebuild_and_apply(&inv) {
-        Err(Refusal::Restart(why)) => {
-            assert!(
-                why.contains("`hot_refusals::State` changed layout"),
-                "{why}"
-            )
-        }
-        other => panic!("expected a restart, got {other:?}"),
-    }
+    expect_restart(&mut session, &inv, "`hot_refusals::State` changed layout");
     app.tick_with(1000);
 
     // A changed signature (of a function nested in `compute`).
@@ -357,12 +359,7 @@ fn a_layout_change_or_a_compile_error_leaves_the_old_code_running() {
              CALLS.with(|c| c.set(c.get() + 1));\n    x + 8000",
         ),
     );
-    match session.rebuild_and_apply(&inv) {
-        Err(Refusal::Restart(why)) => {
-            assert!(why.contains("CALLS` is a new thread-local"), "{why}")
-        }
-        other => panic!("expected a restart, got {other:?}"),
-    }
+    expect_restart(&mut session, &inv, "CALLS` is a new thread-local");
     app.tick_with(6000);
 
     // And a body edit still goes through afterwards.
@@ -565,12 +562,7 @@ fn main() {{
     }
     // A static's type changes: its old value cannot be read as the new type.
     p.write(&main, &main_rs("AtomicU32", 9000));
-    match session.rebuild_and_apply(&inv) {
-        Err(Refusal::Restart(why)) => {
-            assert!(why.contains("`hot_statics::CALLS` changed type"), "{why}")
-        }
-        other => panic!("expected a restart, got {other:?}"),
-    }
+    expect_restart(&mut session, &inv, "`hot_statics::CALLS` changed type");
     app.tick_with(4000);
     app.assert_alive();
 }
@@ -655,15 +647,11 @@ fn main() {{
     app.tick_with(2000);
 
     p.write(&main, &main_rs(&body(3000, true)));
-    match session.rebuild_and_apply(&inv) {
-        Err(Refusal::Restart(why)) => {
-            assert!(
-                why.contains("worker::{async_fn_env#0}` changed its state machine"),
-                "{why}"
-            )
-        }
-        other => panic!("expected a restart, got {other:?}"),
-    }
+    expect_restart(
+        &mut session,
+        &inv,
+        "worker::{async_fn_env#0}` changed its state machine",
+    );
     app.tick_with(2000);
     app.assert_alive();
 }
