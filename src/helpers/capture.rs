@@ -125,3 +125,34 @@ pub fn main() -> i32 {
     eprintln!("error: failed to run `{}`: {err}", program[0]);
     crate::error::code::FAILURE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(args: &str) -> Invocation {
+        Invocation::parse(args.split(' ').map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn executables_link_through_the_proxy_with_the_linker_they_chose() {
+        let (args, env) = through_proxy(
+            &inv("--crate-name app --crate-type bin -C linker=clang"),
+            "/p/dyndev-linker",
+            "/k",
+        );
+        assert_eq!(args[args.len() - 2..], ["-C", "linker=/p/dyndev-linker"]);
+        assert_eq!(
+            env,
+            [
+                ("__CARGO_DYNDEV_KEEP_LINK".to_owned(), "/k".to_owned()),
+                ("__CARGO_DYNDEV_REAL_LINKER".to_owned(), "clang".to_owned()),
+            ]
+        );
+        // A command that already links through it (a replay) is kept.
+        let replayed = inv("--crate-name app --crate-type bin -C linker=/p/dyndev-linker");
+        let (again, env) = through_proxy(&replayed, "/p/dyndev-linker", "/k");
+        assert_eq!(again, replayed.args);
+        assert_eq!(env.len(), 1);
+    }
+}
