@@ -37,7 +37,14 @@ pub fn through_proxy(
     let mut args = inv.args.clone();
     let mut env = vec![(super::linker::env::KEEP.to_owned(), keep.to_owned())];
     match inv.codegen_value("linker") {
-        Some(l) if l == proxy => return (args, env),
+        // Already the proxy (a replay), or another copy of it (`compare`'s
+        // timer): that one keeps the link.
+        Some(l)
+            if l == proxy
+                || Path::new(l).file_name() == Some(super::linker::LINKER_NAME.as_ref()) =>
+        {
+            return (args, env);
+        }
         Some(l) => env.push((super::linker::env::REAL_LINKER.to_owned(), l.to_owned())),
         None => {}
     }
