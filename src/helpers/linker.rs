@@ -92,6 +92,13 @@ pub struct KeptLink {
     pub linked: Option<FileId>,
     /// The directory holding the kept copies.
     pub dir: PathBuf,
+    /// Files rustc wrote for this link alone in a temporary directory
+    /// (`symbols.o`), kept copies.
+    #[serde(default)]
+    pub temps: Vec<PathBuf>,
+    /// The `PATH` rustc ran the linker with (it finds `rust-lld` there).
+    #[serde(default)]
+    pub path_env: Option<String>,
 }
 
 impl KeptLink {
@@ -161,12 +168,20 @@ fn keep(root: &Path, driver: &str, args: &[OsString], linked: bool) -> Result<()
         output: output.clone(),
         linked: None,
         dir: dir.clone(),
+        temps: Vec::new(),
+        path_env: std::env::var("PATH").ok(),
     };
     for a in &args {
         let path = Path::new(a);
         let object = is_crate_object(a, &output);
         let rlib = a.ends_with(".rlib") && path.parent() == Some(out_dir.as_path());
-        if !(object || rlib) {
+        // rustc's temporary directory for the link, `<out dir>/rustcXXXXXX`.
+        let temp = path.parent().is_some_and(|p| {
+            p.parent() == Some(out_dir.as_path())
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("rustc"))
+        }) && path.is_file();
+        if !(object || rlib || temp) {
             kept.args.push(a.clone());
             continue;
         }
@@ -178,6 +193,8 @@ fn keep(root: &Path, driver: &str, args: &[OsString], linked: bool) -> Result<()
         kept.args.push(copy.display().to_string());
         if object {
             kept.objects.push(copy);
+        } else if temp {
+            kept.temps.push(copy);
         } else {
             kept.rlibs.push(copy);
         }
@@ -395,9 +412,12 @@ fn link() -> Result<i32> {
         return Ok(0);
     }
     let mut cmd = Command::new(&driver);
+    // The driver is a linker, never this proxy again: nothing of the
+    // proxy's own settings goes on.
     cmd.args(&args)
         .env_remove(env::EXPORTS)
-        .env_remove(env::KEEP);
+        .env_remove(env::KEEP)
+        .env_remove(env::REAL_LINKER);
     let (status, millis, max_rss_kib) = run_measured(&mut cmd)
         .with_context(|| format!("failed to run `{}`", driver.to_string_lossy()))?;
     if let Ok(log) = std::env::var(env::LINK_LOG) {

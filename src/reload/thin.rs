@@ -361,11 +361,12 @@ pub fn link_args(
 ) -> Vec<String> {
     let out_dir = kept.output.parent().unwrap_or(Path::new("/"));
     let temp = |a: &str| {
-        Path::new(a).strip_prefix(out_dir).is_ok_and(|rel| {
-            rel.components()
-                .next()
-                .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("rustc"))
-        })
+        kept.temps.iter().any(|t| t.as_os_str() == a)
+            || Path::new(a).strip_prefix(out_dir).is_ok_and(|rel| {
+                rel.components()
+                    .next()
+                    .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("rustc"))
+            })
     };
     let objects_kept: BTreeSet<String> = kept
         .objects
@@ -459,6 +460,8 @@ mod tests {
             output: "/t/deps/game-1".into(),
             linked: None,
             dir: "/k".into(),
+            temps: Vec::new(),
+            path_env: None,
         };
         let args = link_args(
             &kept,
@@ -495,6 +498,8 @@ mod tests {
             output: "/t/deps/game-1".into(),
             linked: None,
             dir: "/k".into(),
+            temps: Vec::new(),
+            path_env: None,
         };
         let args = link_args(
             &kept,
