@@ -2,7 +2,7 @@
 //! `cargo dyndev test`, side by side in one run, with where the time goes.
 //!
 //! ```text
-//! cargo bench --bench test-loop -- --runs 7
+//! cargo bench --bench test-loop -- --runs 7 [--edit body|const]
 //! ```
 //!
 //! The fixture (`benches/test_loop/fixture`) is an async web library (axum
@@ -10,8 +10,12 @@
 //! on a loopback port and making requests to it. It is written under
 //! `<target-dir>/dyndev-test-loop` at run time, with its own target dir,
 //! so its dependencies compile once for every later run. Each timed run
-//! changes one line of the library (`REVISION`) to a number never used
-//! before; the modes take turns run by run, so drift hits both alike.
+//! changes one line of the library to a number never used before: a line
+//! in a function's body (`--edit body`, the default), which `cargo dyndev
+//! test` may answer by linking the test binaries again without compiling
+//! them, or a public constant (`--edit const`), after which every test
+//! crate is compiled again. The modes take turns run by run, so drift hits
+//! both alike.
 //!
 //! The breakdown comes from the instruments `compare` uses: a rustc timer
 //! (`RUSTC_WRAPPER`) and a linker proxy give the compile and link time of
@@ -44,15 +48,28 @@ const TEST: &str = include_str!("test_loop/fixture/tests/api.rs-in");
 
 struct Options {
     runs: usize,
+    edit: Edit,
+}
+
+/// Which line of the library each run changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    /// A function's body (`build_number`): test crates only link to it.
+    Body,
+    /// A public constant (`REVISION`): every test crate is compiled again.
+    Const,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: cargo bench --bench test-loop -- [--runs N]");
+    eprintln!("usage: cargo bench --bench test-loop -- [--runs N] [--edit body|const]");
     std::process::exit(2)
 }
 
 fn options() -> Options {
-    let mut o = Options { runs: 5 };
+    let mut o = Options {
+        runs: 5,
+        edit: Edit::Body,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -62,6 +79,13 @@ fn options() -> Options {
                     .and_then(|n| n.parse().ok())
                     .filter(|n| *n > 0)
                     .unwrap_or_else(|| usage())
+            }
+            "--edit" => {
+                o.edit = match args.next().as_deref() {
+                    Some("body") => Edit::Body,
+                    Some("const") => Edit::Const,
+                    _ => usage(),
+                }
             }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
@@ -135,13 +159,18 @@ fn write_fixture(dir: &Path) {
     }
 }
 
-/// The one-line edit: `REVISION` set to `n`.
-fn edit(lib: &Path, n: u128) {
-    let text = LIB.replace(
-        "pub const REVISION: u64 = 0;",
-        &format!("pub const REVISION: u64 = {};", n % 1_000_000_000_000),
-    );
-    assert_ne!(text, LIB, "the fixture's library has no `REVISION` line");
+/// The one-line edit: the body's `build` or `REVISION` set to `n`.
+fn edit(lib: &Path, what: Edit, n: u128) {
+    let n = n % 1_000_000_000_000;
+    let (from, to) = match what {
+        Edit::Body => ("    let build = 0;", format!("    let build = {n};")),
+        Edit::Const => (
+            "pub const REVISION: u64 = 0;",
+            format!("pub const REVISION: u64 = {n};"),
+        ),
+    };
+    let text = LIB.replace(from, &to);
+    assert_ne!(text, LIB, "the fixture's library has no `{from}` line");
     std::fs::write(lib, text).expect("failed to edit the library");
 }
 
@@ -278,8 +307,8 @@ impl Bench {
     }
 
     /// An edit, then one timed run of `mode`, with its breakdown.
-    fn timed(&self, mode: Mode) -> (Sample, Vec<PathBuf>) {
-        edit(&self.fixture.join("src/lib.rs"), now_ns());
+    fn timed(&self, mode: Mode, what: Edit) -> (Sample, Vec<PathBuf>) {
+        edit(&self.fixture.join("src/lib.rs"), what, now_ns());
         self.clear_logs();
         let started = now_ns();
         let (total, cpu) = self.run(mode, false);
@@ -392,7 +421,7 @@ fn main() {
     for run in 0..=o.runs {
         for k in 0..2 {
             let i = (k + run) % 2;
-            let (s, bins) = bench.timed(modes[i]);
+            let (s, bins) = bench.timed(modes[i], o.edit);
             eprintln!(
                 "test-loop: run {run}{}: {} {:.2}s (build {:.2}s, tests {:.2}s)",
                 if run == 0 { " (warm-up)" } else { "" },
@@ -437,7 +466,11 @@ fn main() {
     };
     let secs = |ms: f64| format!("{:.2} s", ms / 1000.0);
     println!(
-        "edit the library -> suite done, {} runs per mode, {TESTS} integration-test binaries",
+        "edit the library ({}) -> suite done, {} runs per mode, {TESTS} integration-test binaries",
+        match o.edit {
+            Edit::Body => "a function's body",
+            Edit::Const => "a public constant",
+        },
         o.runs
     );
     println!(

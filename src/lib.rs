@@ -12,6 +12,7 @@ pub mod cargo;
 pub mod cargo_config;
 pub mod cli;
 pub mod closure;
+pub mod cutoff;
 pub mod doctest;
 pub mod error;
 pub mod fs;

@@ -191,6 +191,17 @@ pub struct JournalEntry {
     /// which a shared standard library ignores.
     #[serde(default)]
     pub global_allocator: Option<String>,
+    /// A test crate's early cutoff ([`crate::cutoff`]): relinked without
+    /// compiling, or why it was compiled after all.
+    #[serde(default)]
+    pub cutoff: Option<Cutoff>,
+}
+
+/// What the early cutoff did with a test crate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cutoff {
+    Relinked,
+    Compiled(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

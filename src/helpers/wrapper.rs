@@ -231,6 +231,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         target: target_of(&inv),
         unsupported: inv.unsupported(),
         global_allocator: None,
+        cutoff: None,
     };
     entry.write(&run_dir)?;
 
@@ -241,12 +242,42 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         }
         Decision::Static(_) => passthrough(&rustc, &raw),
         Decision::Compile(args) => {
+            let cutoff = std::env::var_os(crate::cutoff::ENV)
+                .is_some()
+                .then(|| crate::cutoff::Store::new(&state_dir));
+            if let Some(store) = &cutoff
+                && inv.test
+                && inv.kind() == UnitKind::Executable
+            {
+                return compile_test(
+                    store,
+                    &rustc,
+                    &inv,
+                    &args,
+                    &member_libs,
+                    &bundle_env,
+                    entry,
+                    &run_dir,
+                );
+            }
             let status = rustc_command(&rustc)
                 .args(&args)
                 .status()
                 .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
             if status.success() {
                 append_env_dep(&inv, &bundle_env)?;
+                if let Some(store) = &cutoff
+                    && inv.kind() == UnitKind::Rlib
+                    && !inv.test
+                    && let Err(e) =
+                        store.snapshot_lib(&Invocation::parse(args.clone()), &args, &member_libs)
+                {
+                    // Its tests are then compiled as cargo would.
+                    eprintln!(
+                        "warning: cargo-dyndev could not record `{}` for reuse: {e:#}",
+                        inv.crate_name.as_deref().unwrap_or_default()
+                    );
+                }
                 if let Some(place) = global_allocator_in(&inv) {
                     JournalEntry {
                         global_allocator: Some(place),
@@ -258,6 +289,94 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
             Ok(crate::cargo::exit_code(status))
         }
     }
+}
+
+/// A test crate under the early cutoff ([`crate::cutoff`]): linked again
+/// from its last compile when only private code of its libraries changed;
+/// else compiled through the linker proxy, which keeps the link's objects,
+/// with rustc's diagnostics recorded for the next time.
+#[allow(clippy::too_many_arguments)]
+fn compile_test(
+    store: &crate::cutoff::Store,
+    rustc: &OsString,
+    inv: &Invocation,
+    args: &[String],
+    member_libs: &[String],
+    bundle_env: &str,
+    entry: JournalEntry,
+    run_dir: &Path,
+) -> Result<i32> {
+    use crate::cutoff::Reuse;
+    use crate::state::Cutoff;
+    let final_inv = Invocation::parse(args.to_vec());
+    let why = match store.try_relink(&final_inv, args, member_libs) {
+        Reuse::Relinked => {
+            JournalEntry {
+                cutoff: Some(Cutoff::Relinked),
+                ..entry
+            }
+            .write(run_dir)?;
+            return Ok(0);
+        }
+        Reuse::Compile(why) => why,
+    };
+    JournalEntry {
+        cutoff: Some(Cutoff::Compiled(why)),
+        ..entry
+    }
+    .write(run_dir)?;
+    let proxy = Layout::from_state_dir(&PathBuf::from(
+        std::env::var_os(env::STATE_DIR).unwrap_or_default(),
+    ))
+    .state_dir
+    .join("bin")
+    .join(crate::helpers::linker::LINKER_NAME);
+    let mut cmd = rustc_command(rustc);
+    let keeping = proxy.exists();
+    if keeping {
+        let links = store.links().display().to_string();
+        let (through, env) = crate::helpers::capture::through_proxy(
+            &final_inv,
+            &proxy.display().to_string(),
+            &links,
+        );
+        cmd.args(through).envs(env);
+    } else {
+        cmd.args(args);
+    }
+    let (status, stderr) = run_keeping_stderr(&mut cmd)
+        .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
+    if status.success() {
+        append_env_dep(inv, bundle_env)?;
+        if keeping && let Err(e) = store.record_test(&final_inv, args, member_libs, stderr) {
+            eprintln!("warning: cargo-dyndev could not record a test crate for reuse: {e:#}");
+        }
+    }
+    Ok(crate::cargo::exit_code(status))
+}
+
+/// Runs `cmd`, passing its stderr on as it comes and keeping a copy.
+fn run_keeping_stderr(cmd: &mut Command) -> std::io::Result<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    cmd.stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut from = child.stderr.take().expect("stderr is piped");
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let mut to = std::io::stderr();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        // cargo reads it; if it went away, the build is over anyway.
+        let _ = to.write_all(&buf[..n]);
+        kept.extend_from_slice(&buf[..n]);
+    }
+    let status = child.wait()?;
+    Ok((status, String::from_utf8_lossy(&kept).into_owned()))
 }
 
 /// What the unit is, in cargo's words.

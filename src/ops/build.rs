@@ -161,6 +161,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         }
         Step::Done => {
             warn_global_allocators(req.shell, &first.journal);
+            note_cutoff(req.shell, &first.journal);
             note_static_units(req, &first.journal);
             return Ok(Outcome {
                 artifacts: first.artifacts,
@@ -194,6 +195,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         );
     }
     warn_global_allocators(req.shell, &last.journal);
+    note_cutoff(req.shell, &last.journal);
     // Units built statically ran in the first pass and are fresh now.
     note_static_units(req, &first_static);
     Ok(Outcome {
@@ -255,6 +257,34 @@ fn note_static_units(req: &BuildRequest<'_>, journal: &[JournalEntry]) {
             req.profile,
             units.join(", ")
         ));
+    }
+}
+
+/// Says which test crates were linked again without compiling them, and
+/// (with `-v`) why the others were compiled.
+fn note_cutoff(shell: &Shell, journal: &[JournalEntry]) {
+    use crate::state::Cutoff;
+    let mut relinked = 0;
+    for e in journal {
+        match &e.cutoff {
+            Some(Cutoff::Relinked) => {
+                relinked += 1;
+                shell.verbose_status("Relinking", &e.stem);
+            }
+            Some(Cutoff::Compiled(why)) => {
+                shell.verbose_status("Compiling", format_args!("{} in full: {why}", e.stem));
+            }
+            None => {}
+        }
+    }
+    if relinked > 0 {
+        shell.status(
+            "Relinked",
+            format_args!(
+                "{} without compiling them: their libraries changed only inside function bodies",
+                crate::shell::count(relinked, "test target", "test targets"),
+            ),
+        );
     }
 }
 
@@ -372,6 +402,10 @@ pub fn wrapped_cargo_command(
             env::MEMBER_LIBS,
             req.workspace.member_lib_crates().join(","),
         );
+    // Test builds reuse test crates whose libraries changed privately.
+    if subcommand.first() == Some(&"test") {
+        cmd.env(crate::cutoff::ENV, "1");
+    }
     // Ours takes the place of the user's, from the environment or cargo's
     // configuration, and runs it inside.
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -440,6 +474,7 @@ mod tests {
             target: None,
             unsupported: None,
             global_allocator: None,
+            cutoff: None,
         }
     }
 

@@ -402,3 +402,82 @@ mod tests {
         mac.display()
     );
 }
+
+const CUT_LIB: &str = r#"
+pub const LIMIT: u32 = 10;
+
+pub fn fmt(n: u32) -> String {
+    let shown = n;
+    itoa::Buffer::new().format(shown).to_owned()
+}
+
+pub fn pick<T: Copy>(a: T, _b: T) -> T {
+    a
+}
+"#;
+
+/// After an edit inside a plain function's body, test crates are linked
+/// with the new library without being compiled; any other edit compiles
+/// them. Either way they run the library as it now is.
+#[test]
+fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("cut-loop", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file("src/lib.rs", CUT_LIB)
+        .file(
+            "tests/shows.rs",
+            "#[test]\nfn shows() {\n    let unused = 1;\n    println!(\"fmt={} limit={}\", cut_loop::fmt(1), cut_loop::LIMIT);\n}\n",
+        )
+        .file(
+            "tests/picks.rs",
+            "#[test]\nfn picks() { println!(\"picked={}\", cut_loop::pick(1, 2)); }\n",
+        )
+        .build();
+    let test = || {
+        p.dyndev(&["test", "--tests", "--", "--nocapture"])
+            .success()
+    };
+    let first = test();
+    assert!(first.stdout.contains("fmt=1 limit=10"), "{first}");
+    assert!(first.stderr.contains("unused variable"), "{first}");
+    assert!(!first.stderr.contains("Relinked"), "{first}");
+
+    // A body: both test crates are only linked again, and the warning
+    // their compile gave is shown again, as cargo shows it.
+    p.write(
+        "src/lib.rs",
+        &CUT_LIB.replace("let shown = n;", "let shown = n + 100;"),
+    );
+    let body = test();
+    assert!(body.stdout.contains("fmt=101 limit=10"), "{body}");
+    assert!(
+        body.stderr
+            .contains("Relinked 2 test targets without compiling them"),
+        "{body}"
+    );
+    assert!(body.stderr.contains("unused variable"), "{body}");
+
+    // A constant, then a generic function's body: what test crates compile
+    // into themselves.
+    let limit = CUT_LIB.replace("let shown = n;", "let shown = n + 100;");
+    let limit = limit.replace("LIMIT: u32 = 10", "LIMIT: u32 = 11");
+    p.write("src/lib.rs", &limit);
+    let constant = test();
+    assert!(constant.stdout.contains("fmt=101 limit=11"), "{constant}");
+    assert!(!constant.stderr.contains("Relinked"), "{constant}");
+    p.write("src/lib.rs", &limit.replace("    a\n}", "    _b\n}"));
+    let generic = p
+        .dyndev(&["test", "-v", "--tests", "--", "--nocapture"])
+        .success();
+    assert!(generic.stdout.contains("picked=2"), "{generic}");
+    assert!(
+        generic
+            .stderr
+            .contains("in full: `cut_loop`: in `lib.rs`, line 10 changed outside a function body"),
+        "{generic}"
+    );
+    assert!(!generic.stderr.contains("Relinked"), "{generic}");
+}

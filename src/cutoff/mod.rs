@@ -1,0 +1,601 @@
+//! Early cutoff for test binaries: after an edit that changed only the
+//! private code of a workspace library, its test binaries are linked again
+//! with the new library, without compiling them again.
+//!
+//! Cargo compiles every test crate again when a library it uses changed,
+//! whatever changed in it. A test crate's compile reads the library's
+//! metadata only, and [`source`] tells, from the library's sources before
+//! and after, when nothing in that metadata a dependent uses can have
+//! changed: only bodies of functions that are compiled in the library
+//! alone. Then the wrapper links the test crate's kept objects (from its
+//! last compile, by the linker proxy) with the new library, as rustc would
+//! have, and replays that compile's diagnostics for cargo.
+//!
+//! Under `<state dir>/cutoff`:
+//!
+//! ```text
+//! blobs/<hash>               source files and symbol lists, by content
+//! libs/<lib stem>/<id>.json  a library's compile ([`LibSnapshot`])
+//! libs/<lib stem>/current    the id of the library's newest compile
+//! tests/<stem>.json          a test crate's last compile ([`TestRecord`])
+//! links/                     the kept links of test binaries
+//! ```
+//!
+//! A test crate is reused only when its own command, sources, environment
+//! and other dependencies are as they were, its binary is the one that
+//! compile made, and every workspace library it was compiled against
+//! differs from that version in eligible bodies alone, still defining
+//! every global symbol it did.
+
+pub mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::helpers::linker::{FileId, KeptLink};
+use crate::rustc_args::{Invocation, crate_of_stem};
+
+/// Set by `cargo dyndev test` and `nextest`: libraries are snapshotted and
+/// test crates reused when they can be.
+pub const ENV: &str = "__CARGO_DYNDEV_CUTOFF";
+
+/// Where the cutoff keeps its records.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// One compile of a workspace library, as test crates compiled against it
+/// saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibSnapshot {
+    pub id: String,
+    /// The compile's arguments (without the terminal width).
+    pub args: Vec<String>,
+    /// `# env-dep:` lines of its dep-info.
+    pub env_deps: Vec<String>,
+    /// Its source files and their blobs.
+    pub files: BTreeMap<PathBuf, String>,
+    /// The identity of each extern it was compiled with, other than
+    /// workspace libraries, which have snapshots of their own.
+    pub externs: BTreeMap<PathBuf, Option<FileId>>,
+    /// The unit stems of the workspace libraries it uses.
+    pub members: BTreeSet<String>,
+    pub rlib: PathBuf,
+    pub rlib_id: FileId,
+    /// The blob listing the global symbols its rlib defines.
+    pub symbols: String,
+    /// Compiled so that rustc inlines no function across crates unless
+    /// asked to ([`compiled_opaquely`]).
+    pub opaque: bool,
+}
+
+/// A test crate's last compile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRecord {
+    pub args: Vec<String>,
+    /// Environment variables the crate read (`env!`), with their values.
+    pub env: BTreeMap<String, Option<String>>,
+    /// Its own source files and their content hashes.
+    pub files: BTreeMap<PathBuf, String>,
+    pub externs: BTreeMap<PathBuf, Option<FileId>>,
+    /// The snapshot of each workspace library it was compiled against,
+    /// directly or through another.
+    pub libs: BTreeMap<String, String>,
+    pub output: PathBuf,
+    pub output_id: FileId,
+    /// rustc's diagnostics on stderr (JSON lines), for cargo.
+    pub stderr: String,
+}
+
+/// Why a test crate is compiled after all, or how it was reused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reuse {
+    Relinked,
+    Compile(String),
+}
+
+fn hash(bytes: &[u8]) -> String {
+    crate::fs::StableHasher::default().write(bytes).finish_hex()
+}
+
+/// Arguments compared between compiles: the terminal width only shapes
+/// how diagnostics are drawn.
+fn comparable(args: &[String]) -> Vec<String> {
+    args.iter()
+        .filter(|a| !a.starts_with("--diagnostic-width"))
+        .cloned()
+        .collect()
+}
+
+/// Whether rustc compiled the library so that a dependent sees the bodies
+/// of only generic, `#[inline]` and `const` functions: with incremental
+/// compilation or without optimization it infers no cross-crate inlining,
+/// and no `-Z` option changes that.
+pub fn compiled_opaquely(inv: &Invocation) -> bool {
+    let incremental = inv.codegen_value("incremental").is_some();
+    let unoptimized = matches!(inv.codegen_value("opt-level"), None | Some("0"));
+    let unstable = inv.args.iter().any(|a| a.starts_with("-Z"));
+    (incremental || unoptimized) && !unstable
+}
+
+/// The files and `# env-dep:` lines of a makefile-style dep-info file.
+pub fn read_dep_info(path: &Path) -> Option<(Vec<PathBuf>, Vec<String>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let (_, deps) = lines.next()?.split_once(": ")?;
+    let mut files = Vec::new();
+    let mut current = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            ' ' => {
+                if !current.is_empty() {
+                    files.push(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        files.push(PathBuf::from(current));
+    }
+    let env = lines
+        .filter_map(|l| l.strip_prefix("# env-dep:"))
+        .map(str::to_owned)
+        .collect();
+    Some((files, env))
+}
+
+/// The global symbols an rlib's objects define, sorted.
+pub fn defined_symbols(rlib: &Path) -> Result<Vec<String>> {
+    use object::{Object, ObjectSymbol};
+    let data = crate::fs::read(rlib)?;
+    let archive = object::read::archive::ArchiveFile::parse(&*data)
+        .with_context(|| format!("`{}` is not an archive", rlib.display()))?;
+    let mut names = BTreeSet::new();
+    for member in archive.members() {
+        let member = member?;
+        if !member.name().ends_with(b".o") {
+            continue;
+        }
+        let Ok(file) = object::File::parse(member.data(&*data)?) else {
+            continue;
+        };
+        for sym in file.symbols() {
+            if sym.is_global()
+                && sym.is_definition()
+                && let Ok(name) = sym.name()
+            {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+impl Store {
+    pub fn new(state_dir: &Path) -> Store {
+        Store {
+            root: state_dir.join("cutoff"),
+        }
+    }
+
+    /// Where the linker proxy keeps test binaries' links.
+    pub fn links(&self) -> PathBuf {
+        self.root.join("links")
+    }
+
+    fn put_blob(&self, bytes: &[u8]) -> Result<String> {
+        let id = hash(bytes);
+        let path = self.root.join("blobs").join(&id);
+        if !path.exists() {
+            crate::fs::write_atomic(&path, bytes)?;
+        }
+        Ok(id)
+    }
+
+    fn blob(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.root.join("blobs").join(id)).ok()
+    }
+
+    fn lib_dir(&self, stem: &str) -> PathBuf {
+        self.root.join("libs").join(stem)
+    }
+
+    fn snapshot(&self, stem: &str, id: &str) -> Option<LibSnapshot> {
+        let text = std::fs::read(self.lib_dir(stem).join(format!("{id}.json"))).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// The library's newest snapshot, if it describes the rlib on disk.
+    fn current(&self, stem: &str) -> Option<LibSnapshot> {
+        let id = std::fs::read_to_string(self.lib_dir(stem).join("current")).ok()?;
+        let snap = self.snapshot(stem, id.trim())?;
+        (FileId::of(&snap.rlib) == Some(snap.rlib_id)).then_some(snap)
+    }
+
+    /// Records a library's compile that just succeeded.
+    pub fn snapshot_lib(
+        &self,
+        inv: &Invocation,
+        args: &[String],
+        members: &[String],
+    ) -> Result<()> {
+        let stem = inv.unit_stem().context("a library without a name")?;
+        let out_dir = inv
+            .out_dir
+            .as_deref()
+            .context("a library without an out dir")?;
+        let rlib = out_dir.join(format!("{stem}.rlib"));
+        let dep_info = inv.dep_info_path().context("a library without dep-info")?;
+        let (files, env_deps) =
+            read_dep_info(&dep_info).context("failed to read the library's dep-info")?;
+        let mut sources = BTreeMap::new();
+        for file in files {
+            let bytes = crate::fs::read(&file)?;
+            sources.insert(file, self.put_blob(&bytes)?);
+        }
+        let symbols = defined_symbols(&rlib)?.join("\n");
+        let rlib_id = FileId::of(&rlib).context("the library's rlib is missing")?;
+        let mut externs = BTreeMap::new();
+        let mut member_stems = BTreeSet::new();
+        for ext in &inv.externs {
+            let Some(path) = &ext.path else { continue };
+            match ext.unit_stem() {
+                Some(s) if members.iter().any(|m| m == crate_of_stem(s)) => {
+                    member_stems.insert(s.to_owned());
+                }
+                _ => {
+                    externs.insert(path.clone(), FileId::of(path));
+                }
+            }
+        }
+        let mut snap = LibSnapshot {
+            id: String::new(),
+            args: comparable(args),
+            env_deps,
+            files: sources,
+            externs,
+            members: member_stems,
+            rlib,
+            rlib_id,
+            symbols: self.put_blob(symbols.as_bytes())?,
+            opaque: compiled_opaquely(inv),
+        };
+        let json = serde_json::to_vec(&snap)?;
+        snap.id = hash(&json);
+        let dir = self.lib_dir(&stem);
+        crate::fs::write_atomic(
+            &dir.join(format!("{}.json", snap.id)),
+            &serde_json::to_vec(&snap)?,
+        )?;
+        crate::fs::write_atomic(&dir.join("current"), snap.id.as_bytes())
+    }
+
+    /// The current snapshots of the workspace libraries `inv` uses,
+    /// directly or through each other, by stem; `None` when one has none.
+    fn closure(
+        &self,
+        inv: &Invocation,
+        members: &[String],
+    ) -> Option<BTreeMap<String, LibSnapshot>> {
+        let mut todo: Vec<String> = inv
+            .externs
+            .iter()
+            .filter_map(|e| e.unit_stem())
+            .filter(|s| members.iter().any(|m| m == crate_of_stem(s)))
+            .map(str::to_owned)
+            .collect();
+        let mut found = BTreeMap::new();
+        while let Some(stem) = todo.pop() {
+            if found.contains_key(&stem) {
+                continue;
+            }
+            let snap = self.current(&stem)?;
+            todo.extend(snap.members.iter().cloned());
+            found.insert(stem, snap);
+        }
+        Some(found)
+    }
+
+    fn test_record_path(&self, stem: &str) -> PathBuf {
+        self.root.join("tests").join(format!("{stem}.json"))
+    }
+
+    /// Records a test crate's compile that just succeeded. Without
+    /// snapshots of every library it uses, no record: it is compiled next
+    /// time.
+    pub fn record_test(
+        &self,
+        inv: &Invocation,
+        args: &[String],
+        members: &[String],
+        stderr: String,
+    ) -> Result<()> {
+        let stem = inv.unit_stem().context("a test without a name")?;
+        let record_path = self.test_record_path(&stem);
+        let _ = std::fs::remove_file(&record_path);
+        let Some(libs) = self.closure(inv, members) else {
+            return Ok(());
+        };
+        let out_dir = inv
+            .out_dir
+            .as_deref()
+            .context("a test without an out dir")?;
+        let output = out_dir.join(&stem);
+        let dep_info = inv.dep_info_path().context("a test without dep-info")?;
+        let (files, env_deps) =
+            read_dep_info(&dep_info).context("failed to read the test's dep-info")?;
+        let mut sources = BTreeMap::new();
+        for file in files {
+            sources.insert(file.clone(), hash(&crate::fs::read(&file)?));
+        }
+        let mut env = BTreeMap::new();
+        for line in env_deps {
+            let name = line.split_once('=').map_or(line.as_str(), |(n, _)| n);
+            env.insert(name.to_owned(), std::env::var(name).ok());
+        }
+        let externs = inv
+            .externs
+            .iter()
+            .filter(|e| !e.unit_stem().is_some_and(|s| libs.contains_key(s)))
+            .filter_map(|e| e.path.clone())
+            .map(|p| {
+                let id = FileId::of(&p);
+                (p, id)
+            })
+            .collect();
+        let record = TestRecord {
+            args: comparable(args),
+            env,
+            files: sources,
+            externs,
+            libs: libs.into_iter().map(|(stem, s)| (stem, s.id)).collect(),
+            output_id: FileId::of(&output).context("the test binary is missing")?,
+            output,
+            stderr,
+        };
+        crate::fs::write_atomic(&record_path, &serde_json::to_vec(&record)?)
+    }
+
+    /// Links the test crate `inv` from its last compile's objects when
+    /// nothing it is compiled from changed but private code of the
+    /// libraries it uses; otherwise says why it must be compiled.
+    pub fn try_relink(&self, inv: &Invocation, args: &[String], members: &[String]) -> Reuse {
+        match self.reusable(inv, args, members) {
+            Ok(Some((record, kept))) => match self.relink(&record, &kept, inv) {
+                Ok(()) => {
+                    eprint!("{}", record.stderr);
+                    Reuse::Relinked
+                }
+                Err(e) => Reuse::Compile(format!("{e:#}")),
+            },
+            Ok(None) => Reuse::Compile("no record of its last compile".into()),
+            Err(why) => Reuse::Compile(why),
+        }
+    }
+
+    fn reusable(
+        &self,
+        inv: &Invocation,
+        args: &[String],
+        members: &[String],
+    ) -> Result<Option<(TestRecord, KeptLink)>, String> {
+        let Some(stem) = inv.unit_stem() else {
+            return Ok(None);
+        };
+        let Some(record) = std::fs::read(self.test_record_path(&stem))
+            .ok()
+            .and_then(|t| serde_json::from_slice::<TestRecord>(&t).ok())
+        else {
+            return Ok(None);
+        };
+        if record.args != comparable(args) {
+            return Err("its command changed".into());
+        }
+        if FileId::of(&record.output) != Some(record.output_id) {
+            return Err("its binary changed since".into());
+        }
+        for (file, h) in &record.files {
+            if std::fs::read(file).ok().map(|b| hash(&b)).as_ref() != Some(h) {
+                return Err(format!("`{}` changed", file.display()));
+            }
+        }
+        for (name, value) in &record.env {
+            if std::env::var(name).ok() != *value {
+                return Err(format!("`{name}` changed"));
+            }
+        }
+        for (path, id) in &record.externs {
+            if FileId::of(path) != *id {
+                return Err(format!("`{}` changed", path.display()));
+            }
+        }
+        let now = self
+            .closure(inv, members)
+            .ok_or("a library it uses has no snapshot")?;
+        if now.keys().ne(record.libs.keys()) {
+            return Err("the libraries it uses changed".into());
+        }
+        for (stem, snap) in &now {
+            let basis = &record.libs[stem];
+            if &snap.id == basis {
+                continue;
+            }
+            let then = self
+                .snapshot(stem, basis)
+                .ok_or_else(|| format!("the snapshot of `{stem}` is gone"))?;
+            self.privately_changed(&then, snap)
+                .map_err(|why| format!("`{}`: {why}", crate_of_stem(stem)))?;
+        }
+        let kept =
+            KeptLink::latest(&self.links(), &record.output).ok_or("its link was not kept")?;
+        if kept.linked != Some(record.output_id) {
+            return Err("its kept link made another binary".into());
+        }
+        Ok(Some((record, kept)))
+    }
+
+    /// Whether `now` differs from `then` in private code alone.
+    fn privately_changed(&self, then: &LibSnapshot, now: &LibSnapshot) -> Result<(), String> {
+        if !(then.opaque && now.opaque) {
+            return Err("compiled with optimization and without incremental compilation".into());
+        }
+        if then.args != now.args {
+            return Err("its command changed".into());
+        }
+        if then.env_deps != now.env_deps {
+            return Err("an environment variable it reads changed".into());
+        }
+        if then.externs != now.externs || then.members != now.members {
+            return Err("its dependencies changed".into());
+        }
+        if then.files.keys().ne(now.files.keys()) {
+            return Err("its source files changed".into());
+        }
+        let read = |id: &str| -> Result<String, String> {
+            let bytes = self.blob(id).ok_or("a snapshot's source is gone")?;
+            String::from_utf8(bytes).map_err(|_| "a source is not UTF-8".to_owned())
+        };
+        let mut pairs = Vec::new();
+        for (path, old) in &then.files {
+            let new = &now.files[path];
+            if old != new {
+                pairs.push((path, read(old)?, read(new)?));
+            }
+        }
+        if pairs.is_empty() {
+            return Err("its dependencies changed".into());
+        }
+        let mut texts = Vec::new();
+        for id in now.files.values().chain(then.files.values()) {
+            texts.push(read(id)?);
+        }
+        let std_macros = source::std_macros_unshadowed(texts.iter().map(String::as_str));
+        for (path, old, new) in &pairs {
+            if let source::Verdict::Changed(why) = source::compare(old, new, std_macros) {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                return Err(format!("in `{name}`, {why}"));
+            }
+        }
+        let symbols = |id: &str| -> Result<BTreeSet<String>, String> {
+            Ok(read(id)?.lines().map(str::to_owned).collect())
+        };
+        let (old, new) = (symbols(&then.symbols)?, symbols(&now.symbols)?);
+        if let Some(gone) = old.difference(&new).next() {
+            return Err(format!("no longer defines `{gone}`"));
+        }
+        Ok(())
+    }
+
+    /// Links the binary again from the kept objects, with the libraries
+    /// as they are now.
+    fn relink(&self, record: &TestRecord, kept: &KeptLink, inv: &Invocation) -> Result<()> {
+        let out_dir = inv
+            .out_dir
+            .as_deref()
+            .context("a test without an out dir")?;
+        let mut args = kept.args.clone();
+        // The kept rlibs are the old ones: link the current ones.
+        for rlib in &kept.rlibs {
+            let now = out_dir.join(rlib.file_name().context("an rlib without a name")?);
+            let kept_path = rlib.display().to_string();
+            for a in args.iter_mut().filter(|a| **a == kept_path) {
+                *a = now.display().to_string();
+            }
+        }
+        for file in kept.objects.iter().chain(&kept.temps) {
+            if !file.exists() {
+                anyhow::bail!("a kept object is gone");
+            }
+        }
+        let mut cmd = std::process::Command::new(&kept.driver);
+        cmd.args(&args);
+        if let Some(path) = &kept.path_env {
+            cmd.env("PATH", path);
+        }
+        let errors = kept.dir.join("relink.err");
+        let file = std::fs::File::create(&errors)
+            .with_context(|| format!("failed to create `{}`", errors.display()))?;
+        cmd.stdout(std::process::Stdio::null()).stderr(file);
+        let (status, millis, max_rss_kib) = crate::measure::run_measured(&mut cmd)
+            .with_context(|| format!("failed to run `{}`", kept.driver))?;
+        // `compare` and the benchmarks count every link.
+        if let Ok(log) = std::env::var(crate::helpers::linker::env::LINK_LOG) {
+            let entry = crate::helpers::linker::LinkRecord {
+                output: record.output.clone(),
+                linker: "relink".into(),
+                millis,
+                max_rss_kib,
+                success: status.success(),
+            };
+            let _ = crate::measure::append_json_line(Path::new(&log), &entry);
+        }
+        if !status.success() {
+            let text = std::fs::read_to_string(&errors).unwrap_or_default();
+            anyhow::bail!("linking it again failed: {}", text.trim());
+        }
+        let mut updated = record.clone();
+        updated.output_id = FileId::of(&record.output).context("the relinked binary is missing")?;
+        let stem = inv.unit_stem().context("a test without a name")?;
+        crate::fs::write_atomic(
+            &self.test_record_path(&stem),
+            &serde_json::to_vec(&updated)?,
+        )?;
+        // The kept link now stands for the new binary.
+        let mut link = kept.clone();
+        link.linked = Some(updated.output_id);
+        let json = serde_json::to_vec(&link)?;
+        let name = record.output.file_name().context("no file name")?;
+        crate::fs::write_atomic(
+            &self
+                .links()
+                .join(format!("{}.json", name.to_string_lossy())),
+            &json,
+        )?;
+        crate::fs::write_atomic(&kept.dir.join("link.json"), &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dep_info_gives_files_with_spaces_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("t.d");
+        std::fs::write(
+            &d,
+            "/t/deps/a-1: src/lib.rs src/my\\ mod.rs\n\nsrc/lib.rs:\n\n# env-dep:CARGO_PKG_NAME=webshop\n# env-dep:UNSET\n",
+        )
+        .unwrap();
+        let (files, env) = read_dep_info(&d).unwrap();
+        assert_eq!(
+            files,
+            [PathBuf::from("src/lib.rs"), PathBuf::from("src/my mod.rs")]
+        );
+        assert_eq!(env, ["CARGO_PKG_NAME=webshop", "UNSET"]);
+    }
+
+    #[test]
+    fn only_unoptimized_or_incremental_compiles_hide_bodies() {
+        let inv = |a: &str| Invocation::parse(a.split(' ').map(str::to_owned).collect());
+        assert!(compiled_opaquely(&inv(
+            "--crate-name a -C incremental=/i -C opt-level=3"
+        )));
+        assert!(compiled_opaquely(&inv("--crate-name a")));
+        assert!(!compiled_opaquely(&inv("--crate-name a -C opt-level=1")));
+        assert!(!compiled_opaquely(&inv(
+            "--crate-name a -C incremental=/i -Zinline-mir"
+        )));
+    }
+}

@@ -1,0 +1,578 @@
+//! Whether an edit of a library's source can change what a crate that
+//! depends on it is compiled from.
+//!
+//! A dependent crate sees a library through its metadata: signatures,
+//! types, constants, the MIR of generic and inline functions, spans. The
+//! body of a function that is none of those reaches the dependent only as
+//! a symbol it links to. So an edit confined to such bodies leaves the
+//! dependent's compile as it was, and the dependent need not be compiled
+//! again, only linked with the new library.
+//!
+//! The check is syntactic and errs towards "changed":
+//!
+//! - Outside the eligible bodies, every token must be the same, at the
+//!   same line and column (spans reach dependents through generic code's
+//!   panic locations and debug info).
+//! - A body is eligible when its function has no type or const
+//!   parameters, is neither `async` nor `const`, returns no `impl Trait`,
+//!   carries only inert attributes (no `#[inline]`, no attribute macro),
+//!   and sits at module level or in an inherent or trait `impl` without
+//!   type parameters (never in a trait's default method).
+//! - An edited body may not define items (an `impl` inside a body holds
+//!   for the whole program), and its macro invocations must be the same
+//!   as before, except for the standard library's, when nothing in the
+//!   crate can shadow them, whose arguments are then checked alike.
+//!
+//! rustc still decides whether such a body is inlined across crates: it
+//! infers it only without incremental compilation and with optimization,
+//! which [`super::compiled_opaquely`] rules out.
+
+use std::collections::BTreeMap;
+
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::visit::Visit;
+
+/// How two versions of a source file differ, for a dependent crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Byte for byte the same.
+    Same,
+    /// Only the bodies of eligible functions changed.
+    BodiesOnly,
+    /// Something a dependent can see may have changed: why.
+    Changed(String),
+}
+
+/// Names of the standard library's macros that expand to expressions
+/// without items, whatever their arguments.
+const STD_MACROS: &[&str] = &[
+    "assert",
+    "assert_eq",
+    "assert_ne",
+    "concat",
+    "dbg",
+    "debug_assert",
+    "debug_assert_eq",
+    "debug_assert_ne",
+    "eprint",
+    "eprintln",
+    "format",
+    "format_args",
+    "matches",
+    "panic",
+    "print",
+    "println",
+    "stringify",
+    "todo",
+    "unimplemented",
+    "unreachable",
+    "write",
+    "writeln",
+];
+
+/// Attributes that leave a function's code where it is compiled.
+const INERT_ATTRIBUTES: &[&str] = &[
+    "allow",
+    "cfg",
+    "cold",
+    "deny",
+    "deprecated",
+    "doc",
+    "expect",
+    "forbid",
+    "ignore",
+    "must_use",
+    "should_panic",
+    "test",
+    "track_caller",
+    "warn",
+];
+
+/// Whether the crate whose files are `files` lets a body's calls of
+/// [`STD_MACROS`] mean the standard library's: no `#[macro_use]`, no
+/// `macro_rules!` or `use` of one of their names, no glob import from
+/// outside the crate.
+pub fn std_macros_unshadowed<'a>(files: impl IntoIterator<Item = &'a str>) -> bool {
+    files.into_iter().all(|text| {
+        let Ok(file) = syn::parse_file(text) else {
+            return false;
+        };
+        let mut scan = Shadowing::default();
+        scan.visit_file(&file);
+        !scan.found
+    })
+}
+
+#[derive(Default)]
+struct Shadowing {
+    found: bool,
+}
+
+impl<'ast> Visit<'ast> for Shadowing {
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        self.found |= a.path().is_ident("macro_use");
+    }
+
+    fn visit_item_macro(&mut self, m: &'ast syn::ItemMacro) {
+        if let Some(name) = &m.ident {
+            self.found |= STD_MACROS.iter().any(|s| name == s);
+        }
+        syn::visit::visit_item_macro(self, m);
+    }
+
+    fn visit_use_name(&mut self, u: &'ast syn::UseName) {
+        self.found |= STD_MACROS.iter().any(|s| u.ident == s);
+    }
+
+    fn visit_use_rename(&mut self, u: &'ast syn::UseRename) {
+        self.found |= STD_MACROS.iter().any(|s| u.rename == s || u.ident == s);
+    }
+
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        if has_foreign_glob(&u.tree, true) {
+            self.found = true;
+        }
+        syn::visit::visit_item_use(self, u);
+    }
+}
+
+/// Whether a use tree holds a glob whose path leaves the crate.
+fn has_foreign_glob(tree: &syn::UseTree, first: bool) -> bool {
+    match tree {
+        syn::UseTree::Path(p) => {
+            let local = ["self", "super", "crate"].iter().any(|s| p.ident == s);
+            if first && local {
+                // Everything below stays in the crate.
+                return false;
+            }
+            has_foreign_glob(&p.tree, false)
+        }
+        syn::UseTree::Glob(_) => true,
+        syn::UseTree::Group(g) => g.items.iter().any(|t| has_foreign_glob(t, first)),
+        syn::UseTree::Name(_) | syn::UseTree::Rename(_) => false,
+    }
+}
+
+/// Compares two versions of one source file of a library. `std_macros`
+/// says whether calls of the standard library's macros may differ
+/// ([`std_macros_unshadowed`] over the crate's files).
+pub fn compare(old: &str, new: &str, std_macros: bool) -> Verdict {
+    if old == new {
+        return Verdict::Same;
+    }
+    let (Ok(old_file), Ok(new_file)) = (syn::parse_file(old), syn::parse_file(new)) else {
+        return Verdict::Changed("it does not parse as a Rust file".into());
+    };
+    let old = Skeleton::of(old_file);
+    let new = Skeleton::of(new_file);
+    if old.tokens != new.tokens {
+        let at = old
+            .tokens
+            .iter()
+            .zip(&new.tokens)
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| (a.1.min(b.1), a.1 != b.1 || a.2 != b.2))
+            .or_else(|| Some((old.tokens.last().map_or(0, |t| t.1), false)));
+        return Verdict::Changed(match at {
+            Some((line, true)) => format!("code after line {line} moved"),
+            Some((line, false)) => format!("line {line} changed outside a function body"),
+            None => "the file changed outside function bodies".into(),
+        });
+    }
+    debug_assert_eq!(old.bodies.len(), new.bodies.len());
+    for ((name, before), (_, after)) in old.bodies.iter().zip(&new.bodies) {
+        let same = before.to_token_stream().to_string() == after.to_token_stream().to_string();
+        if same {
+            continue;
+        }
+        if let Err(why) = body_change_is_private(before, after, std_macros) {
+            return Verdict::Changed(format!("the body of `{name}` {why}"));
+        }
+    }
+    Verdict::BodiesOnly
+}
+
+/// A file with the bodies of its eligible functions emptied: its tokens,
+/// each with its line and column, and the bodies taken out, in order.
+struct Skeleton {
+    tokens: Vec<(String, usize, usize)>,
+    bodies: Vec<(String, syn::Block)>,
+}
+
+impl Skeleton {
+    fn of(mut file: syn::File) -> Skeleton {
+        let mut bodies = Vec::new();
+        take_bodies(&mut file.items, &mut bodies);
+        let mut tokens = Vec::new();
+        flatten(file.to_token_stream(), &mut tokens);
+        Skeleton { tokens, bodies }
+    }
+}
+
+fn flatten(stream: TokenStream, out: &mut Vec<(String, usize, usize)>) {
+    for tree in stream {
+        match tree {
+            TokenTree::Group(g) => {
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::None => ("", ""),
+                };
+                let at = g.span_open().start();
+                out.push((open.into(), at.line, at.column));
+                flatten(g.stream(), out);
+                let at = g.span_close().start();
+                out.push((close.into(), at.line, at.column));
+            }
+            other => {
+                let at = other.span().start();
+                out.push((other.to_string(), at.line, at.column));
+            }
+        }
+    }
+}
+
+/// Empties the bodies of the eligible functions among `items` (and in the
+/// modules and `impl` blocks they hold), moving them to `bodies`.
+fn take_bodies(items: &mut [syn::Item], bodies: &mut Vec<(String, syn::Block)>) {
+    for item in items {
+        match item {
+            syn::Item::Fn(f) if inert(&f.attrs) && opaque_signature(&f.sig) => {
+                bodies.push((f.sig.ident.to_string(), take(&mut f.block)));
+            }
+            syn::Item::Mod(m) if inert(&m.attrs) => {
+                if let Some((_, items)) = &mut m.content {
+                    take_bodies(items, bodies);
+                }
+            }
+            syn::Item::Impl(i)
+                if inert(&i.attrs)
+                    && i.defaultness.is_none()
+                    && only_lifetimes(&i.generics)
+                    && !mentions_impl_trait(&*i.self_ty) =>
+            {
+                for member in &mut i.items {
+                    if let syn::ImplItem::Fn(f) = member
+                        && f.defaultness.is_none()
+                        && inert(&f.attrs)
+                        && opaque_signature(&f.sig)
+                    {
+                        bodies.push((f.sig.ident.to_string(), take(&mut f.block)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn take(block: &mut syn::Block) -> syn::Block {
+    let empty = syn::Block {
+        brace_token: block.brace_token,
+        stmts: Vec::new(),
+    };
+    std::mem::replace(block, empty)
+}
+
+fn inert(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().all(|a| {
+        let path = a.path();
+        path.get_ident()
+            .is_some_and(|i| INERT_ATTRIBUTES.iter().any(|s| i == s))
+    })
+}
+
+fn only_lifetimes(generics: &syn::Generics) -> bool {
+    generics
+        .params
+        .iter()
+        .all(|p| matches!(p, syn::GenericParam::Lifetime(_)))
+}
+
+/// A signature whose body a dependent crate cannot see: no type or const
+/// parameters (its code is compiled once, in the library), not `const`
+/// (evaluated by dependents), not `async` and no `impl Trait` (the body
+/// decides a type dependents use), no `f16`/`f128` (always inlined).
+fn opaque_signature(sig: &syn::Signature) -> bool {
+    sig.constness.is_none()
+        && sig.asyncness.is_none()
+        && sig.variadic.is_none()
+        && only_lifetimes(&sig.generics)
+        && !mentions_impl_trait(sig)
+        && !sig
+            .to_token_stream()
+            .into_iter()
+            .any(|t| matches!(&t, TokenTree::Ident(i) if i == "f16" || i == "f128"))
+}
+
+fn mentions_impl_trait<T: ToTokens>(node: &T) -> bool {
+    fn any_impl(stream: TokenStream) -> bool {
+        stream.into_iter().any(|t| match t {
+            TokenTree::Ident(i) => i == "impl",
+            TokenTree::Group(g) => any_impl(g.stream()),
+            _ => false,
+        })
+    }
+    any_impl(node.to_token_stream())
+}
+
+/// What an edited body holds that a dependent could see.
+#[derive(Default)]
+struct BodyScan {
+    items: Vec<String>,
+    /// Macro invocations: path and tokens.
+    macros: Vec<(String, String, TokenStream)>,
+}
+
+impl<'ast> Visit<'ast> for BodyScan {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        if !matches!(item, syn::Item::Use(_)) {
+            let kind = match item {
+                syn::Item::Impl(_) => "an `impl`",
+                syn::Item::Fn(_) => "a function",
+                syn::Item::Macro(_) => "a macro",
+                syn::Item::Static(_) => "a static",
+                _ => "an item",
+            };
+            self.items.push(kind.into());
+        }
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        let path = m.path.to_token_stream().to_string();
+        self.macros
+            .push((path, m.tokens.to_string(), m.tokens.clone()));
+    }
+}
+
+fn scan(block: &syn::Block) -> BodyScan {
+    let mut s = BodyScan::default();
+    s.visit_block(block);
+    s
+}
+
+fn body_change_is_private(
+    before: &syn::Block,
+    after: &syn::Block,
+    std_macros: bool,
+) -> Result<(), String> {
+    let (old, new) = (scan(before), scan(after));
+    for s in [&old, &new] {
+        if let Some(kind) = s.items.first() {
+            return Err(format!("defines {kind}"));
+        }
+    }
+    // The invocations one version has and the other has not.
+    let mut count: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for (p, t, _) in &old.macros {
+        *count.entry((p, t)).or_default() += 1;
+    }
+    for (p, t, _) in &new.macros {
+        *count.entry((p, t)).or_default() -= 1;
+    }
+    let changed = old
+        .macros
+        .iter()
+        .chain(&new.macros)
+        .filter(|(p, t, _)| count.get(&(p.as_str(), t.as_str())) != Some(&0));
+    for (path, _, tokens) in changed {
+        if !std_macros || !STD_MACROS.contains(&path.as_str()) {
+            return Err(format!("changed a call of `{path}!`"));
+        }
+        std_macro_arguments_are_private(path, tokens.clone())?;
+    }
+    Ok(())
+}
+
+/// The arguments of a changed call of a standard macro: expressions,
+/// which may define no items and call only standard macros themselves.
+fn std_macro_arguments_are_private(path: &str, tokens: TokenStream) -> Result<(), String> {
+    use syn::parse::Parser;
+    let args = syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated
+        .parse2(tokens)
+        .map_err(|_| format!("changed a call of `{path}!` that takes more than expressions"))?;
+    for expr in &args {
+        let mut s = BodyScan::default();
+        s.visit_expr(expr);
+        if let Some(kind) = s.items.first() {
+            return Err(format!("defines {kind} in a call of `{path}!`"));
+        }
+        for (inner, _, tokens) in s.macros {
+            if !STD_MACROS.contains(&inner.as_str()) {
+                return Err(format!("changed a call of `{inner}!`"));
+            }
+            std_macro_arguments_are_private(&inner, tokens)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIB: &str = r#"
+use std::fmt::Write;
+
+pub const REVISION: u64 = 0;
+
+pub struct Store {
+    items: Vec<u64>,
+}
+
+impl Store {
+    pub fn total(&self) -> u64 {
+        self.items.iter().sum()
+    }
+
+    pub fn first<T: From<u64>>(&self) -> T {
+        T::from(self.items[0])
+    }
+}
+
+pub fn label(n: u64) -> String {
+    let mut s = String::new();
+    write!(s, "n = {}", n).unwrap();
+    s
+}
+
+pub async fn fetch() -> u64 {
+    1
+}
+
+#[inline]
+pub fn hinted() -> u64 {
+    2
+}
+
+pub fn mapper() -> impl Fn(u64) -> u64 {
+    |x| x + 1
+}
+
+pub trait Greet {
+    fn hello(&self) -> u64 {
+        3
+    }
+}
+
+pub fn generic<T: Default>() -> T {
+    T::default()
+}
+"#;
+
+    fn edit(from: &str, to: &str) -> String {
+        assert!(LIB.contains(from), "no `{from}` in the fixture");
+        LIB.replacen(from, to, 1)
+    }
+
+    fn verdict(from: &str, to: &str) -> Verdict {
+        compare(LIB, &edit(from, to), true)
+    }
+
+    fn changed(from: &str, to: &str) -> String {
+        match verdict(from, to) {
+            Verdict::Changed(why) => why,
+            other => panic!("`{from}` -> `{to}` gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bodies_of_plain_functions_and_methods_are_private() {
+        assert_eq!(compare(LIB, LIB, true), Verdict::Same);
+        assert_eq!(
+            verdict(
+                "self.items.iter().sum()",
+                "self.items.iter().sum::<u64>() + 1"
+            ),
+            Verdict::BodiesOnly
+        );
+        assert_eq!(
+            verdict(r#""n = {}", n"#, r#""n is {}!", n + 1"#),
+            Verdict::BodiesOnly
+        );
+        // Comments are no tokens.
+        assert_eq!(verdict("    s\n}", "    s // done\n}"), Verdict::BodiesOnly);
+    }
+
+    #[test]
+    fn what_dependents_see_is_changed() {
+        assert!(changed("REVISION: u64 = 0", "REVISION: u64 = 1").contains("line 4"));
+        assert!(changed("T::from(self.items[0])", "T::from(self.items[1])").contains("line"));
+        for (from, to) in [
+            ("    1\n}", "    2\n}"),              // async fn
+            ("    2\n}", "    4\n}"),              // #[inline]
+            ("|x| x + 1", "|x| x + 2"),            // impl Trait
+            ("        3\n", "        4\n"),        // trait default
+            ("T::default()\n", "T::default() \n"), // generic: same tokens
+        ] {
+            let v = verdict(from, to);
+            if from.starts_with("T::default") {
+                assert_eq!(v, Verdict::BodiesOnly, "whitespace only");
+            } else {
+                assert!(
+                    matches!(v, Verdict::Changed(_)),
+                    "`{from}` -> `{to}`: {v:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn moved_code_is_changed() {
+        // A line more in a body moves every span after it.
+        let why = changed(
+            "        self.items.iter().sum()\n",
+            "        let s = 0;\n        self.items.iter().sum::<u64>() + s\n",
+        );
+        assert!(why.contains("moved"), "{why}");
+        // On the edited line itself, what follows the body moves too.
+        let one_line = "pub fn a() -> u64 { 1 } pub fn b<T>() {}\n";
+        let v = compare(one_line, &one_line.replace("{ 1 }", "{ 10 }"), true);
+        assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
+    }
+
+    #[test]
+    fn items_and_foreign_macros_in_an_edited_body_are_changed() {
+        let why = changed(
+            "    s\n}",
+            "    impl Clone for Store { fn clone(&self) -> Self { todo!() } } s\n}",
+        );
+        assert!(why.contains("defines an `impl`"), "{why}");
+        assert_eq!(
+            verdict(r#"write!(s, "n = {}", n)"#, r#"write!(s, "n = {}", n + 1)"#),
+            Verdict::BodiesOnly
+        );
+        let why = changed("    s\n}", "    my_macro!(s)\n}");
+        assert!(why.contains("`my_macro!`"), "{why}");
+        // With std's names shadowable, their calls count as changed too.
+        let v = compare(LIB, &edit(r#""n = {}", n"#, r#""n: {}", n"#), false);
+        assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
+        // An item hidden in a std macro's argument.
+        let why = changed(
+            r#""n = {}", n)"#,
+            r#""n = {}", { impl Default for Store { fn default() -> Self { todo!() } } n })"#,
+        );
+        assert!(why.contains("defines"), "{why}");
+    }
+
+    #[test]
+    fn shadowing_of_std_macros_is_found() {
+        assert!(std_macros_unshadowed([
+            LIB,
+            "use crate::a::*; use super::b::*;"
+        ]));
+        for text in [
+            "#[macro_use] extern crate log;",
+            "macro_rules! println { () => {} }",
+            "use defmt::println;",
+            "use defmt::*;",
+            "use foo::{bar, baz::*};",
+            "use other::format as fmt2; use x::y as format;",
+        ] {
+            assert!(!std_macros_unshadowed([LIB, text]), "{text}");
+        }
+        assert!(!std_macros_unshadowed(["fn ("]));
+    }
+}
