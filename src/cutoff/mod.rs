@@ -27,6 +27,7 @@
 //! differs from that version in eligible bodies alone, still defining
 //! every global symbol it did.
 
+pub mod shared;
 pub mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -188,6 +189,10 @@ impl Store {
         }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where the linker proxy keeps test binaries' links.
     pub fn links(&self) -> PathBuf {
         self.root.join("links")
@@ -304,6 +309,66 @@ impl Store {
             found.insert(stem, snap);
         }
         Some(found)
+    }
+
+    /// Removes the snapshots no test record and no library's `current`
+    /// names, and the blobs no remaining snapshot or record uses. Run by
+    /// the driver with the state lock held, when no wrapper is running.
+    pub fn collect_garbage(&self) {
+        let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+        for entry in std::fs::read_dir(self.root.join("tests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Some(record) = std::fs::read(entry.path())
+                .ok()
+                .and_then(|t| serde_json::from_slice::<TestRecord>(&t).ok())
+            {
+                wanted.extend(record.libs);
+            }
+        }
+        let mut blobs = BTreeSet::new();
+        for lib in std::fs::read_dir(self.root.join("libs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let stem = lib.file_name().to_string_lossy().into_owned();
+            let current = std::fs::read_to_string(lib.path().join("current")).unwrap_or_default();
+            for entry in std::fs::read_dir(lib.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let path = entry.path();
+                let Some(id) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                if id != current.trim() && !wanted.contains(&(stem.clone(), id.clone())) {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                if let Some(snap) = self.snapshot(&stem, &id) {
+                    blobs.extend(snap.files.into_values());
+                    blobs.insert(snap.symbols);
+                }
+            }
+        }
+        for entry in std::fs::read_dir(self.root.join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if !blobs.contains(entry.file_name().to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     fn test_record_path(&self, stem: &str) -> PathBuf {
@@ -497,7 +562,8 @@ impl Store {
     }
 
     /// Links the binary again from the kept objects, with the libraries
-    /// as they are now.
+    /// as they are now; or, when it was linked against shared versions of
+    /// them, points it at their current versions.
     fn relink(&self, record: &TestRecord, kept: &KeptLink, inv: &Invocation) -> Result<()> {
         let out_dir = inv
             .out_dir
@@ -505,20 +571,85 @@ impl Store {
             .context("a test without an out dir")?;
         let mut args = kept.args.clone();
         // The kept rlibs are the old ones: link the current ones.
+        let mut rlibs_now = Vec::new();
         for rlib in &kept.rlibs {
             let now = out_dir.join(rlib.file_name().context("an rlib without a name")?);
             let kept_path = rlib.display().to_string();
             for a in args.iter_mut().filter(|a| **a == kept_path) {
                 *a = now.display().to_string();
             }
+            rlibs_now.push(now);
         }
         for file in kept.objects.iter().chain(&kept.temps) {
             if !file.exists() {
                 anyhow::bail!("a kept object is gone");
             }
         }
+        let repointed = !kept.shared.is_empty() && self.repoint(record, kept, &args, &rlibs_now)?;
+        if repointed {
+            // Newer than the libraries, for cargo.
+            std::fs::File::open(&record.output)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                .with_context(|| format!("failed to touch `{}`", record.output.display()))?;
+        } else {
+            self.link_again(record, kept, &args)?;
+        }
+        let mut updated = record.clone();
+        updated.output_id = FileId::of(&record.output).context("the relinked binary is missing")?;
+        let stem = inv.unit_stem().context("a test without a name")?;
+        crate::fs::write_atomic(
+            &self.test_record_path(&stem),
+            &serde_json::to_vec(&updated)?,
+        )?;
+        // The kept link now stands for the new binary.
+        let mut link = kept.clone();
+        link.linked = Some(updated.output_id);
+        let json = serde_json::to_vec(&link)?;
+        let name = record.output.file_name().context("no file name")?;
+        crate::fs::write_atomic(
+            &self
+                .links()
+                .join(format!("{}.json", name.to_string_lossy())),
+            &json,
+        )?;
+        crate::fs::write_atomic(&kept.dir.join("link.json"), &json)
+    }
+
+    /// Points each of the binary's links to a workspace library at the
+    /// library's current shared version; `false` when one of its
+    /// workspace libraries is linked statically.
+    fn repoint(
+        &self,
+        record: &TestRecord,
+        kept: &KeptLink,
+        args: &[String],
+        rlibs: &[PathBuf],
+    ) -> Result<bool> {
+        let mut pointed = Vec::new();
+        for rlib in rlibs {
+            let Some(stem) = crate::rustc_args::unit_stem_of(rlib) else {
+                continue;
+            };
+            if !record.libs.contains_key(stem) {
+                continue;
+            }
+            let name = shared::link_name(rlib, &record.output).context("an rlib without a name")?;
+            if !kept.shared.contains(&name) {
+                return Ok(false);
+            }
+            let version = shared::version(&self.root, &kept.driver, args, rlib)?;
+            pointed.push((name, version));
+        }
+        for (name, version) in pointed {
+            shared::point(&self.root, &name, &version)?;
+        }
+        Ok(true)
+    }
+
+    /// Runs the kept link again.
+    fn link_again(&self, record: &TestRecord, kept: &KeptLink, args: &[String]) -> Result<()> {
         let mut cmd = std::process::Command::new(&kept.driver);
-        cmd.args(&args);
+        cmd.args(args);
         if let Some(path) = &kept.path_env {
             cmd.env("PATH", path);
         }
@@ -543,25 +674,7 @@ impl Store {
             let text = std::fs::read_to_string(&errors).unwrap_or_default();
             anyhow::bail!("linking it again failed: {}", text.trim());
         }
-        let mut updated = record.clone();
-        updated.output_id = FileId::of(&record.output).context("the relinked binary is missing")?;
-        let stem = inv.unit_stem().context("a test without a name")?;
-        crate::fs::write_atomic(
-            &self.test_record_path(&stem),
-            &serde_json::to_vec(&updated)?,
-        )?;
-        // The kept link now stands for the new binary.
-        let mut link = kept.clone();
-        link.linked = Some(updated.output_id);
-        let json = serde_json::to_vec(&link)?;
-        let name = record.output.file_name().context("no file name")?;
-        crate::fs::write_atomic(
-            &self
-                .links()
-                .join(format!("{}.json", name.to_string_lossy())),
-            &json,
-        )?;
-        crate::fs::write_atomic(&kept.dir.join("link.json"), &json)
+        Ok(())
     }
 }
 

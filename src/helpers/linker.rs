@@ -99,6 +99,11 @@ pub struct KeptLink {
     /// The `PATH` rustc ran the linker with (it finds `rust-lld` there).
     #[serde(default)]
     pub path_env: Option<String>,
+    /// The links to workspace libraries' shared versions the output was
+    /// linked against instead of their rlibs ([`crate::cutoff::shared`]);
+    /// `args` are the static link's.
+    #[serde(default)]
+    pub shared: Vec<String>,
 }
 
 impl KeptLink {
@@ -127,8 +132,8 @@ fn is_crate_object(arg: &str, output: &Path) -> bool {
         return false;
     };
     let path = Path::new(arg);
-    path.parent() == Some(dir)
-        && arg.ends_with(".rcgu.o")
+    arg.ends_with(".rcgu.o")
+        && path.parent().is_some_and(|p| crate::fs::same_dir(p, dir))
         && path.file_name().is_some_and(|f| {
             f.to_string_lossy()
                 .starts_with(&format!("{}.", name.to_string_lossy()))
@@ -136,7 +141,13 @@ fn is_crate_object(arg: &str, output: &Path) -> bool {
 }
 
 /// Keeps the inputs of the link `args` (driver `driver`) under `root`.
-fn keep(root: &Path, driver: &str, args: &[OsString], linked: bool) -> Result<()> {
+fn keep(
+    root: &Path,
+    driver: &str,
+    args: &[OsString],
+    linked: bool,
+    shared: Vec<String>,
+) -> Result<()> {
     let args: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -170,14 +181,18 @@ fn keep(root: &Path, driver: &str, args: &[OsString], linked: bool) -> Result<()
         dir: dir.clone(),
         temps: Vec::new(),
         path_env: std::env::var("PATH").ok(),
+        shared,
     };
     for a in &args {
         let path = Path::new(a);
         let object = is_crate_object(a, &output);
-        let rlib = a.ends_with(".rlib") && path.parent() == Some(out_dir.as_path());
+        let rlib = a.ends_with(".rlib")
+            && path
+                .parent()
+                .is_some_and(|p| crate::fs::same_dir(p, &out_dir));
         // rustc's temporary directory for the link, `<out dir>/rustcXXXXXX`.
         let temp = path.parent().is_some_and(|p| {
-            p.parent() == Some(out_dir.as_path())
+            p.parent().is_some_and(|d| crate::fs::same_dir(d, &out_dir))
                 && p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with("rustc"))
         }) && path.is_file();
@@ -408,18 +423,55 @@ fn link() -> Result<i32> {
     if let Some(root) = &keep_root
         && std::env::var_os(env::KEEP_ONLY).is_some()
     {
-        keep(Path::new(root), &driver.to_string_lossy(), &args, false)?;
+        keep(
+            Path::new(root),
+            &driver.to_string_lossy(),
+            &args,
+            false,
+            Vec::new(),
+        )?;
         return Ok(0);
     }
-    let mut cmd = Command::new(&driver);
-    // The driver is a linker, never this proxy again: nothing of the
-    // proxy's own settings goes on.
-    cmd.args(&args)
-        .env_remove(env::EXPORTS)
-        .env_remove(env::KEEP)
-        .env_remove(env::REAL_LINKER);
-    let (status, millis, max_rss_kib) = run_measured(&mut cmd)
-        .with_context(|| format!("failed to run `{}`", driver.to_string_lossy()))?;
+    // A test binary under `cargo dyndev test`: against shared versions of
+    // the workspace libraries, when it can be.
+    let mut shared = Vec::new();
+    let mut outcome = None;
+    if let Some(root) = std::env::var_os(crate::cutoff::shared::ENV) {
+        let words: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let members: Vec<String> = std::env::var(crate::helpers::wrapper::env::MEMBER_LIBS)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let driver_name = driver.to_string_lossy();
+        if let Ok(Some((dynamic, links))) =
+            crate::cutoff::shared::dynamic_link(Path::new(&root), &driver_name, &words, &members)
+        {
+            let mut cmd = Command::new(&driver);
+            cmd.args(&dynamic);
+            let (status, millis, rss, stderr) = run_linker(&mut cmd)?;
+            if status.success() {
+                eprint!("{stderr}");
+                shared = links;
+                outcome = Some((status, millis, rss));
+            }
+            // Else the static link below, as rustc asked.
+        }
+    }
+    let (status, millis, max_rss_kib) = match outcome {
+        Some(done) => done,
+        None => {
+            let mut cmd = Command::new(&driver);
+            cmd.args(&args);
+            let (status, millis, rss, stderr) = run_linker(&mut cmd)?;
+            eprint!("{stderr}");
+            (status, millis, rss)
+        }
+    };
     if let Ok(log) = std::env::var(env::LINK_LOG) {
         let record = LinkRecord {
             output,
@@ -434,12 +486,47 @@ fn link() -> Result<i32> {
     }
     if let Some(root) = &keep_root
         && status.success()
-        && let Err(e) = keep(Path::new(root), &driver.to_string_lossy(), &args, true)
+        && let Err(e) = keep(
+            Path::new(root),
+            &driver.to_string_lossy(),
+            &args,
+            true,
+            shared,
+        )
     {
         // Reload then builds new code the slow way; the link itself is fine.
         eprintln!("warning: cargo-dyndev could not keep the link's objects: {e:#}");
     }
     Ok(crate::cargo::exit_code(status))
+}
+
+/// Runs the real linker, its stderr kept aside (a failed attempt at a
+/// shared link is not rustc's business). Returns the status, wall time,
+/// peak memory and stderr.
+fn run_linker(cmd: &mut Command) -> Result<(std::process::ExitStatus, u64, u64, String)> {
+    // The driver is a linker, never this proxy again: nothing of the
+    // proxy's own settings goes on.
+    cmd.env_remove(env::EXPORTS)
+        .env_remove(env::KEEP)
+        .env_remove(env::REAL_LINKER)
+        .env_remove(crate::cutoff::shared::ENV);
+    let path = std::env::temp_dir().join(format!(
+        "dyndev-link-{}-{}.err",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("failed to create `{}`", path.display()))?;
+    cmd.stderr(file);
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let result = run_measured(cmd).with_context(|| format!("failed to run `{program}`"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    let (status, millis, rss) = result?;
+    Ok((status, millis, rss, text))
 }
 
 #[cfg(test)]

@@ -340,7 +340,9 @@ fn compile_test(
             &proxy.display().to_string(),
             &links,
         );
-        cmd.args(through).envs(env);
+        cmd.args(through)
+            .envs(env)
+            .env(crate::cutoff::shared::ENV, store.root());
     } else {
         cmd.args(args);
     }

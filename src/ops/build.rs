@@ -162,6 +162,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         Step::Done => {
             warn_global_allocators(req.shell, &first.journal);
             note_cutoff(req.shell, &first.journal);
+            crate::cutoff::Store::new(&req.layout.state_dir).collect_garbage();
             note_static_units(req, &first.journal);
             return Ok(Outcome {
                 artifacts: first.artifacts,
@@ -196,6 +197,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     }
     warn_global_allocators(req.shell, &last.journal);
     note_cutoff(req.shell, &last.journal);
+    crate::cutoff::Store::new(&req.layout.state_dir).collect_garbage();
     // Units built statically ran in the first pass and are fresh now.
     note_static_units(req, &first_static);
     Ok(Outcome {

@@ -462,6 +462,7 @@ mod tests {
             dir: "/k".into(),
             temps: Vec::new(),
             path_env: None,
+            shared: Vec::new(),
         };
         let args = link_args(
             &kept,
@@ -500,6 +501,7 @@ mod tests {
             dir: "/k".into(),
             temps: Vec::new(),
             path_env: None,
+            shared: Vec::new(),
         };
         let args = link_args(
             &kept,

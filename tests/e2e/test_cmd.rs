@@ -444,6 +444,22 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
     assert!(first.stdout.contains("fmt=1 limit=10"), "{first}");
     assert!(first.stderr.contains("unused variable"), "{first}");
     assert!(!first.stderr.contains("Relinked"), "{first}");
+    // The library is a shared library for its tests, each through a link
+    // of its own.
+    let harness = newest_harness("shows");
+    let needed = cargo_dyndev::inspect::dynamic_info(&harness)
+        .unwrap()
+        .needed;
+    let own = format!("~{}.so", harness.file_name().unwrap().to_str().unwrap());
+    assert!(
+        needed
+            .iter()
+            .any(|n| n.starts_with("libcut_loop-") && n.ends_with(&own)),
+        "{needed:?}"
+    );
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&harness);
 
     // A body: both test crates are only linked again, and the warning
     // their compile gave is shown again, as cargo shows it.
@@ -459,6 +475,8 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
         "{body}"
     );
     assert!(body.stderr.contains("unused variable"), "{body}");
+    // Not even linked: the same file, now bound to the new library.
+    assert_eq!(inode(&harness), before);
 
     // A constant, then a generic function's body: what test crates compile
     // into themselves.

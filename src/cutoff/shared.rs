@@ -1,0 +1,419 @@
+//! Workspace libraries as shared libraries for test binaries.
+//!
+//! A workspace library's rlib holds its code and every generic instance it
+//! made (a small axum service: 21 MB), and each test binary links it
+//! again. Under `cargo dyndev test`, the linker proxy links the rlib once
+//! into a shared library per version of the library, and each test binary
+//! against that, through a symbolic link of its own:
+//!
+//! ```text
+//! <store>/so/v/lib<stem>-<version>.so        one per compile of the library
+//! <store>/so/lib<stem>~<test binary>.so      -> v/lib<stem>-<version>.so
+//! ```
+//!
+//! The test binary needs its own link's name, so a test crate the early
+//! cutoff reuses is pointed at the library's new version by replacing that
+//! link, without linking anything; a test binary left behind keeps the
+//! version it was checked against.
+//!
+//! The shared library is only made when the test binary's link has no
+//! static code but the standard library's and the workspace libraries'
+//! (no third-party rlib linked statically, no native library): code they
+//! hold would be linked once into the executable and missing from the
+//! shared library. When the link against it fails, the proxy links the
+//! rlib statically, as rustc asked.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::rustc_args::{crate_of_stem, unit_stem_of};
+
+/// The store's root, set on a test crate's compile for the linker proxy.
+pub const ENV: &str = "__CARGO_DYNDEV_TEST_SHARED";
+
+/// The libraries every Rust executable links on Linux: rustc's own choice.
+const SYSTEM_LIBS: &[&str] = &["gcc_s", "util", "rt", "pthread", "m", "dl", "c"];
+
+/// The directory of the shared libraries and their links.
+pub fn dir(root: &Path) -> PathBuf {
+    root.join("so")
+}
+
+/// The link a test binary `output` needs for the library `rlib`.
+pub fn link_name(rlib: &Path, output: &Path) -> Option<String> {
+    let stem = unit_stem_of(rlib)?;
+    let exe = output.file_name()?.to_string_lossy();
+    Some(format!("{stem}~{exe}.so"))
+}
+
+/// The indices of the workspace libraries' rlibs among a link's
+/// arguments, when all its other static code is the standard library's:
+/// `None` when the link holds anything a shared library of the workspace
+/// libraries could not find (third-party rlibs, native libraries).
+pub fn member_rlibs(args: &[String], out_dir: &Path, members: &[String]) -> Option<Vec<usize>> {
+    let mut found = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let path = Path::new(a);
+        if a.ends_with(".rlib") {
+            if !path
+                .parent()
+                .is_some_and(|p| crate::fs::same_dir(p, out_dir))
+            {
+                // The standard library's, or a bundle's facade.
+                continue;
+            }
+            let stem = unit_stem_of(path)?;
+            if !members.iter().any(|m| m == crate_of_stem(stem)) {
+                return None;
+            }
+            found.push(i);
+        } else if a.ends_with(".a") {
+            return None;
+        } else if let Some(lib) = a.strip_prefix("-l")
+            && !SYSTEM_LIBS.contains(&lib)
+        {
+            return None;
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+/// Whether a linker flag is in force at `index` of a link's arguments:
+/// the last of `on` or `off` before it.
+fn flag_at(args: &[String], index: usize, on: &[&str], off: &[&str]) -> bool {
+    let mut state = false;
+    for a in &args[..index] {
+        if let Some(opts) = a.strip_prefix("-Wl,") {
+            for o in opts.split(',') {
+                if on.contains(&o) {
+                    state = true;
+                } else if off.contains(&o) {
+                    state = false;
+                }
+            }
+        }
+    }
+    state
+}
+
+/// Whether `-Wl,-Bstatic` is in force at `index`.
+fn static_at(args: &[String], index: usize) -> bool {
+    flag_at(
+        args,
+        index,
+        &["-Bstatic", "-static", "-dn", "-non_shared"],
+        &["-Bdynamic", "-dy", "-call_shared"],
+    )
+}
+
+/// Whether `-Wl,--as-needed` is in force at `index`.
+fn as_needed_at(args: &[String], index: usize) -> bool {
+    flag_at(args, index, &["--as-needed"], &["--no-as-needed"])
+}
+
+/// The version of the library `rlib` as it is now, built if need be: a
+/// shared library of all its code, linked as the test binary's `args`
+/// link (same driver, linker and libraries).
+pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Result<PathBuf> {
+    let id = crate::helpers::linker::FileId::of(rlib)
+        .with_context(|| format!("`{}` is missing", rlib.display()))?;
+    let stem = unit_stem_of(rlib).context("not an rlib")?;
+    let tag = crate::fs::StableHasher::default()
+        .write(&id.dev.to_le_bytes())
+        .write(&id.ino.to_le_bytes())
+        .write(&id.len.to_le_bytes())
+        .write(&id.mtime_ns.to_le_bytes())
+        .finish_hex();
+    let versions = dir(root).join("v");
+    let so = versions.join(format!("{stem}-{tag}.so"));
+    if so.exists() {
+        return Ok(so);
+    }
+    crate::fs::create_dir_all(&versions)?;
+    let lock_path = versions.join(".lock");
+    let lock = std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .with_context(|| format!("failed to open `{}`", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("failed to lock `{}`", lock_path.display()))?;
+    if so.exists() {
+        return Ok(so);
+    }
+    // One failure is enough: the other test binaries link statically.
+    let failed = versions.join(format!("{stem}-{tag}.failed"));
+    if let Ok(why) = std::fs::read_to_string(&failed) {
+        anyhow::bail!("{why}");
+    }
+    let tmp = versions.join(format!(".{stem}-{tag}.{}.tmp", std::process::id()));
+    let mut cmd = std::process::Command::new(driver);
+    cmd.args(shared_library_args(args, rlib, &tmp));
+    let start = std::time::Instant::now();
+    let out = cmd
+        .output()
+        .with_context(|| format!("failed to run `{driver}`"))?;
+    // `compare` and the benchmarks count every link.
+    if let Ok(log) = std::env::var(crate::helpers::linker::env::LINK_LOG) {
+        let entry = crate::helpers::linker::LinkRecord {
+            output: so.clone(),
+            linker: "shared library".into(),
+            millis: start.elapsed().as_millis() as u64,
+            max_rss_kib: 0,
+            success: out.status.success(),
+        };
+        let _ = crate::measure::append_json_line(Path::new(&log), &entry);
+    }
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        let why = format!(
+            "linking `{stem}` as a shared library failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let _ = crate::fs::write_atomic(&failed, why.as_bytes());
+        anyhow::bail!("{why}");
+    }
+    std::fs::rename(&tmp, &so).with_context(|| format!("failed to write `{}`", so.display()))?;
+    remove_unlinked_versions(root, stem, &so);
+    Ok(so)
+}
+
+/// The driver's arguments that link all of `rlib` into the shared library
+/// `out`, from those of a test binary's link: its linker, search paths,
+/// shared libraries and the standard library's rlibs; not its objects,
+/// the other workspace libraries (found at run time), or what makes an
+/// executable.
+fn shared_library_args(args: &[String], rlib: &Path, out: &Path) -> Vec<String> {
+    let output = args
+        .iter()
+        .position(|a| a == "-o")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut kept = Vec::new();
+    let mut skip_next = false;
+    for a in args {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let path = Path::new(a);
+        let in_out_dir = path.is_absolute()
+            && path
+                .ancestors()
+                .skip(1)
+                .take(2)
+                .any(|p| crate::fs::same_dir(p, &out_dir));
+        match a.as_str() {
+            "-o" => skip_next = true,
+            "-pie" | "-static-pie" | "-Wl,--gc-sections" => {}
+            _ if a.ends_with(".o") || a.ends_with(".rcgu.o") => {}
+            _ if in_out_dir && (a.ends_with(".rlib") || a.ends_with(".o")) => {}
+            _ => kept.push(a.clone()),
+        }
+    }
+    let mut out_args = vec![
+        "-shared".to_owned(),
+        "-o".to_owned(),
+        out.display().to_string(),
+        "-Wl,--whole-archive".to_owned(),
+        rlib.display().to_string(),
+        "-Wl,--no-whole-archive".to_owned(),
+    ];
+    // The rlib is first: the archives after it serve what it needs.
+    out_args.extend(kept);
+    out_args
+}
+
+/// Removes the versions of `stem` no test binary's link names, but `keep`.
+fn remove_unlinked_versions(root: &Path, stem: &str, keep: &Path) {
+    let so_dir = dir(root);
+    let linked: Vec<PathBuf> = std::fs::read_dir(&so_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| so_dir.join(t))
+        .collect();
+    let prefix = format!("{stem}-");
+    for entry in std::fs::read_dir(so_dir.join("v"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix)
+            && (name.ends_with(".so") || name.ends_with(".failed"))
+            && path != keep
+            && !linked.contains(&path)
+        {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Points the test binary's link for a library at `version`.
+pub fn point(root: &Path, link: &str, version: &Path) -> Result<()> {
+    let so_dir = dir(root);
+    let target = version.strip_prefix(&so_dir).unwrap_or(version);
+    let path = so_dir.join(link);
+    if std::fs::read_link(&path).ok().as_deref() == Some(target) {
+        return Ok(());
+    }
+    let tmp = so_dir.join(format!(".{link}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .with_context(|| format!("failed to create `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("failed to write `{}`", path.display()))
+}
+
+/// A test binary's link against shared versions of its workspace
+/// libraries: the arguments, and the links they name. `None` when its
+/// link must stay static.
+pub fn dynamic_link(
+    root: &Path,
+    driver: &str,
+    args: &[String],
+    members: &[String],
+) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    let Some(output) = args
+        .iter()
+        .position(|a| a == "-o")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+    else {
+        return Ok(None);
+    };
+    let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let Some(indices) = member_rlibs(args, &out_dir, members) else {
+        return Ok(None);
+    };
+    let so_dir = dir(root);
+    let mut links = Vec::new();
+    let mut new_args = Vec::with_capacity(args.len() + 4 * indices.len());
+    for (i, a) in args.iter().enumerate() {
+        if !indices.contains(&i) {
+            new_args.push(a.clone());
+            continue;
+        }
+        let rlib = Path::new(a);
+        let version = version(root, driver, args, rlib)?;
+        let name = link_name(rlib, &output).context("an rlib without a name")?;
+        point(root, &name, &version)?;
+        // Needed whether the executable uses it or not: the other
+        // workspace libraries' shared versions find their symbols in it.
+        let (stat, as_needed) = (static_at(args, i), as_needed_at(args, i));
+        if stat {
+            new_args.push("-Wl,-Bdynamic".into());
+        }
+        if as_needed {
+            new_args.push("-Wl,--no-as-needed".into());
+        }
+        new_args.push(format!("-l:{name}"));
+        if as_needed {
+            new_args.push("-Wl,--as-needed".into());
+        }
+        if stat {
+            new_args.push("-Wl,-Bstatic".into());
+        }
+        links.push(name);
+    }
+    new_args.push(format!("-L{}", so_dir.display()));
+    new_args.push(format!("-Wl,-rpath,{}", so_dir.display()));
+    Ok(Some((new_args, links)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn only_links_without_other_static_code_go_shared() {
+        let members = s(&["shop", "core_lib"]);
+        let out = Path::new("/t/deps");
+        let args = s(&[
+            "/t/deps/api-1.a.rcgu.o",
+            "-Wl,-Bstatic",
+            "/sys/lib/libtest-9.rlib",
+            "/t/deps/libshop-1.rlib",
+            "/t/deps/libcore_lib-2.rlib",
+            "/b/lib/libaxum-3.rlib",
+            "-Wl,-Bdynamic",
+            "/b/lib/libdyndev_bundle_1.so",
+            "-lgcc_s",
+            "-lc",
+        ]);
+        assert_eq!(member_rlibs(&args, out, &members), Some(vec![3, 4]));
+        let mut third_party = args.clone();
+        third_party.insert(3, "/t/deps/libregex-4.rlib".into());
+        assert_eq!(member_rlibs(&third_party, out, &members), None);
+        let mut native = args.clone();
+        native.push("-lsqlite3".into());
+        assert_eq!(member_rlibs(&native, out, &members), None);
+        assert!(static_at(&args, 3));
+        assert!(!static_at(&args, 8));
+    }
+
+    #[test]
+    fn a_shared_library_takes_the_links_libraries_not_its_objects() {
+        let args = s(&[
+            "-m64",
+            "/t/deps/rustcX/symbols.o",
+            "/t/deps/api-1.a.rcgu.o",
+            "-Wl,-Bstatic",
+            "/t/deps/libshop-1.rlib",
+            "/sys/lib/libcompiler_builtins-5.rlib",
+            "-Wl,-Bdynamic",
+            "/b/lib/libdyndev_bundle_1.so",
+            "-lc",
+            "-B/sys/gcc-ld",
+            "-fuse-ld=lld",
+            "-o",
+            "/t/deps/api-1",
+            "-Wl,--gc-sections",
+            "-pie",
+            "-nodefaultlibs",
+        ]);
+        let got = shared_library_args(
+            &args,
+            Path::new("/t/deps/libshop-1.rlib"),
+            Path::new("/s/x.so"),
+        );
+        assert_eq!(
+            got,
+            s(&[
+                "-shared",
+                "-o",
+                "/s/x.so",
+                "-Wl,--whole-archive",
+                "/t/deps/libshop-1.rlib",
+                "-Wl,--no-whole-archive",
+                "-m64",
+                "-Wl,-Bstatic",
+                "/sys/lib/libcompiler_builtins-5.rlib",
+                "-Wl,-Bdynamic",
+                "/b/lib/libdyndev_bundle_1.so",
+                "-lc",
+                "-B/sys/gcc-ld",
+                "-fuse-ld=lld",
+                "-nodefaultlibs",
+            ])
+        );
+        assert_eq!(
+            link_name(
+                Path::new("/t/deps/libshop-1.rlib"),
+                Path::new("/t/deps/api-1")
+            )
+            .as_deref(),
+            Some("libshop-1~api-1.so")
+        );
+    }
+}
