@@ -54,8 +54,9 @@ pub struct Store {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibSnapshot {
     pub id: String,
-    /// The compile's arguments (without the terminal width).
-    pub args: Vec<String>,
+    /// The compile's arguments (without the terminal width); `None` for a
+    /// library compiled before dyndev recorded it, snapshotted as it is.
+    pub args: Option<Vec<String>>,
     /// `# env-dep:` lines of its dep-info.
     pub env_deps: Vec<String>,
     /// Its source files and their blobs.
@@ -263,9 +264,9 @@ impl Store {
                 }
             }
         }
-        let mut snap = LibSnapshot {
+        let snap = LibSnapshot {
             id: String::new(),
-            args: comparable(args),
+            args: Some(comparable(args)),
             env_deps,
             files: sources,
             externs,
@@ -275,14 +276,50 @@ impl Store {
             symbols: self.put_blob(symbols.as_bytes())?,
             opaque: compiled_opaquely(inv),
         };
+        self.save_snapshot(&stem, snap)?;
+        Ok(())
+    }
+
+    fn save_snapshot(&self, stem: &str, mut snap: LibSnapshot) -> Result<LibSnapshot> {
         let json = serde_json::to_vec(&snap)?;
         snap.id = hash(&json);
-        let dir = self.lib_dir(&stem);
+        let dir = self.lib_dir(stem);
         crate::fs::write_atomic(
             &dir.join(format!("{}.json", snap.id)),
             &serde_json::to_vec(&snap)?,
         )?;
-        crate::fs::write_atomic(&dir.join("current"), snap.id.as_bytes())
+        crate::fs::write_atomic(&dir.join("current"), snap.id.as_bytes())?;
+        Ok(snap)
+    }
+
+    /// A snapshot of a library compiled before dyndev recorded it (by an
+    /// older dyndev, or a `build`): its sources as they are, which cargo
+    /// found unchanged since its rlib. It stands for the library only as
+    /// long as nothing of it changes.
+    fn lazy_snapshot(&self, stem: &str, dir: &Path) -> Option<LibSnapshot> {
+        let rlib = dir.join(format!("{stem}.rlib"));
+        let rlib_id = FileId::of(&rlib)?;
+        let dep_info = dir.join(format!("{}.d", stem.strip_prefix("lib").unwrap_or(stem)));
+        let (files, env_deps) = read_dep_info(&dep_info)?;
+        let mut sources = BTreeMap::new();
+        for file in files {
+            let bytes = std::fs::read(&file).ok()?;
+            sources.insert(file, self.put_blob(&bytes).ok()?);
+        }
+        let symbols = defined_symbols(&rlib).ok()?.join("\n");
+        let snap = LibSnapshot {
+            id: String::new(),
+            args: None,
+            env_deps,
+            files: sources,
+            externs: BTreeMap::new(),
+            members: BTreeSet::new(),
+            rlib,
+            rlib_id,
+            symbols: self.put_blob(symbols.as_bytes()).ok()?,
+            opaque: false,
+        };
+        self.save_snapshot(stem, snap).ok()
     }
 
     /// The current snapshots of the workspace libraries `inv` uses,
@@ -292,20 +329,23 @@ impl Store {
         inv: &Invocation,
         members: &[String],
     ) -> Option<BTreeMap<String, LibSnapshot>> {
-        let mut todo: Vec<String> = inv
+        let mut todo: Vec<(String, PathBuf)> = inv
             .externs
             .iter()
-            .filter_map(|e| e.unit_stem())
-            .filter(|s| members.iter().any(|m| m == crate_of_stem(s)))
-            .map(str::to_owned)
+            .filter_map(|e| Some((e.unit_stem()?, e.path.as_deref()?.parent()?)))
+            .filter(|(s, _)| members.iter().any(|m| m == crate_of_stem(s)))
+            .map(|(s, d)| (s.to_owned(), d.to_path_buf()))
             .collect();
         let mut found = BTreeMap::new();
-        while let Some(stem) = todo.pop() {
+        while let Some((stem, dir)) = todo.pop() {
             if found.contains_key(&stem) {
                 continue;
             }
-            let snap = self.current(&stem)?;
-            todo.extend(snap.members.iter().cloned());
+            let snap = self
+                .current(&stem)
+                .or_else(|| self.lazy_snapshot(&stem, &dir))?;
+            let below = snap.rlib.parent().unwrap_or(&dir).to_path_buf();
+            todo.extend(snap.members.iter().map(|m| (m.clone(), below.clone())));
             found.insert(stem, snap);
         }
         Some(found)
@@ -511,6 +551,9 @@ impl Store {
 
     /// Whether `now` differs from `then` in private code alone.
     fn privately_changed(&self, then: &LibSnapshot, now: &LibSnapshot) -> Result<(), String> {
+        if then.args.is_none() || now.args.is_none() {
+            return Err("it was compiled before `cargo dyndev test` recorded it".into());
+        }
         if !(then.opaque && now.opaque) {
             return Err("compiled with optimization and without incremental compilation".into());
         }
@@ -537,9 +580,8 @@ impl Store {
                 pairs.push((path, read(old)?, read(new)?));
             }
         }
-        if pairs.is_empty() {
-            return Err("its dependencies changed".into());
-        }
+        // No source changed: compiled again because a workspace library
+        // it uses changed, which the closure checks on its own.
         let mut texts = Vec::new();
         for id in now.files.values().chain(then.files.values()) {
             texts.push(read(id)?);

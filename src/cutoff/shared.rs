@@ -148,6 +148,11 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
     if let Ok(why) = std::fs::read_to_string(&failed) {
         anyhow::bail!("{why}");
     }
+    if let Some(why) = gathers_sections(rlib)? {
+        let why = format!("`{stem}` {why}");
+        let _ = crate::fs::write_atomic(&failed, why.as_bytes());
+        anyhow::bail!("{why}");
+    }
     let tmp = versions.join(format!(".{stem}-{tag}.{}.tmp", std::process::id()));
     let mut cmd = std::process::Command::new(driver);
     cmd.args(shared_library_args(args, rlib, &tmp));
@@ -178,6 +183,42 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
     std::fs::rename(&tmp, &so).with_context(|| format!("failed to write `{}`", so.display()))?;
     remove_unlinked_versions(root, stem, &so);
     Ok(so)
+}
+
+/// Whether the rlib takes part in a list the linker gathers from every
+/// object of the program: a section named as a C identifier, which the
+/// linker frames with `__start_`/`__stop_` symbols (`linkme`'s
+/// distributed slices). In a shared library, its part of the list would
+/// be apart from the executable's.
+fn gathers_sections(rlib: &Path) -> Result<Option<String>> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let data = crate::fs::read(rlib)?;
+    let archive = object::read::archive::ArchiveFile::parse(&*data)
+        .with_context(|| format!("`{}` is not an archive", rlib.display()))?;
+    for member in archive.members() {
+        let member = member?;
+        let Ok(file) = object::File::parse(member.data(&*data)?) else {
+            continue;
+        };
+        for section in file.sections() {
+            let name = section.name().unwrap_or_default();
+            let c_identifier = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if c_identifier {
+                return Ok(Some(format!("has the linker gather section `{name}`")));
+            }
+        }
+        for sym in file.symbols() {
+            let name = sym.name().unwrap_or_default();
+            if name.starts_with("__start_") || name.starts_with("__stop_") {
+                return Ok(Some(format!("uses `{name}`")));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The driver's arguments that link all of `rlib` into the shared library

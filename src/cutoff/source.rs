@@ -167,18 +167,29 @@ pub fn compare(old: &str, new: &str, std_macros: bool) -> Verdict {
     let old = Skeleton::of(old_file);
     let new = Skeleton::of(new_file);
     if old.tokens != new.tokens {
-        let at = old
-            .tokens
-            .iter()
-            .zip(&new.tokens)
-            .find(|(a, b)| a != b)
-            .map(|(a, b)| (a.1.min(b.1), a.1 != b.1 || a.2 != b.2))
-            .or_else(|| Some((old.tokens.last().map_or(0, |t| t.1), false)));
-        return Verdict::Changed(match at {
-            Some((line, true)) => format!("code after line {line} moved"),
-            Some((line, false)) => format!("line {line} changed outside a function body"),
-            None => "the file changed outside function bodies".into(),
-        });
+        let texts = |s: &Skeleton| s.tokens.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+        let why = if texts(&old) == texts(&new) {
+            let line = old
+                .tokens
+                .iter()
+                .zip(&new.tokens)
+                .find(|(a, b)| a != b)
+                .map_or(0, |(a, b)| a.1.min(b.1));
+            format!("code from line {line} on moved")
+        } else {
+            let line = old
+                .tokens
+                .iter()
+                .zip(&new.tokens)
+                .find(|(a, b)| a.0 != b.0)
+                .or_else(|| old.tokens.iter().zip(&new.tokens).next_back())
+                .map_or(0, |(a, b)| a.1.min(b.1));
+            format!(
+                "line {line} changed outside the body of a plain function \
+                 (or in a generic, `#[inline]`, `const` or `async` one)"
+            )
+        };
+        return Verdict::Changed(why);
     }
     debug_assert_eq!(old.bodies.len(), new.bodies.len());
     for ((name, before), (_, after)) in old.bodies.iter().zip(&new.bodies) {

@@ -492,10 +492,59 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
         .success();
     assert!(generic.stdout.contains("picked=2"), "{generic}");
     assert!(
-        generic
-            .stderr
-            .contains("in full: `cut_loop`: in `lib.rs`, line 10 changed outside a function body"),
+        generic.stderr.contains(
+            "in full: `cut_loop`: in `lib.rs`, line 10 changed outside the body of a plain function"
+        ),
         "{generic}"
     );
     assert!(!generic.stderr.contains("Relinked"), "{generic}");
+}
+
+/// A library with a section the linker gathers from the whole program
+/// (as `linkme` makes) stays static in its test binaries: in a shared
+/// library its part of the list would be apart from the executable's.
+#[test]
+fn a_library_with_a_gathered_section_links_its_tests_statically() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("gathered", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/lib.rs",
+            r#"
+#[used]
+#[unsafe(link_section = "gathered_list")]
+static ENTRY: u32 = 7;
+
+unsafe extern "C" {
+    static __start_gathered_list: u32;
+}
+
+pub fn first() -> u32 {
+    unsafe { std::ptr::addr_of!(__start_gathered_list).read() }
+}
+
+pub fn fmt(n: u32) -> String {
+    itoa::Buffer::new().format(n).to_owned()
+}
+"#,
+        )
+        .file(
+            "tests/reads.rs",
+            "#[test]\nfn reads() { assert_eq!(gathered::first(), 7); println!(\"{}\", gathered::fmt(1)); }\n",
+        )
+        .build();
+    p.dyndev(&["test", "--test", "reads"]).success();
+    let needed = cargo_dyndev::inspect::dynamic_info(&newest_harness("reads"))
+        .unwrap()
+        .needed;
+    assert!(
+        !needed.iter().any(|n| n.starts_with("libgathered-")),
+        "{needed:?}"
+    );
+    assert!(
+        needed.iter().any(|n| n.starts_with("libdyndev_bundle_")),
+        "{needed:?}"
+    );
 }
