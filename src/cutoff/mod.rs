@@ -587,8 +587,14 @@ impl Store {
             texts.push(read(id)?);
         }
         let std_macros = source::std_macros_unshadowed(texts.iter().map(String::as_str));
+        let args = now.args.as_deref().unwrap_or_default();
+        let cfg_test = args.iter().any(|a| a == "--test")
+            || args
+                .windows(2)
+                .any(|w| w[0] == "--cfg" && w[1].trim() == "test")
+            || args.iter().any(|a| a == "--cfg=test");
         for (path, old, new) in &pairs {
-            if let source::Verdict::Changed(why) = source::compare(old, new, std_macros) {
+            if let source::Verdict::Changed(why) = source::compare(old, new, std_macros, cfg_test) {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 return Err(format!("in `{name}`, {why}"));
             }

@@ -227,12 +227,7 @@ fn gathers_sections(rlib: &Path) -> Result<Option<String>> {
 /// the other workspace libraries (found at run time), or what makes an
 /// executable.
 fn shared_library_args(args: &[String], rlib: &Path, out: &Path) -> Vec<String> {
-    let output = args
-        .iter()
-        .position(|a| a == "-o")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let output = crate::helpers::linker::output_of(args).unwrap_or_default();
     let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut kept = Vec::new();
     let mut skip_next = false;
@@ -321,12 +316,7 @@ pub fn dynamic_link(
     args: &[String],
     members: &[String],
 ) -> Result<Option<(Vec<String>, Vec<String>)>> {
-    let Some(output) = args
-        .iter()
-        .position(|a| a == "-o")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-    else {
+    let Some(output) = crate::helpers::linker::output_of(args) else {
         return Ok(None);
     };
     let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();

@@ -157,15 +157,19 @@ fn has_foreign_glob(tree: &syn::UseTree, first: bool) -> bool {
 /// Compares two versions of one source file of a library. `std_macros`
 /// says whether calls of the standard library's macros may differ
 /// ([`std_macros_unshadowed`] over the crate's files).
-pub fn compare(old: &str, new: &str, std_macros: bool) -> Verdict {
+///
+/// Unless `cfg_test` (the library compiled with `cfg(test)`), items under
+/// `#[cfg(test)]` are not part of the library and are left out: a
+/// library's unit tests are no concern of the crates that use it.
+pub fn compare(old: &str, new: &str, std_macros: bool, cfg_test: bool) -> Verdict {
     if old == new {
         return Verdict::Same;
     }
     let (Ok(old_file), Ok(new_file)) = (syn::parse_file(old), syn::parse_file(new)) else {
         return Verdict::Changed("it does not parse as a Rust file".into());
     };
-    let old = Skeleton::of(old_file);
-    let new = Skeleton::of(new_file);
+    let old = Skeleton::of(old_file, !cfg_test);
+    let new = Skeleton::of(new_file, !cfg_test);
     if old.tokens != new.tokens {
         let texts = |s: &Skeleton| s.tokens.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
         let why = if texts(&old) == texts(&new) {
@@ -212,9 +216,9 @@ struct Skeleton {
 }
 
 impl Skeleton {
-    fn of(mut file: syn::File) -> Skeleton {
+    fn of(mut file: syn::File, strip_tests: bool) -> Skeleton {
         let mut bodies = Vec::new();
-        take_bodies(&mut file.items, &mut bodies);
+        take_bodies(&mut file.items, &mut bodies, strip_tests);
         let mut tokens = Vec::new();
         flatten(file.to_token_stream(), &mut tokens);
         Skeleton { tokens, bodies }
@@ -247,7 +251,14 @@ fn flatten(stream: TokenStream, out: &mut Vec<(String, usize, usize)>) {
 
 /// Empties the bodies of the eligible functions among `items` (and in the
 /// modules and `impl` blocks they hold), moving them to `bodies`.
-fn take_bodies(items: &mut [syn::Item], bodies: &mut Vec<(String, syn::Block)>) {
+fn take_bodies(
+    items: &mut Vec<syn::Item>,
+    bodies: &mut Vec<(String, syn::Block)>,
+    strip_tests: bool,
+) {
+    if strip_tests {
+        items.retain(|i| !is_cfg_test(i));
+    }
     for item in items {
         match item {
             syn::Item::Fn(f) if inert(&f.attrs) && opaque_signature(&f.sig) => {
@@ -255,7 +266,7 @@ fn take_bodies(items: &mut [syn::Item], bodies: &mut Vec<(String, syn::Block)>) 
             }
             syn::Item::Mod(m) if inert(&m.attrs) => {
                 if let Some((_, items)) = &mut m.content {
-                    take_bodies(items, bodies);
+                    take_bodies(items, bodies, strip_tests);
                 }
             }
             syn::Item::Impl(i)
@@ -277,6 +288,25 @@ fn take_bodies(items: &mut [syn::Item], bodies: &mut Vec<(String, syn::Block)>) 
             _ => {}
         }
     }
+}
+
+/// An item under exactly `#[cfg(test)]`.
+fn is_cfg_test(item: &syn::Item) -> bool {
+    let attrs = match item {
+        syn::Item::Mod(i) => &i.attrs,
+        syn::Item::Fn(i) => &i.attrs,
+        syn::Item::Impl(i) => &i.attrs,
+        syn::Item::Use(i) => &i.attrs,
+        syn::Item::Struct(i) => &i.attrs,
+        syn::Item::Enum(i) => &i.attrs,
+        syn::Item::Const(i) => &i.attrs,
+        syn::Item::Static(i) => &i.attrs,
+        _ => return false,
+    };
+    attrs.iter().any(|a| {
+        a.path().is_ident("cfg")
+            && matches!(&a.meta, syn::Meta::List(l) if l.tokens.to_string() == "test")
+    })
 }
 
 fn take(block: &mut syn::Block) -> syn::Block {
@@ -479,7 +509,7 @@ pub fn generic<T: Default>() -> T {
     }
 
     fn verdict(from: &str, to: &str) -> Verdict {
-        compare(LIB, &edit(from, to), true)
+        compare(LIB, &edit(from, to), true, false)
     }
 
     fn changed(from: &str, to: &str) -> String {
@@ -491,7 +521,7 @@ pub fn generic<T: Default>() -> T {
 
     #[test]
     fn bodies_of_plain_functions_and_methods_are_private() {
-        assert_eq!(compare(LIB, LIB, true), Verdict::Same);
+        assert_eq!(compare(LIB, LIB, true, false), Verdict::Same);
         assert_eq!(
             verdict(
                 "self.items.iter().sum()",
@@ -540,7 +570,7 @@ pub fn generic<T: Default>() -> T {
         assert!(why.contains("moved"), "{why}");
         // On the edited line itself, what follows the body moves too.
         let one_line = "pub fn a() -> u64 { 1 } pub fn b<T>() {}\n";
-        let v = compare(one_line, &one_line.replace("{ 1 }", "{ 10 }"), true);
+        let v = compare(one_line, &one_line.replace("{ 1 }", "{ 10 }"), true, false);
         assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
     }
 
@@ -558,7 +588,7 @@ pub fn generic<T: Default>() -> T {
         let why = changed("    s\n}", "    my_macro!(s)\n}");
         assert!(why.contains("`my_macro!`"), "{why}");
         // With std's names shadowable, their calls count as changed too.
-        let v = compare(LIB, &edit(r#""n = {}", n"#, r#""n: {}", n"#), false);
+        let v = compare(LIB, &edit(r#""n = {}", n"#, r#""n: {}", n"#), false, false);
         assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
         // An item hidden in a std macro's argument.
         let why = changed(
@@ -566,6 +596,32 @@ pub fn generic<T: Default>() -> T {
             r#""n = {}", { impl Default for Store { fn default() -> Self { todo!() } } n })"#,
         );
         assert!(why.contains("defines"), "{why}");
+    }
+
+    #[test]
+    fn the_librarys_unit_tests_are_none_of_its_dependents_business() {
+        let with_tests =
+            format!("{LIB}\n#[cfg(test)]\nmod tests {{\n    #[test]\n    fn t() {{}}\n}}\n");
+        let more = with_tests.replace(
+            "fn t() {}",
+            "fn t() {}\n    #[test]\n    fn u() { assert!(true) }",
+        );
+        assert_eq!(
+            compare(&with_tests, &more, true, false),
+            Verdict::BodiesOnly
+        );
+        // A library compiled with `cfg(test)` has them.
+        assert!(matches!(
+            compare(&with_tests, &more, true, true),
+            Verdict::Changed(_)
+        ));
+        // Before other code, they move it.
+        let first = format!("#[cfg(test)]\nmod tests {{}}\n{LIB}");
+        let grown = first.replace("mod tests {}", "mod tests {\n}");
+        assert!(matches!(
+            compare(&first, &grown, true, false),
+            Verdict::Changed(_)
+        ));
     }
 
     #[test]

@@ -140,6 +140,14 @@ fn is_crate_object(arg: &str, output: &Path) -> bool {
         })
 }
 
+/// The output a link's arguments name (`-o PATH`).
+pub fn output_of<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Option<PathBuf> {
+    args.iter()
+        .position(|a| a.as_ref() == "-o")
+        .and_then(|i| args.get(i + 1))
+        .map(|a| PathBuf::from(a.as_ref()))
+}
+
 /// Keeps the inputs of the link `args` (driver `driver`) under `root`.
 fn keep(
     root: &Path,
@@ -152,12 +160,7 @@ fn keep(
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let output = args
-        .iter()
-        .position(|a| a == "-o")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .context("the link names no output")?;
+    let output = output_of(&args).context("the link names no output")?;
     let name = output
         .file_name()
         .context("the link's output has no file name")?
@@ -408,12 +411,7 @@ fn link() -> Result<i32> {
             .collect();
         args = add_exports(args, &symbols)?;
     }
-    let output = args
-        .iter()
-        .position(|a| a == "-o")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let output = output_of(&args).unwrap_or_default();
     // rustc's own default is `cc`, whatever `$CC` says.
     let driver = std::env::var_os(env::REAL_LINKER)
         .filter(|d| !d.is_empty())

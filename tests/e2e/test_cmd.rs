@@ -414,6 +414,12 @@ pub fn fmt(n: u32) -> String {
 pub fn pick<T: Copy>(a: T, _b: T) -> T {
     a
 }
+
+#[cfg(test)]
+mod unit {
+    #[test]
+    fn one() {}
+}
 "#;
 
 /// After an edit inside a plain function's body, test crates are linked
@@ -477,6 +483,20 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
     assert!(body.stderr.contains("unused variable"), "{body}");
     // Not even linked: the same file, now bound to the new library.
     assert_eq!(inode(&harness), before);
+
+    // The library's own unit tests are no concern of the others.
+    let body_lib = CUT_LIB.replace("let shown = n;", "let shown = n + 100;");
+    p.write(
+        "src/lib.rs",
+        &body_lib.replace("fn one() {}", "fn one() {}\n    #[test]\n    fn two() {}"),
+    );
+    let unit = test();
+    assert!(unit.stdout.contains("test unit::two ... ok"), "{unit}");
+    assert!(
+        unit.stderr
+            .contains("Relinked 2 test targets without compiling them"),
+        "{unit}"
+    );
 
     // A constant, then a generic function's body: what test crates compile
     // into themselves.
