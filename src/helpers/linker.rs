@@ -46,9 +46,13 @@ pub mod env {
     pub const KEEP: &str = "__CARGO_DYNDEV_KEEP_LINK";
     /// With `KEEP`: keep the inputs and link nothing.
     pub const KEEP_ONLY: &str = "__CARGO_DYNDEV_KEEP_ONLY";
+    /// With `KEEP`: how many kept links of one output stay (3 by default:
+    /// a running program's and the ones after it; test binaries need 1).
+    pub const KEEP_NEWEST: &str = "__CARGO_DYNDEV_KEEP_NEWEST";
 }
 
-/// How many kept links of one output stay on disk, newest first.
+/// How many kept links of one output stay on disk, newest first, unless
+/// `KEEP_NEWEST` says otherwise.
 const KEPT_LINKS: usize = 3;
 
 /// The identity of a file: a link's output, compared with what a process
@@ -227,7 +231,12 @@ fn keep(
     if let Ok(entries) = std::fs::read_dir(&family) {
         let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         dirs.sort();
-        for old in dirs.iter().rev().skip(KEPT_LINKS) {
+        let newest = std::env::var(env::KEEP_NEWEST)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(KEPT_LINKS);
+        for old in dirs.iter().rev().skip(newest) {
             let _ = std::fs::remove_dir_all(old);
         }
     }
@@ -506,6 +515,7 @@ fn run_linker(cmd: &mut Command) -> Result<(std::process::ExitStatus, u64, u64, 
     // proxy's own settings goes on.
     cmd.env_remove(env::EXPORTS)
         .env_remove(env::KEEP)
+        .env_remove(env::KEEP_NEWEST)
         .env_remove(env::REAL_LINKER)
         .env_remove(crate::cutoff::shared::ENV);
     let path = std::env::temp_dir().join(format!(

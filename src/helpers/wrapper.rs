@@ -342,7 +342,8 @@ fn compile_test(
         );
         cmd.args(through)
             .envs(env)
-            .env(crate::cutoff::shared::ENV, store.root());
+            .env(crate::cutoff::shared::ENV, store.root())
+            .env(crate::helpers::linker::env::KEEP_NEWEST, "1");
     } else {
         cmd.args(args);
     }
