@@ -323,18 +323,30 @@ pub fn dynamic_link(
     let Some(indices) = member_rlibs(args, &out_dir, members) else {
         return Ok(None);
     };
-    let so_dir = dir(root);
-    let mut links = Vec::new();
-    let mut new_args = Vec::with_capacity(args.len() + 4 * indices.len());
-    for (i, a) in args.iter().enumerate() {
-        if !indices.contains(&i) {
-            new_args.push(a.clone());
-            continue;
-        }
-        let rlib = Path::new(a);
+    let mut names = Vec::new();
+    for &i in &indices {
+        let rlib = Path::new(&args[i]);
         let version = version(root, driver, args, rlib)?;
         let name = link_name(rlib, &output).context("an rlib without a name")?;
         point(root, &name, &version)?;
+        names.push((i, name));
+    }
+    let new_args = against_links(args, &names, &dir(root));
+    Ok(Some((
+        new_args,
+        names.into_iter().map(|(_, n)| n).collect(),
+    )))
+}
+
+/// The link's arguments with the rlib at each index replaced by the link
+/// named beside it, in `so_dir`.
+fn against_links(args: &[String], links: &[(usize, String)], so_dir: &Path) -> Vec<String> {
+    let mut new_args = Vec::with_capacity(args.len() + 4 * links.len() + 2);
+    for (i, a) in args.iter().enumerate() {
+        let Some((_, name)) = links.iter().find(|(at, _)| *at == i) else {
+            new_args.push(a.clone());
+            continue;
+        };
         // Needed whether the executable uses it or not: the other
         // workspace libraries' shared versions find their symbols in it.
         let (stat, as_needed) = (static_at(args, i), as_needed_at(args, i));
@@ -351,11 +363,10 @@ pub fn dynamic_link(
         if stat {
             new_args.push("-Wl,-Bstatic".into());
         }
-        links.push(name);
     }
     new_args.push(format!("-L{}", so_dir.display()));
     new_args.push(format!("-Wl,-rpath,{}", so_dir.display()));
-    Ok(Some((new_args, links)))
+    new_args
 }
 
 #[cfg(test)]
@@ -391,6 +402,42 @@ mod tests {
         assert_eq!(member_rlibs(&native, out, &members), None);
         assert!(static_at(&args, 3));
         assert!(!static_at(&args, 8));
+    }
+
+    #[test]
+    fn a_link_names_each_library_through_its_own_link_in_the_mode_it_found() {
+        let args = s(&[
+            "/t/deps/api-1.a.rcgu.o",
+            "-Wl,--as-needed",
+            "-Wl,-Bstatic",
+            "/t/deps/libshop-1.rlib",
+            "/sys/lib/libtest-9.rlib",
+            "-Wl,-Bdynamic",
+            "/b/lib/libdyndev_bundle_1.so",
+        ]);
+        let got = against_links(
+            &args,
+            &[(3, "libshop-1~api-1.so".into())],
+            Path::new("/s/so"),
+        );
+        assert_eq!(
+            got,
+            s(&[
+                "/t/deps/api-1.a.rcgu.o",
+                "-Wl,--as-needed",
+                "-Wl,-Bstatic",
+                "-Wl,-Bdynamic",
+                "-Wl,--no-as-needed",
+                "-l:libshop-1~api-1.so",
+                "-Wl,--as-needed",
+                "-Wl,-Bstatic",
+                "/sys/lib/libtest-9.rlib",
+                "-Wl,-Bdynamic",
+                "/b/lib/libdyndev_bundle_1.so",
+                "-L/s/so",
+                "-Wl,-rpath,/s/so",
+            ])
+        );
     }
 
     #[test]
