@@ -213,8 +213,20 @@ impl Invocation {
         }
         let lto_off = |v: &str| matches!(v, "off" | "no" | "n" | "false");
         match self.codegen.iter().rev().find(|(k, _)| k == "lto") {
-            Some((_, None)) => Some("`lto = true`".into()),
-            Some((_, Some(v))) if !lto_off(v) => Some(format!("`lto = \"{v}\"`")),
+            Some((_, None)) => return Some("`lto = true`".into()),
+            Some((_, Some(v))) if !lto_off(v) => return Some(format!("`lto = \"{v}\"`")),
+            _ => {}
+        }
+        // What cargo gives the libraries of a build whose executables use
+        // LTO: they must be compiled as cargo compiles them too.
+        match self
+            .codegen
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "linker-plugin-lto")
+        {
+            Some((_, None)) => Some("LTO (`-C linker-plugin-lto`)".into()),
+            Some((_, Some(v))) if !lto_off(v) => Some("LTO (`-C linker-plugin-lto`)".into()),
             _ => None,
         }
     }
@@ -469,6 +481,10 @@ mod tests {
         assert_eq!(
             unit("-C lto=thin").unsupported().as_deref(),
             Some("`lto = \"thin\"`")
+        );
+        assert_eq!(
+            unit("-C linker-plugin-lto").unsupported().as_deref(),
+            Some("LTO (`-C linker-plugin-lto`)")
         );
         assert_eq!(unit("-C lto=off -C panic=unwind").unsupported(), None);
         assert_eq!(unit("-C debuginfo=2").unsupported(), None);

@@ -61,6 +61,9 @@ pub struct LibSnapshot {
     pub env_deps: Vec<String>,
     /// Its source files and their blobs.
     pub files: BTreeMap<PathBuf, String>,
+    /// The crate's root file, the first of its dep-info.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
     /// The identity of each extern it was compiled with, other than
     /// workspace libraries, which have snapshots of their own.
     pub externs: BTreeMap<PathBuf, Option<FileId>>,
@@ -156,6 +159,15 @@ pub fn read_dep_info(path: &Path) -> Option<(Vec<PathBuf>, Vec<String>)> {
     Some((files, env))
 }
 
+/// Whether any of `files` was modified at or after `time` (or is gone).
+fn saved_since(files: &[PathBuf], time: std::time::SystemTime) -> bool {
+    files.iter().any(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .map_or(true, |m| m >= time)
+    })
+}
+
 /// The global symbols an rlib's objects define, sorted.
 pub fn defined_symbols(rlib: &Path) -> Result<Vec<String>> {
     use object::{Object, ObjectSymbol};
@@ -234,6 +246,7 @@ impl Store {
         inv: &Invocation,
         args: &[String],
         members: &[String],
+        started: std::time::SystemTime,
     ) -> Result<()> {
         let stem = inv.unit_stem().context("a library without a name")?;
         let out_dir = inv
@@ -244,6 +257,14 @@ impl Store {
         let dep_info = inv.dep_info_path().context("a library without dep-info")?;
         let (files, env_deps) =
             read_dep_info(&dep_info).context("failed to read the library's dep-info")?;
+        // A file saved while rustc ran may not be what it compiled: no
+        // snapshot then, and the tests compile (cargo compiles the library
+        // again next time, for the same reason).
+        if saved_since(&files, started) {
+            let _ = std::fs::remove_file(self.lib_dir(&stem).join("current"));
+            return Ok(());
+        }
+        let root = files.first().cloned();
         let mut sources = BTreeMap::new();
         for file in files {
             let bytes = crate::fs::read(&file)?;
@@ -269,6 +290,7 @@ impl Store {
             args: Some(comparable(args)),
             env_deps,
             files: sources,
+            root,
             externs,
             members: member_stems,
             rlib,
@@ -301,6 +323,12 @@ impl Store {
         let rlib_id = FileId::of(&rlib)?;
         let dep_info = dir.join(format!("{}.d", stem.strip_prefix("lib").unwrap_or(stem)));
         let (files, env_deps) = read_dep_info(&dep_info)?;
+        // Only sources older than the rlib are what it was compiled from.
+        let rlib_time = std::fs::metadata(&rlib).ok()?.modified().ok()?;
+        if saved_since(&files, rlib_time) {
+            return None;
+        }
+        let root = files.first().cloned();
         let mut sources = BTreeMap::new();
         for file in files {
             let bytes = std::fs::read(&file).ok()?;
@@ -312,6 +340,7 @@ impl Store {
             args: None,
             env_deps,
             files: sources,
+            root,
             externs: BTreeMap::new(),
             members: BTreeSet::new(),
             rlib,
@@ -424,6 +453,7 @@ impl Store {
         args: &[String],
         members: &[String],
         stderr: String,
+        started: std::time::SystemTime,
     ) -> Result<()> {
         let stem = inv.unit_stem().context("a test without a name")?;
         let record_path = self.test_record_path(&stem);
@@ -439,6 +469,10 @@ impl Store {
         let dep_info = inv.dep_info_path().context("a test without dep-info")?;
         let (files, env_deps) =
             read_dep_info(&dep_info).context("failed to read the test's dep-info")?;
+        // A file saved while rustc ran may not be what it compiled.
+        if saved_since(&files, started) {
+            return Ok(());
+        }
         let mut sources = BTreeMap::new();
         for file in files {
             sources.insert(file.clone(), hash(&crate::fs::read(&file)?));
@@ -573,30 +607,65 @@ impl Store {
             let bytes = self.blob(id).ok_or("a snapshot's source is gone")?;
             String::from_utf8(bytes).map_err(|_| "a source is not UTF-8".to_owned())
         };
-        let mut pairs = Vec::new();
-        for (path, old) in &then.files {
-            let new = &now.files[path];
-            if old != new {
-                pairs.push((path, read(old)?, read(new)?));
-            }
-        }
+        let changed: Vec<&PathBuf> = then
+            .files
+            .iter()
+            .filter(|(path, old)| now.files[*path] != **old)
+            .map(|(path, _)| path)
+            .collect();
         // No source changed: compiled again because a workspace library
         // it uses changed, which the closure checks on its own.
-        let mut texts = Vec::new();
-        for id in now.files.values().chain(then.files.values()) {
-            texts.push(read(id)?);
-        }
-        let std_macros = source::std_macros_unshadowed(texts.iter().map(String::as_str));
-        let args = now.args.as_deref().unwrap_or_default();
-        let cfg_test = args.iter().any(|a| a == "--test")
-            || args
-                .windows(2)
-                .any(|w| w[0] == "--cfg" && w[1].trim() == "test")
-            || args.iter().any(|a| a == "--cfg=test");
-        for (path, old, new) in &pairs {
-            if let source::Verdict::Changed(why) = source::compare(old, new, std_macros, cfg_test) {
+        if !changed.is_empty() {
+            let root = now.root.as_deref().ok_or("its root file is unknown")?;
+            // Rust files only, by normalized path, in both versions.
+            let texts = |snap: &LibSnapshot| -> Result<BTreeMap<PathBuf, String>, String> {
+                snap.files
+                    .iter()
+                    .filter(|(p, _)| p.extension().is_some_and(|e| e == "rs"))
+                    .map(|(p, id)| Ok((source::normalize(p), read(id)?)))
+                    .collect()
+            };
+            let (old_texts, new_texts) = (texts(then)?, texts(now)?);
+            let modules = |t: &BTreeMap<PathBuf, String>| {
+                source::module_files(root, t).ok_or("its module tree is unknown (`#[path]`)")
+            };
+            let (old_modules, new_modules) = (modules(&old_texts)?, modules(&new_texts)?);
+            // Files read as data or code by `include!` and its kin count
+            // byte for byte, whatever they hold.
+            let mut included = BTreeSet::new();
+            for (path, text) in old_texts.iter().chain(&new_texts) {
+                included.extend(
+                    source::include_targets(path, text)
+                        .ok_or("it includes a file named by a computed path")?,
+                );
+            }
+            let std_macros = source::std_macros_unshadowed(
+                old_texts
+                    .values()
+                    .chain(new_texts.values())
+                    .map(String::as_str),
+            );
+            let args = now.args.as_deref().unwrap_or_default();
+            let cfg_test = args.iter().any(|a| a == "--test")
+                || args
+                    .windows(2)
+                    .any(|w| w[0] == "--cfg" && w[1].trim() == "test")
+                || args.iter().any(|a| a == "--cfg=test");
+            for path in changed {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                return Err(format!("in `{name}`, {why}"));
+                let key = source::normalize(path);
+                if !(old_modules.contains(&key) && new_modules.contains(&key))
+                    || included.contains(&key)
+                {
+                    return Err(format!(
+                        "`{name}` changed, and it is not only a module's source"
+                    ));
+                }
+                let verdict =
+                    source::compare(&old_texts[&key], &new_texts[&key], std_macros, cfg_test);
+                if let source::Verdict::Changed(why) = verdict {
+                    return Err(format!("in `{name}`, {why}"));
+                }
             }
         }
         let symbols = |id: &str| -> Result<BTreeSet<String>, String> {

@@ -27,7 +27,8 @@
 //! infers it only without incremental compilation and with optimization,
 //! which [`super::compiled_opaquely`] rules out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -71,7 +72,9 @@ const STD_MACROS: &[&str] = &[
     "writeln",
 ];
 
-/// Attributes that leave a function's code where it is compiled.
+/// Attributes that leave a function's code where it is compiled. Built-in
+/// ones only: `test`, for one, is a macro a `use` can replace
+/// (`use test_log::test`).
 const INERT_ATTRIBUTES: &[&str] = &[
     "allow",
     "cfg",
@@ -84,7 +87,6 @@ const INERT_ATTRIBUTES: &[&str] = &[
     "ignore",
     "must_use",
     "should_panic",
-    "test",
     "track_caller",
     "warn",
 ];
@@ -152,6 +154,109 @@ fn has_foreign_glob(tree: &syn::UseTree, first: bool) -> bool {
         syn::UseTree::Group(g) => g.items.iter().any(|t| has_foreign_glob(t, first)),
         syn::UseTree::Name(_) | syn::UseTree::Rename(_) => false,
     }
+}
+
+/// `a/./b/../c` as `a/c`, without the file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The crate's module files, from its root: the files `mod name;` items
+/// load (`name.rs` or `name/mod.rs`), among `files` (normalized paths and
+/// texts). `None` when a `#[path]` attribute or a file that does not parse
+/// leaves the tree unknown.
+pub fn module_files(root: &Path, files: &BTreeMap<PathBuf, String>) -> Option<BTreeSet<PathBuf>> {
+    fn walk(
+        path: &Path,
+        dir: &Path,
+        files: &BTreeMap<PathBuf, String>,
+        out: &mut BTreeSet<PathBuf>,
+    ) -> Option<()> {
+        let file = syn::parse_file(files.get(path)?).ok()?;
+        out.insert(path.to_path_buf());
+        walk_items(&file.items, dir, files, out)
+    }
+    fn walk_items(
+        items: &[syn::Item],
+        dir: &Path,
+        files: &BTreeMap<PathBuf, String>,
+        out: &mut BTreeSet<PathBuf>,
+    ) -> Option<()> {
+        for item in items {
+            let syn::Item::Mod(m) = item else { continue };
+            if m.attrs.iter().any(|a| a.path().is_ident("path")) {
+                return None;
+            }
+            let name = m.ident.to_string();
+            let name = name.strip_prefix("r#").unwrap_or(&name);
+            let below = dir.join(name);
+            match &m.content {
+                Some((_, inner)) => walk_items(inner, &below, files, out)?,
+                None => {
+                    let flat = normalize(&dir.join(format!("{name}.rs")));
+                    let nested = normalize(&below.join("mod.rs"));
+                    // Neither: configured out, or declared by a macro.
+                    if files.contains_key(&flat) {
+                        walk(&flat, &below, files, out)?;
+                    } else if files.contains_key(&nested) {
+                        walk(&nested, &below, files, out)?;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+    let root = normalize(root);
+    let dir = root.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut out = BTreeSet::new();
+    walk(&root, &dir, files, &mut out)?;
+    Some(out)
+}
+
+/// The files the file at `path` reads as data or code with `include!`,
+/// `include_str!` or `include_bytes!`, resolved from its directory.
+/// `None` when one names its file by anything but a string literal.
+pub fn include_targets(path: &Path, text: &str) -> Option<BTreeSet<PathBuf>> {
+    fn scan(stream: TokenStream, dir: &Path, out: &mut BTreeSet<PathBuf>) -> Option<()> {
+        let trees: Vec<TokenTree> = stream.into_iter().collect();
+        for (i, tree) in trees.iter().enumerate() {
+            match tree {
+                TokenTree::Ident(id)
+                    if ["include", "include_str", "include_bytes"]
+                        .iter()
+                        .any(|n| id == n)
+                        && matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!') =>
+                {
+                    let Some(TokenTree::Group(args)) = trees.get(i + 2) else {
+                        return None;
+                    };
+                    let lit: syn::LitStr = syn::parse2(args.stream()).ok()?;
+                    out.insert(normalize(&dir.join(lit.value())));
+                }
+                TokenTree::Group(g) => scan(g.stream(), dir, out)?,
+                _ => {}
+            }
+        }
+        Some(())
+    }
+    let stream: TokenStream = text.parse().ok()?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut out = BTreeSet::new();
+    scan(stream, dir, &mut out)?;
+    Some(out)
 }
 
 /// Compares two versions of one source file of a library. `std_macros`
@@ -561,6 +666,13 @@ pub fn generic<T: Default>() -> T {
     }
 
     #[test]
+    fn a_test_attribute_may_be_a_macro_of_the_crates_choice() {
+        let lib = "use mac::test;\n#[test]\npub fn value() -> u32 {\n    1\n}\n";
+        let v = compare(lib, &lib.replace("    1", "    2"), true, false);
+        assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
+    }
+
+    #[test]
     fn moved_code_is_changed() {
         // A line more in a body moves every span after it.
         let why = changed(
@@ -622,6 +734,45 @@ pub fn generic<T: Default>() -> T {
             compare(&first, &grown, true, false),
             Verdict::Changed(_)
         ));
+    }
+
+    #[test]
+    fn module_files_follow_mod_items_and_includes_are_found() {
+        let files: BTreeMap<PathBuf, String> = [
+            (
+                "src/lib.rs",
+                "mod a;\nmod b { mod c; }\n#[cfg(x)] mod gone;\n",
+            ),
+            ("src/a.rs", "mod inner;\n"),
+            ("src/a/inner.rs", ""),
+            ("src/b/c/mod.rs", ""),
+            ("src/data.rs", "fn main() {}"),
+        ]
+        .into_iter()
+        .map(|(p, t)| (PathBuf::from(p), t.to_owned()))
+        .collect();
+        let got = module_files(Path::new("./src/lib.rs"), &files).unwrap();
+        let want: BTreeSet<PathBuf> =
+            ["src/lib.rs", "src/a.rs", "src/a/inner.rs", "src/b/c/mod.rs"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
+        assert_eq!(got, want);
+        let mut with_path = files.clone();
+        with_path.insert("src/lib.rs".into(), "#[path = \"x.rs\"] mod a;".into());
+        assert_eq!(module_files(Path::new("src/lib.rs"), &with_path), None);
+
+        let text = "const A: &str = include_str!(\"../README.md\");\nfn f() -> usize { include_bytes!(\"data.rs\").len() }";
+        let targets = include_targets(Path::new("src/lib.rs"), text).unwrap();
+        assert!(targets.contains(Path::new("README.md")), "{targets:?}");
+        assert!(targets.contains(Path::new("src/data.rs")), "{targets:?}");
+        assert_eq!(
+            include_targets(
+                Path::new("src/lib.rs"),
+                "include_str!(concat!(env!(\"OUT_DIR\"), \"/x\"))"
+            ),
+            None
+        );
     }
 
     #[test]

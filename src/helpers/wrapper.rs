@@ -260,6 +260,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                     &run_dir,
                 );
             }
+            let started = std::time::SystemTime::now();
             let status = rustc_command(&rustc)
                 .args(&args)
                 .status()
@@ -269,8 +270,12 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                 if let Some(store) = &cutoff
                     && inv.kind() == UnitKind::Rlib
                     && !inv.test
-                    && let Err(e) =
-                        store.snapshot_lib(&Invocation::parse(args.clone()), &args, &member_libs)
+                    && let Err(e) = store.snapshot_lib(
+                        &Invocation::parse(args.clone()),
+                        &args,
+                        &member_libs,
+                        started,
+                    )
                 {
                     // Its tests are then compiled as cargo would.
                     eprintln!(
@@ -347,11 +352,13 @@ fn compile_test(
     } else {
         cmd.args(args);
     }
+    let started = std::time::SystemTime::now();
     let (status, stderr) = run_keeping_stderr(&mut cmd)
         .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
     if status.success() {
         append_env_dep(inv, bundle_env)?;
-        if keeping && let Err(e) = store.record_test(&final_inv, args, member_libs, stderr) {
+        if keeping && let Err(e) = store.record_test(&final_inv, args, member_libs, stderr, started)
+        {
             eprintln!("warning: cargo-dyndev could not record a test crate for reuse: {e:#}");
         }
     }

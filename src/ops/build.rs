@@ -283,7 +283,7 @@ fn note_cutoff(shell: &Shell, journal: &[JournalEntry]) {
         shell.status(
             "Relinked",
             format_args!(
-                "{} without compiling them: their libraries changed only inside function bodies",
+                "{} without compiling them: nothing they compile against changed",
                 crate::shell::count(relinked, "test target", "test targets"),
             ),
         );

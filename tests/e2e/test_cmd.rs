@@ -476,8 +476,9 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
     let body = test();
     assert!(body.stdout.contains("fmt=101 limit=10"), "{body}");
     assert!(
-        body.stderr
-            .contains("Relinked 2 test targets without compiling them"),
+        body.stderr.contains(
+            "Relinked 2 test targets without compiling them: nothing they compile against changed"
+        ),
         "{body}"
     );
     assert!(body.stderr.contains("unused variable"), "{body}");
@@ -566,5 +567,43 @@ pub fn fmt(n: u32) -> String {
     assert!(
         needed.iter().any(|n| n.starts_with("libdyndev_bundle_")),
         "{needed:?}"
+    );
+}
+
+/// A file a library includes is data, whatever it holds: a change to it,
+/// even in a comment of a file that parses as Rust, compiles the tests.
+#[test]
+fn an_included_file_counts_byte_for_byte() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("included", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/lib.rs",
+            "pub const TEMPLATE: &str = include_str!(\"template.rs\");\n\npub fn fmt(n: u32) -> String {\n    itoa::Buffer::new().format(n).to_owned()\n}\n",
+        )
+        .file("src/template.rs", "// template v1\nfn main() {}\n")
+        .file(
+            "tests/shows.rs",
+            "#[test]\nfn shows() { println!(\"first={:?} n={}\", included::TEMPLATE.lines().next(), included::fmt(1)); }\n",
+        )
+        .build();
+    let test = || {
+        p.dyndev(&["test", "-v", "--test", "shows", "--", "--nocapture"])
+            .success()
+    };
+    test();
+    p.write("src/template.rs", "// template v2\nfn main() {}\n");
+    let out = test();
+    assert!(
+        out.stdout.contains("first=Some(\"// template v2\")"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("Relinked"), "{out}");
+    assert!(
+        out.stderr
+            .contains("`template.rs` changed, and it is not only a module's source"),
+        "{out}"
     );
 }
