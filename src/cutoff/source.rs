@@ -425,6 +425,17 @@ fn take(block: &mut syn::Block) -> syn::Block {
 fn inert(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().all(|a| {
         let path = a.path();
+        if path.is_ident("no_mangle") || path.is_ident("export_name") {
+            // An exported symbol: never inlined across crates.
+            return true;
+        }
+        if path.is_ident("unsafe") {
+            // `#[unsafe(no_mangle)]`, `#[unsafe(export_name = "...")]`.
+            return matches!(&a.meta, syn::Meta::List(l)
+            if l.tokens.clone().into_iter().next().is_some_and(|t| {
+                matches!(&t, TokenTree::Ident(i) if i == "no_mangle" || i == "export_name")
+            }));
+        }
         path.get_ident()
             .is_some_and(|i| INERT_ATTRIBUTES.iter().any(|s| i == s))
     })
@@ -669,6 +680,20 @@ pub fn generic<T: Default>() -> T {
     fn a_test_attribute_may_be_a_macro_of_the_crates_choice() {
         let lib = "use mac::test;\n#[test]\npub fn value() -> u32 {\n    1\n}\n";
         let v = compare(lib, &lib.replace("    1", "    2"), true, false);
+        assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
+    }
+
+    #[test]
+    fn an_exported_functions_body_is_private_too() {
+        let lib = "#[unsafe(no_mangle)] pub extern \"C\" fn edit() -> u64 { 1 }\n#[unsafe(link_section = \"x\")] pub fn other() -> u64 { 1 }\n";
+        let v = compare(lib, &lib.replacen("{ 1 }", "{ 2 }", 1), true, false);
+        assert_eq!(v, Verdict::BodiesOnly);
+        let v = compare(
+            lib,
+            &lib.replacen("other() -> u64 { 1 }", "other() -> u64 { 2 }", 1),
+            true,
+            false,
+        );
         assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
     }
 
