@@ -73,6 +73,10 @@ pub struct LibSnapshot {
     pub rlib_id: FileId,
     /// The blob listing the global symbols its rlib defines.
     pub symbols: String,
+    /// The blob listing the symbols its rlib uses from elsewhere; `None`
+    /// from older records.
+    #[serde(default)]
+    pub undefined: Option<String>,
     /// Compiled so that rustc inlines no function across crates unless
     /// asked to ([`compiled_opaquely`]).
     pub opaque: bool,
@@ -94,6 +98,15 @@ pub struct TestRecord {
     pub output_id: FileId,
     /// rustc's diagnostics on stderr (JSON lines), for cargo.
     pub stderr: String,
+}
+
+/// A test crate that may be linked instead of compiled.
+struct Reusable {
+    record: TestRecord,
+    kept: KeptLink,
+    /// Symbols its libraries use now and did not before (`None`: not
+    /// known).
+    newly_used: Option<BTreeSet<String>>,
 }
 
 /// Why a test crate is compiled after all, or how it was reused.
@@ -168,13 +181,15 @@ fn saved_since(files: &[PathBuf], time: std::time::SystemTime) -> bool {
     })
 }
 
-/// The global symbols an rlib's objects define, sorted.
-pub fn defined_symbols(rlib: &Path) -> Result<Vec<String>> {
+/// The global symbols an rlib's objects define, and those they use
+/// without defining (from other crates, or the executable), sorted.
+pub fn rlib_symbols(rlib: &Path) -> Result<(Vec<String>, Vec<String>)> {
     use object::{Object, ObjectSymbol};
     let data = crate::fs::read(rlib)?;
     let archive = object::read::archive::ArchiveFile::parse(&*data)
         .with_context(|| format!("`{}` is not an archive", rlib.display()))?;
-    let mut names = BTreeSet::new();
+    let mut defined = BTreeSet::new();
+    let mut used = BTreeSet::new();
     for member in archive.members() {
         let member = member?;
         if !member.name().ends_with(b".o") {
@@ -184,15 +199,38 @@ pub fn defined_symbols(rlib: &Path) -> Result<Vec<String>> {
             continue;
         };
         for sym in file.symbols() {
-            if sym.is_global()
-                && sym.is_definition()
-                && let Ok(name) = sym.name()
-            {
-                names.insert(name.to_owned());
+            let Ok(name) = sym.name() else { continue };
+            if sym.is_global() && sym.is_definition() {
+                defined.insert(name.to_owned());
+            } else if sym.is_undefined() && !name.is_empty() {
+                used.insert(name.to_owned());
             }
         }
     }
-    Ok(names.into_iter().collect())
+    let undefined = used.difference(&defined).cloned().collect();
+    Ok((defined.into_iter().collect(), undefined))
+}
+
+/// The symbols shared libraries define for others, as the loader sees them.
+pub fn exported_symbols(libraries: &[PathBuf]) -> BTreeSet<String> {
+    use object::{Object, ObjectSymbol};
+    let mut out = BTreeSet::new();
+    for lib in libraries {
+        let Ok(data) = std::fs::read(lib) else {
+            continue;
+        };
+        let Ok(file) = object::File::parse(&*data) else {
+            continue;
+        };
+        for sym in file.dynamic_symbols() {
+            if sym.is_definition()
+                && let Ok(name) = sym.name()
+            {
+                out.insert(name.to_owned());
+            }
+        }
+    }
+    out
 }
 
 impl Store {
@@ -270,7 +308,7 @@ impl Store {
             let bytes = crate::fs::read(&file)?;
             sources.insert(file, self.put_blob(&bytes)?);
         }
-        let symbols = defined_symbols(&rlib)?.join("\n");
+        let (defined, undefined) = rlib_symbols(&rlib)?;
         let rlib_id = FileId::of(&rlib).context("the library's rlib is missing")?;
         let mut externs = BTreeMap::new();
         let mut member_stems = BTreeSet::new();
@@ -295,7 +333,8 @@ impl Store {
             members: member_stems,
             rlib,
             rlib_id,
-            symbols: self.put_blob(symbols.as_bytes())?,
+            symbols: self.put_blob(defined.join("\n").as_bytes())?,
+            undefined: Some(self.put_blob(undefined.join("\n").as_bytes())?),
             opaque: compiled_opaquely(inv),
         };
         self.save_snapshot(&stem, snap)?;
@@ -334,7 +373,7 @@ impl Store {
             let bytes = std::fs::read(&file).ok()?;
             sources.insert(file, self.put_blob(&bytes).ok()?);
         }
-        let symbols = defined_symbols(&rlib).ok()?.join("\n");
+        let (defined, undefined) = rlib_symbols(&rlib).ok()?;
         let snap = LibSnapshot {
             id: String::new(),
             args: None,
@@ -345,7 +384,8 @@ impl Store {
             members: BTreeSet::new(),
             rlib,
             rlib_id,
-            symbols: self.put_blob(symbols.as_bytes()).ok()?,
+            symbols: self.put_blob(defined.join("\n").as_bytes()).ok()?,
+            undefined: Some(self.put_blob(undefined.join("\n").as_bytes()).ok()?),
             opaque: false,
         };
         self.save_snapshot(stem, snap).ok()
@@ -426,6 +466,7 @@ impl Store {
                 if let Some(snap) = self.snapshot(&stem, &id) {
                     blobs.extend(snap.files.into_values());
                     blobs.insert(snap.symbols);
+                    blobs.extend(snap.undefined);
                 }
             }
         }
@@ -510,7 +551,11 @@ impl Store {
     /// libraries it uses; otherwise says why it must be compiled.
     pub fn try_relink(&self, inv: &Invocation, args: &[String], members: &[String]) -> Reuse {
         match self.reusable(inv, args, members) {
-            Ok(Some((record, kept))) => match self.relink(&record, &kept, inv) {
+            Ok(Some(Reusable {
+                record,
+                kept,
+                newly_used,
+            })) => match self.relink(&record, &kept, inv, newly_used) {
                 Ok(()) => {
                     eprint!("{}", record.stderr);
                     Reuse::Relinked
@@ -527,7 +572,7 @@ impl Store {
         inv: &Invocation,
         args: &[String],
         members: &[String],
-    ) -> Result<Option<(TestRecord, KeptLink)>, String> {
+    ) -> Result<Option<Reusable>, String> {
         let Some(stem) = inv.unit_stem() else {
             return Ok(None);
         };
@@ -564,6 +609,9 @@ impl Store {
         if now.keys().ne(record.libs.keys()) {
             return Err("the libraries it uses changed".into());
         }
+        // Symbols the libraries use now and did not before (`None`: not
+        // known): a binary not linked again must find them at run time.
+        let mut newly_used = Some(BTreeSet::new());
         for (stem, snap) in &now {
             let basis = &record.libs[stem];
             if &snap.id == basis {
@@ -572,19 +620,35 @@ impl Store {
             let then = self
                 .snapshot(stem, basis)
                 .ok_or_else(|| format!("the snapshot of `{stem}` is gone"))?;
-            self.privately_changed(&then, snap)
+            let used = self
+                .privately_changed(&then, snap)
                 .map_err(|why| format!("`{}`: {why}", crate_of_stem(stem)))?;
+            newly_used = newly_used.zip(used).map(|(mut all, more)| {
+                all.extend(more);
+                all
+            });
         }
         let kept =
             KeptLink::latest(&self.links(), &record.output).ok_or("its link was not kept")?;
         if kept.linked != Some(record.output_id) {
             return Err("its kept link made another binary".into());
         }
-        Ok(Some((record, kept)))
+        Ok(Some(Reusable {
+            record,
+            kept,
+            newly_used,
+        }))
     }
 
     /// Whether `now` differs from `then` in private code alone.
-    fn privately_changed(&self, then: &LibSnapshot, now: &LibSnapshot) -> Result<(), String> {
+    /// Whether `now` differs from `then` in private code alone; if so, the
+    /// symbols it uses from elsewhere that `then` did not (`None` when
+    /// not recorded).
+    fn privately_changed(
+        &self,
+        then: &LibSnapshot,
+        now: &LibSnapshot,
+    ) -> Result<Option<BTreeSet<String>>, String> {
         if then.args.is_none() || now.args.is_none() {
             return Err("it was compiled before `cargo dyndev test` recorded it".into());
         }
@@ -651,6 +715,23 @@ impl Store {
                     .windows(2)
                     .any(|w| w[0] == "--cfg" && w[1].trim() == "test")
                 || args.iter().any(|a| a == "--cfg=test");
+            // A crate the library starts to use joins the crate graph of
+            // every test crate, and its impls can change their inference.
+            let idents = |t: &BTreeMap<PathBuf, String>| {
+                let mut out = BTreeSet::new();
+                for text in t.values() {
+                    if let Ok(stream) = text.parse::<proc_macro2::TokenStream>() {
+                        source::collect_idents(stream, &mut out);
+                    }
+                }
+                out
+            };
+            let (old_idents, new_idents) = (idents(&old_texts), idents(&new_texts));
+            for ext in &Invocation::parse(args.to_vec()).externs {
+                if new_idents.contains(&ext.name) && !old_idents.contains(&ext.name) {
+                    return Err(format!("it starts to use the crate `{}`", ext.name));
+                }
+            }
             for path in changed {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let key = source::normalize(path);
@@ -675,13 +756,25 @@ impl Store {
         if let Some(gone) = old.difference(&new).next() {
             return Err(format!("no longer defines `{gone}`"));
         }
-        Ok(())
+        Ok(match (&then.undefined, &now.undefined) {
+            (Some(a), Some(b)) => {
+                let (before, after) = (symbols(a)?, symbols(b)?);
+                Some(after.difference(&before).cloned().collect())
+            }
+            _ => None,
+        })
     }
 
     /// Links the binary again from the kept objects, with the libraries
     /// as they are now; or, when it was linked against shared versions of
     /// them, points it at their current versions.
-    fn relink(&self, record: &TestRecord, kept: &KeptLink, inv: &Invocation) -> Result<()> {
+    fn relink(
+        &self,
+        record: &TestRecord,
+        kept: &KeptLink,
+        inv: &Invocation,
+        newly_used: Option<BTreeSet<String>>,
+    ) -> Result<()> {
         let out_dir = inv
             .out_dir
             .as_deref()
@@ -702,7 +795,8 @@ impl Store {
                 anyhow::bail!("a kept object is gone");
             }
         }
-        let repointed = !kept.shared.is_empty() && self.repoint(record, kept, &args, &rlibs_now)?;
+        let repointed =
+            !kept.shared.is_empty() && self.repoint(record, kept, &args, &rlibs_now, newly_used)?;
         if repointed {
             // Newer than the libraries, for cargo.
             std::fs::File::open(&record.output)
@@ -741,7 +835,13 @@ impl Store {
         kept: &KeptLink,
         args: &[String],
         rlibs: &[PathBuf],
+        newly_used: Option<BTreeSet<String>>,
     ) -> Result<bool> {
+        // What the libraries now use must be there without a link: in the
+        // shared libraries the binary loads. Else the link finds out.
+        let Some(newly_used) = newly_used else {
+            return Ok(false);
+        };
         let mut pointed = Vec::new();
         for rlib in rlibs {
             let Some(stem) = crate::rustc_args::unit_stem_of(rlib) else {
@@ -756,6 +856,18 @@ impl Store {
             }
             let version = shared::version(&self.root, &kept.driver, args, rlib)?;
             pointed.push((name, version));
+        }
+        if !newly_used.is_empty() {
+            let mut loaded: Vec<PathBuf> = args
+                .iter()
+                .filter(|a| a.ends_with(".so") || a.contains(".so."))
+                .map(PathBuf::from)
+                .collect();
+            loaded.extend(pointed.iter().map(|(_, v)| v.clone()));
+            let exported = exported_symbols(&loaded);
+            if newly_used.iter().any(|s| !exported.contains(s)) {
+                return Ok(false);
+            }
         }
         for (name, version) in pointed {
             shared::point(&self.root, &name, &version)?;

@@ -23,6 +23,7 @@
 //! shared library. When the link against it fails, the proxy links the
 //! rlib statically, as rustc asked.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -116,15 +117,8 @@ fn as_needed_at(args: &[String], index: usize) -> bool {
 /// shared library of all its code, linked as the test binary's `args`
 /// link (same driver, linker and libraries).
 pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Result<PathBuf> {
-    let id = crate::helpers::linker::FileId::of(rlib)
-        .with_context(|| format!("`{}` is missing", rlib.display()))?;
-    let stem = unit_stem_of(rlib).context("not an rlib")?;
-    let tag = crate::fs::StableHasher::default()
-        .write(&id.dev.to_le_bytes())
-        .write(&id.ino.to_le_bytes())
-        .write(&id.len.to_le_bytes())
-        .write(&id.mtime_ns.to_le_bytes())
-        .finish_hex();
+    let (stem, tag) = version_tag(rlib)?;
+    let stem = stem.as_str();
     let versions = dir(root).join("v");
     let so = versions.join(format!("{stem}-{tag}.so"));
     if so.exists() {
@@ -221,6 +215,56 @@ fn gathers_sections(rlib: &Path) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// The strong global symbols some objects define.
+fn defined_by_objects<'a>(objects: impl Iterator<Item = &'a Path>) -> BTreeSet<String> {
+    use object::{Object, ObjectSymbol};
+    let mut out = BTreeSet::new();
+    for path in objects {
+        let Ok(data) = std::fs::read(path) else {
+            continue;
+        };
+        let Ok(file) = object::File::parse(&*data) else {
+            continue;
+        };
+        for sym in file.symbols() {
+            if sym.is_global()
+                && sym.is_definition()
+                && !sym.is_weak()
+                && let Ok(name) = sym.name()
+            {
+                out.insert(name.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The global symbols an rlib defines, read once per version of it.
+fn defined_in(root: &Path, rlib: &Path) -> Result<BTreeSet<String>> {
+    let (stem, tag) = version_tag(rlib)?;
+    let cache = dir(root).join("v").join(format!("{stem}-{tag}.defined"));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        return Ok(text.lines().map(str::to_owned).collect());
+    }
+    let (defined, _) = super::rlib_symbols(rlib)?;
+    let _ = crate::fs::write_atomic(&cache, defined.join("\n").as_bytes());
+    Ok(defined.into_iter().collect())
+}
+
+/// The library's stem and a tag for the rlib as it is now.
+fn version_tag(rlib: &Path) -> Result<(String, String)> {
+    let id = crate::helpers::linker::FileId::of(rlib)
+        .with_context(|| format!("`{}` is missing", rlib.display()))?;
+    let stem = unit_stem_of(rlib).context("not an rlib")?;
+    let tag = crate::fs::StableHasher::default()
+        .write(&id.dev.to_le_bytes())
+        .write(&id.ino.to_le_bytes())
+        .write(&id.len.to_le_bytes())
+        .write(&id.mtime_ns.to_le_bytes())
+        .finish_hex();
+    Ok((stem.to_owned(), tag))
+}
+
 /// The driver's arguments that link all of `rlib` into the shared library
 /// `out`, from those of a test binary's link: its linker, search paths,
 /// shared libraries and the standard library's rlibs; not its objects,
@@ -282,10 +326,12 @@ fn remove_unlinked_versions(root: &Path, stem: &str, keep: &Path) {
     {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
+        // A version's files: its library, its symbol list, its failure.
+        let so = path.with_extension("so");
         if name.starts_with(&prefix)
-            && (name.ends_with(".so") || name.ends_with(".failed"))
-            && path != keep
-            && !linked.contains(&path)
+            && (name.ends_with(".so") || name.ends_with(".failed") || name.ends_with(".defined"))
+            && so != keep
+            && !linked.contains(&so)
         {
             let _ = std::fs::remove_file(&path);
         }
@@ -323,6 +369,16 @@ pub fn dynamic_link(
     let Some(indices) = member_rlibs(args, &out_dir, members) else {
         return Ok(None);
     };
+    // A symbol both the executable's objects and a library define fails a
+    // static link; with the library shared, the executable's would win in
+    // silence. Such a link stays static, and fails as cargo's does.
+    let own = defined_by_objects(args.iter().filter(|a| a.ends_with(".o")).map(Path::new));
+    for &i in &indices {
+        let rlib = Path::new(&args[i]);
+        if defined_in(root, rlib)?.iter().any(|s| own.contains(s)) {
+            return Ok(None);
+        }
+    }
     let mut names = Vec::new();
     for &i in &indices {
         let rlib = Path::new(&args[i]);

@@ -259,6 +259,20 @@ pub fn include_targets(path: &Path, text: &str) -> Option<BTreeSet<PathBuf>> {
     Some(out)
 }
 
+/// Every identifier in a token stream.
+pub fn collect_idents(stream: TokenStream, out: &mut BTreeSet<String>) {
+    for tree in stream {
+        match tree {
+            TokenTree::Ident(i) => {
+                let name = i.to_string();
+                out.insert(name.strip_prefix("r#").map(str::to_owned).unwrap_or(name));
+            }
+            TokenTree::Group(g) => collect_idents(g.stream(), out),
+            _ => {}
+        }
+    }
+}
+
 /// Compares two versions of one source file of a library. `std_macros`
 /// says whether calls of the standard library's macros may differ
 /// ([`std_macros_unshadowed`] over the crate's files).
@@ -273,8 +287,8 @@ pub fn compare(old: &str, new: &str, std_macros: bool, cfg_test: bool) -> Verdic
     let (Ok(old_file), Ok(new_file)) = (syn::parse_file(old), syn::parse_file(new)) else {
         return Verdict::Changed("it does not parse as a Rust file".into());
     };
-    let old = Skeleton::of(old_file, !cfg_test);
-    let new = Skeleton::of(new_file, !cfg_test);
+    let old = Skeleton::of(old, old_file, !cfg_test);
+    let new = Skeleton::of(new, new_file, !cfg_test);
     if old.tokens != new.tokens {
         let texts = |s: &Skeleton| s.tokens.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
         let why = if texts(&old) == texts(&new) {
@@ -316,21 +330,31 @@ pub fn compare(old: &str, new: &str, std_macros: bool, cfg_test: bool) -> Verdic
 /// A file with the bodies of its eligible functions emptied: its tokens,
 /// each with its line and column, and the bodies taken out, in order.
 struct Skeleton {
-    tokens: Vec<(String, usize, usize)>,
+    /// Text, line, column in characters (panic locations) and in bytes
+    /// (debug info).
+    tokens: Vec<(String, usize, usize, usize)>,
     bodies: Vec<(String, syn::Block)>,
 }
 
 impl Skeleton {
-    fn of(mut file: syn::File, strip_tests: bool) -> Skeleton {
+    fn of(text: &str, mut file: syn::File, strip_tests: bool) -> Skeleton {
         let mut bodies = Vec::new();
         take_bodies(&mut file.items, &mut bodies, strip_tests);
+        let lines: Vec<&str> = text.lines().collect();
         let mut tokens = Vec::new();
-        flatten(file.to_token_stream(), &mut tokens);
+        flatten(file.to_token_stream(), &lines, &mut tokens);
         Skeleton { tokens, bodies }
     }
 }
 
-fn flatten(stream: TokenStream, out: &mut Vec<(String, usize, usize)>) {
+fn flatten(stream: TokenStream, lines: &[&str], out: &mut Vec<(String, usize, usize, usize)>) {
+    let at = |span: proc_macro2::Span| {
+        let lc = span.start();
+        let bytes = lines.get(lc.line.wrapping_sub(1)).map_or(lc.column, |l| {
+            l.char_indices().nth(lc.column).map_or(l.len(), |(b, _)| b)
+        });
+        (lc.line, lc.column, bytes)
+    };
     for tree in stream {
         match tree {
             TokenTree::Group(g) => {
@@ -340,15 +364,15 @@ fn flatten(stream: TokenStream, out: &mut Vec<(String, usize, usize)>) {
                     Delimiter::Bracket => ("[", "]"),
                     Delimiter::None => ("", ""),
                 };
-                let at = g.span_open().start();
-                out.push((open.into(), at.line, at.column));
-                flatten(g.stream(), out);
-                let at = g.span_close().start();
-                out.push((close.into(), at.line, at.column));
+                let (l, c, b) = at(g.span_open());
+                out.push((open.into(), l, c, b));
+                flatten(g.stream(), lines, out);
+                let (l, c, b) = at(g.span_close());
+                out.push((close.into(), l, c, b));
             }
             other => {
-                let at = other.span().start();
-                out.push((other.to_string(), at.line, at.column));
+                let (l, c, b) = at(other.span());
+                out.push((other.to_string(), l, c, b));
             }
         }
     }
@@ -694,6 +718,13 @@ pub fn generic<T: Default>() -> T {
             true,
             false,
         );
+        assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
+    }
+
+    #[test]
+    fn wider_characters_move_what_follows_in_bytes() {
+        let line = "pub fn plain() -> &'static str { \"a\" } pub fn boom<T: Default>() -> T { panic!() }\n";
+        let v = compare(line, &line.replace("\"a\"", "\"\u{4e2d}\""), true, false);
         assert!(matches!(v, Verdict::Changed(_)), "{v:?}");
     }
 

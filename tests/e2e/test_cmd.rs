@@ -607,3 +607,58 @@ fn an_included_file_counts_byte_for_byte() {
         "{out}"
     );
 }
+
+/// What a relinked test binary does not link again must be there when it
+/// runs: a crate the library starts to use joins every test crate's graph
+/// (they compile), and a symbol the executable defines that the library
+/// starts to call is found by linking again.
+#[test]
+fn a_body_that_reaches_for_new_code_is_linked_or_compiled_again() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"x\", \"y\"]\nresolver = \"2\"\n",
+        )
+        .file("y/Cargo.toml", &manifest("y", ""))
+        .file("y/src/lib.rs", "pub fn y_value() -> u32 {\n    40\n}\n")
+        .file(
+            "x/Cargo.toml",
+            &manifest("x", "[dependencies]\ny = { path = \"../y\" }\n"),
+        )
+        .file(
+            "x/src/lib.rs",
+            "unsafe extern \"Rust\" {\n    fn backend() -> u32;\n}\n\npub fn x_value() -> u32 {\n    1\n}\n\npub fn from_backend() -> u32 {\n    0\n}\n",
+        )
+        .file(
+            "x/tests/t.rs",
+            "#[unsafe(no_mangle)]\nfn backend() -> u32 { 77 }\n#[test]\nfn t() { println!(\"x={} backend={}\", x::x_value(), x::from_backend()); }\n",
+        )
+        .build();
+    let test = || {
+        p.dyndev(&["test", "-v", "-p", "x", "--test", "t", "--", "--nocapture"])
+            .success()
+    };
+    test();
+    let lib = std::fs::read_to_string(p.root.join("x/src/lib.rs")).unwrap();
+    p.write(
+        "x/src/lib.rs",
+        &lib.replacen("    0\n", "    unsafe { backend() }\n", 1),
+    );
+    let backend = test();
+    assert!(backend.stdout.contains("x=1 backend=77"), "{backend}");
+    assert!(
+        backend.stderr.contains("Relinked 1 test target"),
+        "{backend}"
+    );
+    let lib = std::fs::read_to_string(p.root.join("x/src/lib.rs")).unwrap();
+    p.write(
+        "x/src/lib.rs",
+        &lib.replacen("    1\n", "    y::y_value() + 2\n", 1),
+    );
+    let uses_y = test();
+    assert!(uses_y.stdout.contains("x=42 backend=77"), "{uses_y}");
+    assert!(
+        uses_y.stderr.contains("it starts to use the crate `y`"),
+        "{uses_y}"
+    );
+}
