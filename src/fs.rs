@@ -41,6 +41,25 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("failed to write `{}`", path.display()))
 }
 
+/// `a/./b/../c` as `a/c`, without asking the file system (a path may not
+/// exist, and links count as named).
+pub fn normalize(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether two paths name the same directory, however spelled (`a/../b`,
 /// links).
 pub fn same_dir(a: &Path, b: &Path) -> bool {

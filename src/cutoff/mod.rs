@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::helpers::linker::{FileId, KeptLink};
 use crate::rustc_args::{Invocation, crate_of_stem};
+use crate::state::Cutoff;
 
 /// Set by `cargo dyndev test` and `nextest`: libraries are snapshotted and
 /// test crates reused when they can be.
@@ -109,13 +110,6 @@ struct Reusable {
     newly_used: Option<BTreeSet<String>>,
 }
 
-/// Why a test crate is compiled after all, or how it was reused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reuse {
-    Relinked,
-    Compile(String),
-}
-
 fn hash(bytes: &[u8]) -> String {
     crate::fs::StableHasher::default().write(bytes).finish_hex()
 }
@@ -181,15 +175,31 @@ fn saved_since(files: &[PathBuf], time: std::time::SystemTime) -> bool {
     })
 }
 
-/// The global symbols an rlib's objects define, and those they use
-/// without defining (from other crates, or the executable), sorted.
-pub fn rlib_symbols(rlib: &Path) -> Result<(Vec<String>, Vec<String>)> {
-    use object::{Object, ObjectSymbol};
+/// What an rlib's objects hold that the cutoff and the shared libraries
+/// need, read in one pass over the archive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RlibFacts {
+    /// The global symbols they define, sorted.
+    pub defined: Vec<String>,
+    /// The symbols they use without defining (from other crates, or the
+    /// executable), sorted.
+    pub undefined: Vec<String>,
+    /// Why the rlib cannot be a shared library of its own: it takes part
+    /// in a list the linker gathers from every object of the program (a
+    /// section named as a C identifier, framed by `__start_`/`__stop_`
+    /// symbols: `linkme`'s distributed slices), which a shared library
+    /// would split from the executable's part.
+    pub gathered: Option<String>,
+}
+
+pub fn rlib_facts(rlib: &Path) -> Result<RlibFacts> {
+    use object::{Object, ObjectSection, ObjectSymbol};
     let data = crate::fs::read(rlib)?;
     let archive = object::read::archive::ArchiveFile::parse(&*data)
         .with_context(|| format!("`{}` is not an archive", rlib.display()))?;
     let mut defined = BTreeSet::new();
     let mut used = BTreeSet::new();
+    let mut gathered = None;
     for member in archive.members() {
         let member = member?;
         if !member.name().ends_with(b".o") {
@@ -198,8 +208,22 @@ pub fn rlib_symbols(rlib: &Path) -> Result<(Vec<String>, Vec<String>)> {
         let Ok(file) = object::File::parse(member.data(&*data)?) else {
             continue;
         };
+        for section in file.sections() {
+            let name = section.name().unwrap_or_default();
+            let c_identifier = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if c_identifier && gathered.is_none() {
+                gathered = Some(format!("has the linker gather section `{name}`"));
+            }
+        }
         for sym in file.symbols() {
             let Ok(name) = sym.name() else { continue };
+            if (name.starts_with("__start_") || name.starts_with("__stop_")) && gathered.is_none() {
+                gathered = Some(format!("uses `{name}`"));
+            }
             if sym.is_global() && sym.is_definition() {
                 defined.insert(name.to_owned());
             } else if sym.is_undefined() && !name.is_empty() {
@@ -208,24 +232,37 @@ pub fn rlib_symbols(rlib: &Path) -> Result<(Vec<String>, Vec<String>)> {
         }
     }
     let undefined = used.difference(&defined).cloned().collect();
-    Ok((defined.into_iter().collect(), undefined))
+    Ok(RlibFacts {
+        defined: defined.into_iter().collect(),
+        undefined,
+        gathered,
+    })
 }
 
-/// The symbols shared libraries define for others, as the loader sees them.
-pub fn exported_symbols(libraries: &[PathBuf]) -> BTreeSet<String> {
+/// The names of the symbols of ELF files that `keep` accepts: their
+/// dynamic symbols (what a shared library offers the loader) or their
+/// symbol tables. Unreadable files count as holding none.
+pub fn symbol_names<'a>(
+    files: impl IntoIterator<Item = &'a Path>,
+    dynamic: bool,
+    keep: impl Fn(&object::Symbol<'_, '_>) -> bool,
+) -> BTreeSet<String> {
     use object::{Object, ObjectSymbol};
     let mut out = BTreeSet::new();
-    for lib in libraries {
-        let Ok(data) = std::fs::read(lib) else {
+    for path in files {
+        let Ok(data) = std::fs::read(path) else {
             continue;
         };
         let Ok(file) = object::File::parse(&*data) else {
             continue;
         };
-        for sym in file.dynamic_symbols() {
-            if sym.is_definition()
-                && let Ok(name) = sym.name()
-            {
+        let symbols = if dynamic {
+            file.dynamic_symbols()
+        } else {
+            file.symbols()
+        };
+        for sym in symbols.filter(|s| keep(s)) {
+            if let Ok(name) = sym.name() {
                 out.insert(name.to_owned());
             }
         }
@@ -308,7 +345,9 @@ impl Store {
             let bytes = crate::fs::read(&file)?;
             sources.insert(file, self.put_blob(&bytes)?);
         }
-        let (defined, undefined) = rlib_symbols(&rlib)?;
+        let RlibFacts {
+            defined, undefined, ..
+        } = rlib_facts(&rlib)?;
         let rlib_id = FileId::of(&rlib).context("the library's rlib is missing")?;
         let mut externs = BTreeMap::new();
         let mut member_stems = BTreeSet::new();
@@ -373,7 +412,9 @@ impl Store {
             let bytes = std::fs::read(&file).ok()?;
             sources.insert(file, self.put_blob(&bytes).ok()?);
         }
-        let (defined, undefined) = rlib_symbols(&rlib).ok()?;
+        let RlibFacts {
+            defined, undefined, ..
+        } = rlib_facts(&rlib).ok()?;
         let snap = LibSnapshot {
             id: String::new(),
             args: None,
@@ -549,7 +590,7 @@ impl Store {
     /// Links the test crate `inv` from its last compile's objects when
     /// nothing it is compiled from changed but private code of the
     /// libraries it uses; otherwise says why it must be compiled.
-    pub fn try_relink(&self, inv: &Invocation, args: &[String], members: &[String]) -> Reuse {
+    pub fn try_relink(&self, inv: &Invocation, args: &[String], members: &[String]) -> Cutoff {
         match self.reusable(inv, args, members) {
             Ok(Some(Reusable {
                 record,
@@ -558,12 +599,12 @@ impl Store {
             })) => match self.relink(&record, &kept, inv, newly_used) {
                 Ok(()) => {
                     eprint!("{}", record.stderr);
-                    Reuse::Relinked
+                    Cutoff::Relinked
                 }
-                Err(e) => Reuse::Compile(format!("{e:#}")),
+                Err(e) => Cutoff::Compiled(format!("{e:#}")),
             },
-            Ok(None) => Reuse::Compile("no record of its last compile".into()),
-            Err(why) => Reuse::Compile(why),
+            Ok(None) => Cutoff::Compiled("no record of its last compile".into()),
+            Err(why) => Cutoff::Compiled(why),
         }
     }
 
@@ -686,7 +727,7 @@ impl Store {
                 snap.files
                     .iter()
                     .filter(|(p, _)| p.extension().is_some_and(|e| e == "rs"))
-                    .map(|(p, id)| Ok((source::normalize(p), read(id)?)))
+                    .map(|(p, id)| Ok((crate::fs::normalize(p), read(id)?)))
                     .collect()
             };
             let (old_texts, new_texts) = (texts(then)?, texts(now)?);
@@ -734,7 +775,7 @@ impl Store {
             }
             for path in changed {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let key = source::normalize(path);
+                let key = crate::fs::normalize(path);
                 if !(old_modules.contains(&key) && new_modules.contains(&key))
                     || included.contains(&key)
                 {
@@ -864,7 +905,9 @@ impl Store {
                 .map(PathBuf::from)
                 .collect();
             loaded.extend(pointed.iter().map(|(_, v)| v.clone()));
-            let exported = exported_symbols(&loaded);
+            let exported = symbol_names(loaded.iter().map(PathBuf::as_path), true, |s| {
+                object::ObjectSymbol::is_definition(s)
+            });
             if newly_used.iter().any(|s| !exported.contains(s)) {
                 return Ok(false);
             }

@@ -23,7 +23,6 @@
 //! shared library. When the link against it fails, the proxy links the
 //! rlib statically, as rustc asked.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -142,7 +141,7 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
     if let Ok(why) = std::fs::read_to_string(&failed) {
         anyhow::bail!("{why}");
     }
-    if let Some(why) = gathers_sections(rlib)? {
+    if let Some(why) = facts(root, rlib)?.gathered {
         let why = format!("`{stem}` {why}");
         let _ = crate::fs::write_atomic(&failed, why.as_bytes());
         anyhow::bail!("{why}");
@@ -179,76 +178,19 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
     Ok(so)
 }
 
-/// Whether the rlib takes part in a list the linker gathers from every
-/// object of the program: a section named as a C identifier, which the
-/// linker frames with `__start_`/`__stop_` symbols (`linkme`'s
-/// distributed slices). In a shared library, its part of the list would
-/// be apart from the executable's.
-fn gathers_sections(rlib: &Path) -> Result<Option<String>> {
-    use object::{Object, ObjectSection, ObjectSymbol};
-    let data = crate::fs::read(rlib)?;
-    let archive = object::read::archive::ArchiveFile::parse(&*data)
-        .with_context(|| format!("`{}` is not an archive", rlib.display()))?;
-    for member in archive.members() {
-        let member = member?;
-        let Ok(file) = object::File::parse(member.data(&*data)?) else {
-            continue;
-        };
-        for section in file.sections() {
-            let name = section.name().unwrap_or_default();
-            let c_identifier = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if c_identifier {
-                return Ok(Some(format!("has the linker gather section `{name}`")));
-            }
-        }
-        for sym in file.symbols() {
-            let name = sym.name().unwrap_or_default();
-            if name.starts_with("__start_") || name.starts_with("__stop_") {
-                return Ok(Some(format!("uses `{name}`")));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The strong global symbols some objects define.
-fn defined_by_objects<'a>(objects: impl Iterator<Item = &'a Path>) -> BTreeSet<String> {
-    use object::{Object, ObjectSymbol};
-    let mut out = BTreeSet::new();
-    for path in objects {
-        let Ok(data) = std::fs::read(path) else {
-            continue;
-        };
-        let Ok(file) = object::File::parse(&*data) else {
-            continue;
-        };
-        for sym in file.symbols() {
-            if sym.is_global()
-                && sym.is_definition()
-                && !sym.is_weak()
-                && let Ok(name) = sym.name()
-            {
-                out.insert(name.to_owned());
-            }
-        }
-    }
-    out
-}
-
-/// The global symbols an rlib defines, read once per version of it.
-fn defined_in(root: &Path, rlib: &Path) -> Result<BTreeSet<String>> {
+/// The facts of the rlib as it is now, read once per version of it.
+fn facts(root: &Path, rlib: &Path) -> Result<super::RlibFacts> {
     let (stem, tag) = version_tag(rlib)?;
-    let cache = dir(root).join("v").join(format!("{stem}-{tag}.defined"));
-    if let Ok(text) = std::fs::read_to_string(&cache) {
-        return Ok(text.lines().map(str::to_owned).collect());
+    let cache = dir(root).join("v").join(format!("{stem}-{tag}.facts"));
+    if let Some(facts) = std::fs::read(&cache)
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+    {
+        return Ok(facts);
     }
-    let (defined, _) = super::rlib_symbols(rlib)?;
-    let _ = crate::fs::write_atomic(&cache, defined.join("\n").as_bytes());
-    Ok(defined.into_iter().collect())
+    let facts = super::rlib_facts(rlib)?;
+    let _ = crate::fs::write_atomic(&cache, &serde_json::to_vec(&facts)?);
+    Ok(facts)
 }
 
 /// The library's stem and a tag for the rlib as it is now.
@@ -329,7 +271,7 @@ fn remove_unlinked_versions(root: &Path, stem: &str, keep: &Path) {
         // A version's files: its library, its symbol list, its failure.
         let so = path.with_extension("so");
         if name.starts_with(&prefix)
-            && (name.ends_with(".so") || name.ends_with(".failed") || name.ends_with(".defined"))
+            && (name.ends_with(".so") || name.ends_with(".failed") || name.ends_with(".facts"))
             && so != keep
             && !linked.contains(&so)
         {
@@ -372,10 +314,17 @@ pub fn dynamic_link(
     // A symbol both the executable's objects and a library define fails a
     // static link; with the library shared, the executable's would win in
     // silence. Such a link stays static, and fails as cargo's does.
-    let own = defined_by_objects(args.iter().filter(|a| a.ends_with(".o")).map(Path::new));
+    let own = super::symbol_names(
+        args.iter().filter(|a| a.ends_with(".o")).map(Path::new),
+        false,
+        |s| {
+            use object::ObjectSymbol;
+            s.is_global() && s.is_definition() && !s.is_weak()
+        },
+    );
     for &i in &indices {
         let rlib = Path::new(&args[i]);
-        if defined_in(root, rlib)?.iter().any(|s| own.contains(s)) {
+        if facts(root, rlib)?.defined.iter().any(|s| own.contains(s)) {
             return Ok(None);
         }
     }

@@ -156,24 +156,6 @@ fn has_foreign_glob(tree: &syn::UseTree, first: bool) -> bool {
     }
 }
 
-/// `a/./b/../c` as `a/c`, without the file system.
-pub fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
-
 /// The crate's module files, from its root: the files `mod name;` items
 /// load (`name.rs` or `name/mod.rs`), among `files` (normalized paths and
 /// texts). `None` when a `#[path]` attribute or a file that does not parse
@@ -206,8 +188,8 @@ pub fn module_files(root: &Path, files: &BTreeMap<PathBuf, String>) -> Option<BT
             match &m.content {
                 Some((_, inner)) => walk_items(inner, &below, files, out)?,
                 None => {
-                    let flat = normalize(&dir.join(format!("{name}.rs")));
-                    let nested = normalize(&below.join("mod.rs"));
+                    let flat = crate::fs::normalize(&dir.join(format!("{name}.rs")));
+                    let nested = crate::fs::normalize(&below.join("mod.rs"));
                     // Neither: configured out, or declared by a macro.
                     if files.contains_key(&flat) {
                         walk(&flat, &below, files, out)?;
@@ -219,7 +201,7 @@ pub fn module_files(root: &Path, files: &BTreeMap<PathBuf, String>) -> Option<BT
         }
         Some(())
     }
-    let root = normalize(root);
+    let root = crate::fs::normalize(root);
     let dir = root.parent().unwrap_or(Path::new("")).to_path_buf();
     let mut out = BTreeSet::new();
     walk(&root, &dir, files, &mut out)?;
@@ -244,7 +226,7 @@ pub fn include_targets(path: &Path, text: &str) -> Option<BTreeSet<PathBuf>> {
                         return None;
                     };
                     let lit: syn::LitStr = syn::parse2(args.stream()).ok()?;
-                    out.insert(normalize(&dir.join(lit.value())));
+                    out.insert(crate::fs::normalize(&dir.join(lit.value())));
                 }
                 TokenTree::Group(g) => scan(g.stream(), dir, out)?,
                 _ => {}

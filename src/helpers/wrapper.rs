@@ -250,6 +250,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                 && inv.kind() == UnitKind::Executable
             {
                 return compile_test(
+                    &layout,
                     store,
                     &rustc,
                     &inv,
@@ -302,6 +303,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
 /// with rustc's diagnostics recorded for the next time.
 #[allow(clippy::too_many_arguments)]
 fn compile_test(
+    layout: &Layout,
     store: &crate::cutoff::Store,
     rustc: &OsString,
     inv: &Invocation,
@@ -311,31 +313,22 @@ fn compile_test(
     entry: JournalEntry,
     run_dir: &Path,
 ) -> Result<i32> {
-    use crate::cutoff::Reuse;
     use crate::state::Cutoff;
     let final_inv = Invocation::parse(args.to_vec());
-    let why = match store.try_relink(&final_inv, args, member_libs) {
-        Reuse::Relinked => {
-            JournalEntry {
-                cutoff: Some(Cutoff::Relinked),
-                ..entry
-            }
-            .write(run_dir)?;
-            return Ok(0);
-        }
-        Reuse::Compile(why) => why,
-    };
+    let outcome = store.try_relink(&final_inv, args, member_libs);
+    let relinked = outcome == Cutoff::Relinked;
     JournalEntry {
-        cutoff: Some(Cutoff::Compiled(why)),
+        cutoff: Some(outcome),
         ..entry
     }
     .write(run_dir)?;
-    let proxy = Layout::from_state_dir(&PathBuf::from(
-        std::env::var_os(env::STATE_DIR).unwrap_or_default(),
-    ))
-    .state_dir
-    .join("bin")
-    .join(crate::helpers::linker::LINKER_NAME);
+    if relinked {
+        return Ok(0);
+    }
+    let proxy = layout
+        .state_dir
+        .join("bin")
+        .join(crate::helpers::linker::LINKER_NAME);
     let mut cmd = rustc_command(rustc);
     let keeping = proxy.exists();
     if keeping {

@@ -4,7 +4,7 @@
 //! cargo's configuration. Never anything under a target dir.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use cargo_metadata::{Artifact, BuildScript, TargetKind};
 
@@ -340,23 +340,7 @@ pub fn rerun_if_changed(output: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `a/./b/../c` as `a/c`, without asking the file system (a path may not
-/// exist, and links are watched as named).
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push(c);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::fs::normalize;
 
 #[cfg(test)]
 mod tests {
