@@ -240,6 +240,7 @@ fn assert_a_save_reloads(w: &Watching, p: &Project, app: &str, first: &Tick) {
 /// base it is given.
 #[test]
 fn a_program_linked_by_mold_reloads() {
+    require_tool("mold");
     let app = "hot-mold";
     let p = hot_project(app);
     std::fs::create_dir_all(p.root.join(".cargo")).unwrap();

@@ -17,6 +17,17 @@ pub fn shared_target_dir() -> &'static Path {
     })
 }
 
+/// Fails the test, naming the tool and how to get it, when `tool` is not
+/// on `PATH`: a test never passes without what it tests.
+#[track_caller]
+pub fn require_tool(tool: &str) {
+    assert!(
+        which::which(tool).is_ok(),
+        "this test needs `{tool}`, which is not on PATH: run `.ci/setup`, which installs \
+         what the tests use"
+    );
+}
+
 /// `cargo-dyndev dyndev ARGS`, run in `dir` with the shared target dir.
 pub fn dyndev_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"));

@@ -295,6 +295,7 @@ fn a_configured_runner_runs_the_tests() {
 
 #[test]
 fn nextest_runs_the_binaries_dyndev_built() {
+    require_tool("cargo-nextest");
     let p = project()
         .file(
             "Cargo.toml",

@@ -356,10 +356,7 @@ fn a_build_script_input_restarts_the_program() {
 #[test]
 fn in_a_terminal_the_program_reads_it_and_ctrl_c_stops_all() {
     use std::io::Write;
-    if which::which("script").is_err() {
-        eprintln!("skipped: no `script` to make a terminal with");
-        return;
-    }
+    require_tool("script");
     let p = project()
         .file("Cargo.toml", &manifest("watch-tty", ""))
         .file(
