@@ -187,6 +187,11 @@ pub struct JournalEntry {
     pub target: Option<String>,
     /// A profile setting a shared standard library cannot serve.
     pub unsupported: Option<String>,
+    /// A library that build scripts, proc-macros or non-Rust libraries
+    /// link, compiled as cargo compiles it
+    /// ([`crate::workspace::Workspace::host_linked_member_libs`]).
+    #[serde(default)]
+    pub host_linked: bool,
     /// Where the unit sets a `#[global_allocator]` (`src/main.rs:12`),
     /// which a shared standard library ignores.
     #[serde(default)]
@@ -212,6 +217,12 @@ pub struct JournalExtern {
 }
 
 impl JournalEntry {
+    /// Whether the unit was compiled as plain cargo compiles it, without
+    /// the bundle.
+    pub fn is_static(&self) -> bool {
+        self.unsupported.is_some() || self.host_linked
+    }
+
     pub fn write(&self, run_dir: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).context("failed to serialize journal entry")?;
         crate::fs::write_atomic(&run_dir.join(format!("{}.json", self.stem)), &json)

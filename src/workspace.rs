@@ -110,19 +110,70 @@ impl Workspace {
         let mut names: Vec<String> = self
             .members()
             .flat_map(|p| &p.targets)
-            .filter(|t| {
-                t.kind.iter().any(|k| {
-                    matches!(
-                        k,
-                        TargetKind::Lib
-                            | TargetKind::RLib
-                            | TargetKind::DyLib
-                            | TargetKind::CDyLib
-                            | TargetKind::StaticLib
-                            | TargetKind::ProcMacro
+            .filter(|t| is_library(t))
+            .map(|t| t.name.replace('-', "_"))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The crate names of members' libraries that code outside dyndev's
+    /// reach links: build scripts (through build-dependencies),
+    /// proc-macros, and libraries of other crate types (`cdylib`,
+    /// `staticlib`, `dylib`), which rustc compiles and links as plain
+    /// cargo does, and every member library those reach in turn. Such a
+    /// library is compiled as cargo compiles it, never against the bundle:
+    /// cargo builds one unit of it for the host code and the program alike
+    /// when their settings match, and the host code cannot load the bundle.
+    pub fn host_linked_member_libs(&self) -> Vec<String> {
+        let members: Vec<&Package> = self.members().collect();
+        let member_at = |path: &Path| {
+            members.iter().copied().find(|p| {
+                p.manifest_path
+                    .parent()
+                    .is_some_and(|dir| crate::fs::same_dir(dir.as_std_path(), path))
+            })
+        };
+        let normal_member_deps = |p: &Package| -> Vec<&Package> {
+            p.dependencies
+                .iter()
+                .filter(|d| d.kind == cargo_metadata::DependencyKind::Normal)
+                .filter_map(|d| member_at(d.path.as_ref()?.as_std_path()))
+                .collect()
+        };
+        let mut reached: Vec<&Package> = Vec::new();
+        let mut queue: Vec<&Package> = Vec::new();
+        for p in &members {
+            queue.extend(
+                p.dependencies
+                    .iter()
+                    .filter(|d| d.kind == cargo_metadata::DependencyKind::Build)
+                    .filter_map(|d| member_at(d.path.as_ref()?.as_std_path())),
+            );
+            let linked_by_rustc = p.targets.iter().filter(|t| is_library(t)).any(|t| {
+                t.crate_types.iter().any(|c| {
+                    !matches!(
+                        c,
+                        cargo_metadata::CrateType::Lib | cargo_metadata::CrateType::RLib
                     )
                 })
-            })
+            });
+            if linked_by_rustc {
+                queue.extend(normal_member_deps(p));
+            }
+        }
+        while let Some(p) = queue.pop() {
+            if reached.iter().any(|r| r.id == p.id) {
+                continue;
+            }
+            reached.push(p);
+            queue.extend(normal_member_deps(p));
+        }
+        let mut names: Vec<String> = reached
+            .iter()
+            .flat_map(|p| &p.targets)
+            .filter(|t| is_library(t))
             .map(|t| t.name.replace('-', "_"))
             .collect();
         names.sort();
@@ -181,6 +232,21 @@ impl Workspace {
         }
         Ok(h.finish_hex())
     }
+}
+
+/// Whether the target is a package's library, of any crate type.
+fn is_library(target: &cargo_metadata::Target) -> bool {
+    target.kind.iter().any(|k| {
+        matches!(
+            k,
+            TargetKind::Lib
+                | TargetKind::RLib
+                | TargetKind::DyLib
+                | TargetKind::CDyLib
+                | TargetKind::StaticLib
+                | TargetKind::ProcMacro
+        )
+    })
 }
 
 /// Does a package ID spec (`name`, `name@1.2`, `name:1.2`, or a URL ending

@@ -33,6 +33,9 @@ pub mod env {
     pub const RUN: &str = "__CARGO_DYNDEV_RUN";
     /// Comma-separated crate names of the members' libraries.
     pub const MEMBER_LIBS: &str = "__CARGO_DYNDEV_MEMBER_LIBS";
+    /// Comma-separated crate names of the members' libraries that host
+    /// code links, compiled as cargo compiles them.
+    pub const HOST_LINKED_LIBS: &str = "__CARGO_DYNDEV_HOST_LINKED_LIBS";
     /// A `RUSTC_WORKSPACE_WRAPPER` the user had set, run inside ours.
     pub const INNER_WRAPPER: &str = "__CARGO_DYNDEV_INNER_WRAPPER";
     /// `BUNDLE` value: probe every member.
@@ -67,6 +70,9 @@ pub struct Facts<'a> {
     pub bundle_env: &'a str,
     pub state: Option<&'a BundleState>,
     pub member_libs: &'a [String],
+    /// Member libraries that build scripts, proc-macros or non-Rust
+    /// libraries link.
+    pub host_linked: &'a [String],
     /// Was the member unit with this stem probed earlier in this build?
     pub member_probed: &'a dyn Fn(&str) -> bool,
     pub mtime: &'a dyn Fn(&Path) -> Option<u128>,
@@ -80,6 +86,11 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     // Compiling would fail with rustc's puzzling error; the driver says why.
     if let Some(setting) = inv.unsupported() {
         return Decision::Static(format!("{setting} cannot link with a shared std"));
+    }
+    // Compiled even while the bundle is planned: what links it cannot
+    // wait for the bundle, and cannot load it.
+    if is_host_linked(inv, facts.host_linked) {
+        return Decision::Static("build scripts or proc-macros link it".into());
     }
     if facts.bundle_env == env::PROBE {
         return Decision::Probe("the bundle is being planned".into());
@@ -133,6 +144,27 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     Decision::Compile(args)
 }
 
+/// Whether the unit is a library that host code links
+/// ([`Facts::host_linked`]).
+fn is_host_linked(inv: &Invocation, host_linked: &[String]) -> bool {
+    inv.kind() == UnitKind::Rlib
+        && !inv.test
+        && inv
+            .crate_name
+            .as_deref()
+            .is_some_and(|n| host_linked.iter().any(|h| h == n))
+}
+
+/// A comma-separated list from the environment.
+fn list_var(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Entry point when cargo runs us as the wrapper: `argv[1]` is rustc.
 /// Returns the exit code.
 pub fn main() -> i32 {
@@ -171,12 +203,8 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
     let bundle_env = std::env::var(env::BUNDLE).unwrap_or_else(|_| env::NONE.into());
     let run_id = std::env::var(env::RUN).unwrap_or_default();
     let run_dir = layout.run_dir(&run_id);
-    let member_libs: Vec<String> = std::env::var(env::MEMBER_LIBS)
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let member_libs = list_var(env::MEMBER_LIBS);
+    let host_linked = list_var(env::HOST_LINKED_LIBS);
     // The tests of a proc-macro crate are host code, with the crate's
     // host-only dependencies (clap_derive's use heck, which nothing on the
     // target side does): built as cargo builds them, like the crate, unless
@@ -198,6 +226,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
             bundle_env: &bundle_env,
             state: state.as_ref(),
             member_libs: &member_libs,
+            host_linked: &host_linked,
             member_probed: &member_probed,
             mtime: &crate::fs::mtime_nanos,
         },
@@ -230,6 +259,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         link_args: inv.link_codegen_args(),
         target: target_of(&inv),
         unsupported: inv.unsupported(),
+        host_linked: is_host_linked(&inv, &host_linked),
         global_allocator: None,
         cutoff: None,
     };
@@ -546,6 +576,7 @@ mod tests {
                 bundle_env,
                 state: Some(&s),
                 member_libs: &libs,
+                host_linked: &[],
                 member_probed: &|stem| stem == "libcore-probed",
                 mtime: &|_| Some(mtime),
             },
@@ -611,6 +642,30 @@ mod tests {
     }
 
     #[test]
+    fn a_library_host_code_links_compiles_as_cargo_would_even_while_planning() {
+        let s = state();
+        let decide_lib = |cmd: &str| {
+            decide(
+                &Invocation::parse(words(cmd)),
+                &Facts {
+                    bundle_env: env::PROBE,
+                    state: Some(&s),
+                    member_libs: &["util".to_owned()],
+                    host_linked: &["util".to_owned()],
+                    member_probed: &|_| false,
+                    mtime: &|_| Some(7),
+                },
+            )
+        };
+        let lib = "--crate-name util --crate-type lib --emit=dep-info,metadata,link \
+                   --extern log=/t/deps/liblog-1.rmeta";
+        assert!(matches!(decide_lib(lib), Decision::Static(_)));
+        // Its tests are a program like any other.
+        let tests = "--crate-name util --test --emit=dep-info,link";
+        assert!(matches!(decide_lib(tests), Decision::Probe(_)));
+    }
+
+    #[test]
     fn a_global_allocator_is_an_attribute_not_words() {
         let set = "use std::alloc::System;\n\n#[global_allocator]\nstatic A: System = System;\n";
         assert_eq!(sets_global_allocator(set), Some(2));
@@ -629,6 +684,7 @@ mod tests {
                 bundle_env: "b1",
                 state: Some(&s),
                 member_libs: &[],
+                host_linked: &[],
                 member_probed: &|_| false,
                 mtime: &|p| (!p.starts_with("/s")).then_some(7),
             },

@@ -148,7 +148,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let first_static: Vec<JournalEntry> = first
         .journal
         .iter()
-        .filter(|e| e.unsupported.is_some())
+        .filter(|e| e.is_static())
         .cloned()
         .collect();
     let planning = match Step::after_edit_pass(&first.journal, member_units) {
@@ -179,7 +179,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let served: Vec<JournalEntry> = planning
         .journal
         .iter()
-        .filter(|e| e.unsupported.is_none())
+        .filter(|e| !e.is_static())
         .cloned()
         .collect();
     let bundle = new_bundle(req, &planning, &served, &generation, previous.as_ref())?;
@@ -231,7 +231,7 @@ impl Step {
             let setting = journal[0].unsupported.clone().unwrap_or_default();
             return Step::Refuse { setting };
         }
-        let served = journal.iter().filter(|e| e.unsupported.is_none()).count();
+        let served = journal.iter().filter(|e| !e.is_static()).count();
         let probed = journal.iter().filter(|e| e.probed).count();
         if probed == 0 {
             Step::Done
@@ -259,6 +259,16 @@ fn note_static_units(req: &BuildRequest<'_>, journal: &[JournalEntry]) {
             req.profile,
             units.join(", ")
         ));
+    }
+    for e in journal.iter().filter(|e| e.host_linked) {
+        req.shell.verbose_status(
+            "Static",
+            format_args!(
+                "{} ({}): build scripts or proc-macros link it, so it is compiled as cargo \
+                 compiles it",
+                e.package, e.kind
+            ),
+        );
     }
 }
 
@@ -403,6 +413,10 @@ pub fn wrapped_cargo_command(
         .env(
             env::MEMBER_LIBS,
             req.workspace.member_lib_crates().join(","),
+        )
+        .env(
+            env::HOST_LINKED_LIBS,
+            req.workspace.host_linked_member_libs().join(","),
         );
     // Test builds reuse test crates whose libraries changed privately.
     if subcommand.first() == Some(&"test") {
@@ -475,6 +489,7 @@ mod tests {
             link_args: Vec::new(),
             target: None,
             unsupported: None,
+            host_linked: false,
             global_allocator: None,
             cutoff: None,
         }

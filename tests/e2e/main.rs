@@ -9,6 +9,7 @@ mod edit;
 mod errors;
 mod exact;
 mod help;
+mod host_code;
 mod hot;
 mod identity;
 mod linkers;
