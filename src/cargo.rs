@@ -151,6 +151,51 @@ impl CargoCommand {
         }
         child.wait().with_context(|| self.spawn_error())
     }
+
+    /// [`Self::stream_messages`] with cargo's stderr passed on line by
+    /// line, but for the lines `hide` accepts. Cargo draws no progress bar
+    /// on a pipe; give it `--color` to keep its colours.
+    pub fn stream_messages_hiding(
+        &self,
+        shell: &Shell,
+        hide: impl Fn(&str) -> bool + Send + 'static,
+        mut on_message: impl FnMut(Message),
+    ) -> Result<ExitStatus> {
+        use std::io::{BufRead, Write};
+        shell.verbose_status("Running", format_args!("`{}`", self.display()));
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| self.spawn_error())?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("cargo's stdout was not piped")?;
+        let stderr = child
+            .stderr
+            .take()
+            .context("cargo's stderr was not piped")?;
+        let passing = std::thread::spawn(move || {
+            let mut from = BufReader::new(stderr);
+            let mut to = std::io::stderr();
+            let mut line = Vec::new();
+            while from.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if !hide(&String::from_utf8_lossy(&line)) {
+                    let _ = to.write_all(&line);
+                }
+                line.clear();
+            }
+        });
+        for message in Message::parse_stream(BufReader::new(stdout)) {
+            let message = message.context("failed to read cargo's JSON messages")?;
+            on_message(message);
+        }
+        let status = child.wait().with_context(|| self.spawn_error());
+        let _ = passing.join();
+        status
+    }
 }
 
 /// `$RUSTC` as cargo would use it, else `rustc` on `PATH`.

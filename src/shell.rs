@@ -63,6 +63,25 @@ impl Shell {
         self.verbosity
     }
 
+    /// The `--color` choice, as given.
+    pub fn color(&self) -> ColorChoice {
+        self.color
+    }
+
+    /// `always` or `never`: the `--color` for a child whose stderr dyndev
+    /// reads and passes on to its own.
+    pub fn child_color(&self) -> &'static str {
+        let choice = match self.color {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        };
+        match anstream::AutoStream::new(std::io::stderr(), choice).current_choice() {
+            anstream::ColorChoice::Never => "never",
+            _ => "always",
+        }
+    }
+
     fn stderr(&self) -> anstream::AutoStream<std::io::Stderr> {
         let choice = match self.color {
             ColorChoice::Auto => anstream::ColorChoice::Auto,
@@ -114,6 +133,27 @@ impl Shell {
     pub fn header(&self, line: impl Display) {
         let _ = writeln!(self.stderr(), "{HEADER}{line}{HEADER:#}");
     }
+}
+
+/// `text` without its ANSI escape sequences (colours, bold).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: `ESC [`, parameters, then a final byte in `@`..=`~`.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A command line as a user would type it into a POSIX shell, for `-v`

@@ -219,7 +219,12 @@ pub fn run(
             continue;
         }
         let hint = bin.rerun_args(opts.with_package);
-        report_failure(opts, bin, &hint, &shown, status);
+        let which = if bin.kind == Kind::Bench {
+            "bench failed"
+        } else {
+            "test failed"
+        };
+        report_failure(opts, which, bin.harness, &hint, &shown, status);
         if !opts.no_fail_fast {
             return Ok(Outcome::Stopped(status.code().unwrap_or(101)));
         }
@@ -228,20 +233,17 @@ pub fn run(
     Ok(Outcome::Ran(failed))
 }
 
-/// `error: test failed, to rerun pass ...`, with the process's status
-/// when it did not fail the usual way (libtest exits with 101).
-fn report_failure(
+/// `error: test failed, to rerun pass ...` (`which` says what failed),
+/// with the process's status when it did not fail the usual way (libtest
+/// exits with 101).
+pub(crate) fn report_failure(
     opts: &RunOptions<'_>,
-    bin: &TestBinary,
+    which: &str,
+    harness: bool,
     hint: &str,
     shown: &str,
     status: ExitStatus,
 ) {
-    let which = if bin.kind == Kind::Bench {
-        "bench failed"
-    } else {
-        "test failed"
-    };
     let mut message = format!("{which}, to rerun pass `{hint}`");
     if status.code() == Some(101) {
         opts.shell.error(message);
@@ -255,7 +257,7 @@ fn report_failure(
         .test_args
         .iter()
         .any(|a| a == "--nocapture" || a == "--no-capture");
-    if status.code().is_some() && bin.harness && !nocapture {
+    if status.code().is_some() && harness && !nocapture {
         opts.shell.print(
             "note: test exited abnormally; to see the full output pass --no-capture to the harness.",
         );
@@ -273,7 +275,7 @@ pub fn failed_targets_message(hints: &[String]) -> Option<String> {
     }
 }
 
-fn show_command(cmd: &Command) -> String {
+pub(crate) fn show_command(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
         let a = a.to_string_lossy();

@@ -8,7 +8,7 @@
 //! ```text
 //! dyndev-rustc-wrapper   wrapper.rs  every member compilation (RUSTC_WORKSPACE_WRAPPER)
 //! dyndev-linker          linker.rs   rustc's linker: exports C code, records probes, times links
-//! dyndev-rustdoc         rustdoc.rs  cargo's rustdoc for doctests: gives tests the user's env
+//! dyndev-rustdoc         rustdoc.rs  cargo's rustdoc for doctests: records their commands
 //! dyndev-rustc-timer     timer.rs    compare's RUSTC_WRAPPER: times each compilation
 //! dyndev-rustc-capture   capture.rs  watch's innermost wrapper: records rustc commands
 //! dyndev-watch-guard     guard.rs    watch's watchdog: kills the program's group if watch dies

@@ -33,6 +33,7 @@ use cargo_metadata::{Artifact, BuildScript, Message};
 use crate::bundle;
 use crate::cargo::{CargoCommand, exit_code};
 use crate::cli::{BuildArgs, CompileArgs, FeatureArgs};
+use crate::doctest::Doctests;
 use crate::error::Failure;
 use crate::layout::Layout;
 use crate::plan::Graph;
@@ -58,6 +59,25 @@ pub struct BuildRequest<'a> {
     pub compile: &'a CompileArgs,
     /// The profile's name, for messages.
     pub profile: String,
+    /// Doctests built alongside, their commands recorded for the driver
+    /// to run ([`crate::doctest`]).
+    pub doctests: Option<DoctestBuild>,
+}
+
+/// The `cargo test --doc` each pass of a build runs after its own cargo
+/// command, with the rustdoc recorder as rustdoc.
+#[derive(Debug, Clone)]
+pub struct DoctestBuild {
+    /// Cargo's options, without `--doc`, `--message-format` and `--color`.
+    pub args: Vec<String>,
+    /// What goes after `--`: the test name filter and the harness's
+    /// arguments.
+    pub test_args: Vec<std::ffi::OsString>,
+    /// The doctests are the whole build: the request's own command does
+    /// not run (`cargo test --doc`).
+    pub only: bool,
+    /// The rustdoc cargo would run.
+    pub rustdoc: std::ffi::OsString,
 }
 
 /// What a successful build made.
@@ -68,13 +88,16 @@ pub struct Outcome {
     /// The bundle in use; none when the build linked nothing against one
     /// (only proc-macros or cdylibs, say).
     pub bundle: Option<BundleState>,
+    /// The doctests cargo would run, when the request asked for them.
+    pub doctests: Doctests,
 }
 
-/// One `cargo build` and what it reported.
+/// One `cargo build` (and `cargo test --doc`) and what it reported.
 struct Pass {
     artifacts: Vec<Artifact>,
     build_scripts: Vec<BuildScript>,
     journal: Vec<JournalEntry>,
+    doctests: Doctests,
 }
 
 impl<'a> BuildRequest<'a> {
@@ -100,6 +123,7 @@ impl<'a> BuildRequest<'a> {
             features,
             compile,
             profile: compile.profile_name(),
+            doctests: None,
         }
     }
 }
@@ -168,6 +192,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
                 artifacts: first.artifacts,
                 build_scripts: first.build_scripts,
                 bundle: previous,
+                doctests: first.doctests,
             });
         }
         Step::Link => first,
@@ -204,6 +229,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         artifacts: last.artifacts,
         build_scripts: last.build_scripts,
         bundle: Some(bundle),
+        doctests: last.doctests,
     })
 }
 
@@ -446,19 +472,43 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
             .unwrap_or_default()
     );
     let run_dir = req.layout.run_dir(&run);
-    let mut cmd = wrapped_cargo(req, req.subcommand, bundle_env, &run)?;
-    cmd.args(&req.cargo_args)
-        .arg("--message-format=json-render-diagnostics");
-    let mut artifacts = Vec::new();
-    let mut build_scripts = Vec::new();
-    let status = cmd.stream_messages(req.shell, |message| match message {
-        Message::CompilerArtifact(a) => artifacts.push(a),
-        Message::BuildScriptExecuted(s) => build_scripts.push(s),
+    let mut artifacts: Vec<Artifact> = Vec::new();
+    let mut build_scripts: Vec<BuildScript> = Vec::new();
+    // The doctests' cargo reports again the units both commands build.
+    let mut seen = BTreeSet::new();
+    let mut on_message = |message| match message {
+        Message::CompilerArtifact(a)
+            if seen.insert((a.package_id.repr.clone(), a.filenames.clone())) =>
+        {
+            artifacts.push(a);
+        }
+        Message::BuildScriptExecuted(s)
+            if seen.insert((s.package_id.repr.clone(), vec![s.out_dir.clone()])) =>
+        {
+            build_scripts.push(s);
+        }
         _ => {}
-    })?;
+    };
+    let mut status = None;
+    if !req.doctests.as_ref().is_some_and(|d| d.only) {
+        let mut cmd = wrapped_cargo(req, req.subcommand, bundle_env, &run)?;
+        cmd.args(&req.cargo_args)
+            .arg("--message-format=json-render-diagnostics");
+        status = Some(cmd.stream_messages(req.shell, &mut on_message)?);
+    }
+    let mut doctests = Doctests::default();
+    if let Some(doc) = &req.doctests
+        && status.is_none_or(|s| s.success())
+    {
+        let (s, recorded) = doctest_pass(req, doc, bundle_env, &run, &mut on_message)?;
+        status = Some(s);
+        doctests = recorded;
+    }
     let journal = JournalEntry::read_all(&run_dir)?;
     let _ = std::fs::remove_dir_all(&run_dir);
-    if !status.success() {
+    if let Some(status) = status
+        && !status.success()
+    {
         return Err(Failure::Cargo {
             code: exit_code(status),
         }
@@ -468,7 +518,51 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
         artifacts,
         build_scripts,
         journal,
+        doctests,
     })
+}
+
+/// `cargo test --doc` with the rustdoc recorder: builds what the doctests
+/// need and writes their commands down. Cargo's own `Doc-tests` lines are
+/// kept off the terminal (the doctests run later, each under its line).
+fn doctest_pass(
+    req: &BuildRequest<'_>,
+    doc: &DoctestBuild,
+    bundle_env: &str,
+    run: &str,
+    on_message: &mut dyn FnMut(Message),
+) -> Result<(std::process::ExitStatus, Doctests)> {
+    use crate::helpers::rustdoc;
+    let record = req.layout.state_dir.join("doctests").join(run);
+    let _ = std::fs::remove_dir_all(&record);
+    crate::fs::create_dir_all(&record)?;
+    let proxy = crate::helpers::install(&req.layout.state_dir.join("bin"), rustdoc::NAME)?;
+    let mut cmd = wrapped_cargo(req, "test", bundle_env, run)?;
+    cmd.args(doc.args.iter().filter(|a| !a.starts_with("--color")))
+        .arg("--doc")
+        .arg("--message-format=json-render-diagnostics")
+        .arg(format!("--color={}", req.shell.child_color()));
+    if !doc.test_args.is_empty() {
+        cmd.arg("--").args(&doc.test_args);
+    }
+    cmd.env("RUSTDOC", &proxy)
+        .env(rustdoc::env::REAL_RUSTDOC, &doc.rustdoc)
+        .env(rustdoc::env::RECORD, &record);
+    let changed = cmd
+        .changed_vars()
+        .filter_map(|k| k.to_str().map(str::to_owned))
+        .collect();
+    let shown_proxy = proxy.display().to_string();
+    let hide = move |line: &str| {
+        let line = crate::shell::strip_ansi(line);
+        let line = line.trim_start();
+        line.starts_with("Doc-tests ")
+            || (line.starts_with("Running `") && line.contains(&shown_proxy))
+    };
+    let status = cmd.stream_messages_hiding(req.shell, hide, on_message)?;
+    let recorded = crate::doctest::Recorded::read_all(&record)?;
+    let _ = std::fs::remove_dir_all(&record);
+    Ok((status, Doctests { recorded, changed }))
 }
 
 #[cfg(test)]

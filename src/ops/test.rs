@@ -1,9 +1,9 @@
 //! `cargo dyndev test`: build the test targets against the bundle with
-//! `cargo test --no-run`, then run the test binaries it made as `cargo test`
-//! would, and the doctests through `cargo test --doc` with a rustdoc that
-//! hides dyndev's environment. Every test binary binds to the bundle
-//! instead of linking each dependency again, and sees the environment
-//! plain `cargo test` gives it.
+//! `cargo test --no-run` (and what the doctests need with `cargo test
+//! --doc`, their commands recorded), then run the test binaries it made
+//! and the doctests as `cargo test` would. Every test binary binds to the
+//! bundle instead of linking each dependency again, and sees the
+//! environment plain `cargo test` gives it.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,7 @@ use cargo_metadata::TargetKind;
 use crate::cli::TestArgs;
 use crate::doctest;
 use crate::error::{Failure, code};
-use crate::helpers::wrapper::env;
-use crate::ops::build::{BuildRequest, Outcome, build, wrapped_cargo};
+use crate::ops::build::{BuildRequest, DoctestBuild, Outcome, build};
 use crate::shell::Shell;
 use crate::test_binaries::{self, RunOptions};
 use crate::workspace::Workspace;
@@ -43,16 +42,14 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     }
     // A test name without targets selects what cargo then selects: the
     // library's and the integration tests, no doctests.
-    let build_selection = if args.doc {
-        vec!["--lib".to_owned()]
-    } else {
-        selection
-            .iter()
-            .cloned()
-            .chain(args.filter.clone())
-            .collect()
-    };
-    let req = BuildRequest::new(
+    let build_selection: Vec<String> = selection
+        .iter()
+        .cloned()
+        .chain(args.filter.clone())
+        .collect();
+    let cwd = std::env::current_dir().context("failed to read the working directory")?;
+    let config = load_config(&cwd)?;
+    let mut req = BuildRequest::new(
         shell,
         &ws,
         "test",
@@ -65,8 +62,25 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
         &args.features,
         &args.compile,
     );
+    // Doctests run when asked for, or when neither a target nor a test
+    // name was given; their units are built with the rest.
+    let doctests = !args.no_run
+        && (args.doc || (selection.is_empty() && args.filter.is_none()))
+        && has_doctests(&ws, args)?;
+    if doctests {
+        req.doctests = Some(DoctestBuild {
+            args: common.clone(),
+            test_args: args
+                .filter
+                .iter()
+                .map(OsString::from)
+                .chain(args.args.iter().cloned())
+                .collect(),
+            only: args.doc,
+            rustdoc: doctest::real_rustdoc(Some(&config)),
+        });
+    }
     let outcome = build(&req)?;
-    let cwd = std::env::current_dir().context("failed to read the working directory")?;
     let binaries = test_binaries::from_artifacts(&outcome.artifacts, &ws.metadata.packages);
     if args.no_run {
         for b in &binaries {
@@ -78,17 +92,16 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     let mut test_args: Vec<OsString> = args.filter.iter().map(OsString::from).collect();
     test_args.extend(args.args.iter().cloned());
     let with_package = needs_package_flag(&ws, args);
-    let config = load_config(&cwd)?;
+    let opts = RunOptions {
+        shell,
+        cwd: &cwd,
+        test_args: &test_args,
+        no_fail_fast: args.no_fail_fast,
+        runner: runner(&config)?,
+        with_package,
+    };
     let mut failed = Vec::new();
     if !args.doc {
-        let opts = RunOptions {
-            shell,
-            cwd: &cwd,
-            test_args: &test_args,
-            no_fail_fast: args.no_fail_fast,
-            runner: runner(&config)?,
-            with_package,
-        };
         let sysroot_lib = toolchain_libdir(&outcome);
         let ran = test_binaries::run(&binaries, &opts, |bin| {
             let env = crate::program_env::cargo_env(
@@ -106,19 +119,21 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
             test_binaries::Outcome::Ran(f) => failed = f,
         }
     }
-
-    // Doctests run when asked for, or when neither a target nor a test
-    // name was given.
-    if args.doc || (selection.is_empty() && args.filter.is_none()) {
-        failed.extend(doctests(
-            &req,
-            &ws,
-            args,
-            &common,
-            &outcome,
-            &config,
-            with_package,
-        )?);
+    if doctests {
+        let rustdoc = doctest::real_rustdoc(Some(&config));
+        let ran = doctest::run(
+            &outcome.doctests,
+            &opts,
+            &rustdoc,
+            shell.color().as_str(),
+            outcome.bundle.as_ref(),
+        )?;
+        match ran {
+            test_binaries::Outcome::Stopped(code) => {
+                return Err(Failure::Cargo { code }.into());
+            }
+            test_binaries::Outcome::Ran(f) => failed.extend(f),
+        }
     }
     match test_binaries::failed_targets_message(&failed) {
         None => Ok(()),
@@ -178,123 +193,20 @@ fn runner(config: &cargo_config2::Config) -> Result<Option<(PathBuf, Vec<OsStrin
         .map(|r| (r.path, r.args)))
 }
 
-/// Runs the doctests of the selected libraries with `cargo test --doc` in
-/// the wrapped environment (cargo finds every unit fresh), through the
-/// rustdoc proxy. Returns the rerun hints of what failed with
-/// `--no-fail-fast`; otherwise a failure ends the command.
-fn doctests(
-    req: &BuildRequest<'_>,
-    ws: &Workspace,
-    args: &TestArgs,
-    common: &[String],
-    outcome: &Outcome,
-    config: &cargo_config2::Config,
-    with_package: bool,
-) -> Result<Vec<String>> {
-    let documented = documented_libraries(ws, args)?;
-    if documented.is_empty() {
-        return Ok(Vec::new());
-    }
-    let host = config
-        .host_triple()
-        .context("failed to learn rustc's host")?
-        .to_owned();
-    let configured: Vec<String> = config
-        .rustdocflags(host.as_str())
-        .context("failed to read `rustdocflags` from cargo's configuration")?
-        .map(|f| f.flags)
-        .unwrap_or_default();
-    let proxy = crate::helpers::install(
-        &req.layout.state_dir.join("bin"),
-        crate::helpers::rustdoc::NAME,
-    )?;
-    let bundle_env = outcome.bundle.as_ref().map_or(env::NONE, |b| b.id.as_str());
-
-    // With `--no-fail-fast` and several libraries, one cargo each, so each
-    // failure is known; else one cargo, whose failure ends the command.
-    let runs: Vec<Vec<String>> = if args.no_fail_fast && documented.len() > 1 {
-        documented
-            .iter()
-            .map(|name| vec!["--package".into(), name.clone()])
-            .collect()
-    } else {
-        vec![Vec::new()]
-    };
-    let mut failed = Vec::new();
-    for packages in runs {
-        let mut cmd = wrapped_cargo(req, "test", bundle_env, "test")?;
-        if packages.is_empty() {
-            cmd.args(common);
-        } else {
-            let mut rest = Vec::new();
-            args.features.push_cargo_args(&mut rest);
-            args.compile.push_build_args(&mut rest);
-            args.global.push_cargo_args(&mut rest);
-            cmd.args(&packages).args(rest);
-        }
-        cmd.arg("--doc");
-        if let Some(filter) = &args.filter {
-            cmd.arg(filter);
-        }
-        if !args.args.is_empty() {
-            cmd.arg("--").args(&args.args);
-        }
-        if let Some(b) = &outcome.bundle {
-            let flags = doctest::rustdoc_flags(configured.clone(), b);
-            cmd.env("CARGO_ENCODED_RUSTDOCFLAGS", flags.join("\u{1f}"))
-                .env_remove("RUSTDOCFLAGS");
-        }
-        cmd.env(
-            crate::helpers::rustdoc::env::REAL_RUSTDOC,
-            doctest::real_rustdoc(Some(config)),
-        )
-        .env("RUSTDOC", &proxy);
-        let changed: Vec<String> = cmd
-            .changed_vars()
-            .filter_map(|k| k.to_str().map(str::to_owned))
-            .collect();
-        cmd.env(
-            crate::helpers::rustdoc::env::RESTORE,
-            crate::helpers::rustdoc::restore_value(changed.iter().map(String::as_str)),
-        );
-        let status = cmd.status(req.shell)?;
-        if status.success() {
-            continue;
-        }
-        let code = crate::cargo::exit_code(status);
-        if !args.no_fail_fast {
-            return Err(Failure::Cargo { code }.into());
-        }
-        failed.push(match packages.get(1) {
-            Some(name) => format!("-p {name} --doc"),
-            None if with_package && documented.len() == 1 => {
-                format!("-p {} --doc", documented[0])
-            }
-            None => "--doc".into(),
-        });
-    }
-    Ok(failed)
-}
-
-/// The selected packages whose library has doctests.
-fn documented_libraries(ws: &Workspace, args: &TestArgs) -> Result<Vec<String>> {
-    Ok(ws
-        .select(&args.packages)?
-        .into_iter()
-        .filter(|p| {
-            p.targets.iter().any(|t| {
-                t.doctest
-                    && t.kind.iter().any(|k| {
-                        matches!(
-                            k,
-                            TargetKind::Lib
-                                | TargetKind::RLib
-                                | TargetKind::DyLib
-                                | TargetKind::ProcMacro
-                        )
-                    })
-            })
+/// Whether a selected package's library has doctests.
+fn has_doctests(ws: &Workspace, args: &TestArgs) -> Result<bool> {
+    Ok(ws.select(&args.packages)?.into_iter().any(|p| {
+        p.targets.iter().any(|t| {
+            t.doctest
+                && t.kind.iter().any(|k| {
+                    matches!(
+                        k,
+                        TargetKind::Lib
+                            | TargetKind::RLib
+                            | TargetKind::DyLib
+                            | TargetKind::ProcMacro
+                    )
+                })
         })
-        .map(|p| p.name.to_string())
-        .collect())
+    }))
 }

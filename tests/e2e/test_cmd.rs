@@ -278,6 +278,108 @@ fn doctests_build_what_they_need_first() {
     assert!(out.stdout.contains("left: 2"), "{out}");
 }
 
+/// `errs`'s doctest needs a feature of `log` that only `other` turns on:
+/// it passes when the workspace is tested together, as under cargo, and
+/// `other` has a failing doctest, so the run goes on past it.
+fn doctest_workspace() -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"errs\", \"other\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "errs/Cargo.toml",
+            &manifest("doc-errs", "[dependencies]\nlog = \"=0.4.35\"\n"),
+        )
+        .file(
+            "errs/src/lib.rs",
+            "//! ```\n\
+             //! struct L;\n\
+             //! impl log::Log for L {\n\
+             //!     fn enabled(&self, _: &log::Metadata) -> bool { true }\n\
+             //!     fn log(&self, _: &log::Record) {}\n\
+             //!     fn flush(&self) {}\n\
+             //! }\n\
+             //! log::set_boxed_logger(Box::new(L)).unwrap();\n\
+             //! assert_eq!(doc_errs::add(1, 2), 3);\n\
+             //! ```\n\
+             pub fn add(a: u32, b: u32) -> u32 { a + b }\n",
+        )
+        .file(
+            "other/Cargo.toml",
+            &manifest(
+                "doc-other",
+                "[dependencies]\nlog = { version = \"=0.4.35\", features = [\"std\"] }\n\
+                 doc-errs = { path = \"../errs\" }\n",
+            ),
+        )
+        .file(
+            "other/src/lib.rs",
+            "/// ```\n/// assert_eq!(doc_other::twice(2), 4);\n/// ```\n\
+             pub fn twice(n: u32) -> u32 { doc_errs::add(n, n) }\n\
+             /// ```\n/// assert_eq!(doc_other::twice(2), 5);\n/// ```\n\
+             pub fn broken() {}\n",
+        )
+        .build()
+}
+
+/// The lines a user compares: what ran, in which order, and its results.
+fn outline(run: &Run) -> Vec<String> {
+    run.stderr
+        .lines()
+        .chain(run.stdout.lines())
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("Running ") || l.starts_with("Doc-tests ") || l.starts_with("error:")
+        })
+        .map(|l| l.split(" (").next().unwrap().trim().to_owned())
+        .chain(
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with("test result:"))
+                .map(|l| l.split("; finished").next().unwrap().to_owned()),
+        )
+        .collect()
+}
+
+#[test]
+fn doctests_of_a_workspace_run_as_cargo_runs_them() {
+    let p = doctest_workspace();
+    let ours = p
+        .dyndev(&["test", "--workspace", "--no-fail-fast"])
+        .code(101);
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .current_dir(&p.root)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS");
+    let theirs = run(cargo).code(101);
+    assert_eq!(outline(&ours), outline(&theirs), "{ours}\n{theirs}");
+    let doc = outline(&ours);
+    assert!(
+        doc.contains(&"Doc-tests doc_errs".to_owned())
+            && doc
+                .contains(&"error: doctest failed, to rerun pass `-p doc-other --doc`".to_owned()),
+        "{ours}"
+    );
+    // Nothing of dyndev's was left for cargo to take as built: the
+    // doctests alone, and then everything, run the same again.
+    let again = p
+        .dyndev(&["test", "--doc", "--workspace", "--no-fail-fast"])
+        .code(101);
+    assert!(
+        again.stdout.contains("test result: ok. 1 passed"),
+        "{again}"
+    );
+    let all = p
+        .dyndev(&["test", "--workspace", "--no-fail-fast"])
+        .code(101);
+    assert_eq!(outline(&all), outline(&theirs), "{all}");
+}
+
 #[test]
 fn a_configured_runner_runs_the_tests() {
     let p = project()
