@@ -120,6 +120,18 @@ impl CargoCommand {
         Ok(out.stdout)
     }
 
+    /// Runs with stdout and stderr captured: stdout when cargo succeeded,
+    /// else nothing (a first attempt whose failure is not the user's).
+    pub fn output_quietly(&self) -> Option<Vec<u8>> {
+        let out = self
+            .command()
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status.success().then_some(out.stdout)
+    }
+
     /// Runs to completion on the user's terminal.
     pub fn status(&self, shell: &Shell) -> Result<ExitStatus> {
         shell.verbose_status("Running", format_args!("`{}`", self.display()));

@@ -50,12 +50,35 @@ impl Workspace {
         ];
         compile.push_workspace_args(&mut args);
         features.push_cargo_args(&mut args);
-        Workspace::from_args(shell, args)
+        // `cargo metadata` wants every package of the resolve, other
+        // members' dev-dependencies too, where the build only downloaded
+        // what it compiled: what is on disk is asked for first, so that
+        // nothing more is fetched when it is enough.
+        if !compile.offline && !compile.frozen {
+            let mut offline = args.clone();
+            offline.push("--offline".into());
+            if let Some(out) = CargoCommand::new("metadata").args(offline).output_quietly() {
+                return Workspace::from_output(shell, &out);
+            }
+        }
+        let out = CargoCommand::new("metadata").args(args).output(shell);
+        if out.is_err() && (compile.offline || compile.frozen) {
+            shell.note(
+                "dyndev plans the bundle from the whole dependency graph (`cargo metadata`), \
+                 which needs every package of `Cargo.lock` for this platform, other members' \
+                 dev-dependencies too; run `cargo fetch` once while online",
+            );
+        }
+        Workspace::from_output(shell, &out?)
     }
 
     fn from_args(shell: &Shell, args: Vec<String>) -> Result<Workspace> {
         let out = CargoCommand::new("metadata").args(args).output(shell)?;
-        let metadata = MetadataCommand::parse(String::from_utf8_lossy(&out))
+        Workspace::from_output(shell, &out)
+    }
+
+    fn from_output(shell: &Shell, out: &[u8]) -> Result<Workspace> {
+        let metadata = MetadataCommand::parse(String::from_utf8_lossy(out))
             .context("failed to parse the output of `cargo metadata`")?;
         let root_metadata = metadata.root_package().map(|p| &p.metadata);
         let (settings, warnings) =

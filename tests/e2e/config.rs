@@ -92,3 +92,69 @@ fn rustc_wrapper_keeps_wrapping_every_compilation() {
     assert_needs_a_bundle(&bin);
     assert_eq!(run_outside_cargo(&bin, &[]).success().stdout, "9\n");
 }
+
+/// `--offline` builds what plain cargo builds offline, as long as what
+/// planning reads is on disk; when it is not (another member's
+/// dev-dependency was never downloaded), the error says what to do. A
+/// cargo home of its own, so that what is downloaded is known.
+#[test]
+fn offline_builds_use_what_is_downloaded_and_say_what_is_missing() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"app\", \"lazy\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest("offline-app", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(8u8)); }\n",
+        )
+        .file(
+            "lazy/Cargo.toml",
+            &manifest(
+                "offline-lazy",
+                "[dev-dependencies]\nsmallvec = \"=1.11.1\"\n",
+            ),
+        )
+        .file("lazy/src/lib.rs", "")
+        .build();
+    let home = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let with_home = |mut cmd: std::process::Command| {
+        cmd.env("CARGO_HOME", home.path())
+            .env("CARGO_TARGET_DIR", target.path());
+        cmd
+    };
+    let mut fetch = std::process::Command::new(env!("CARGO"));
+    fetch
+        .args(["build", "-p", "offline-app"])
+        .current_dir(&p.root);
+    run(with_home(fetch)).success();
+
+    // Plain cargo built offline-app without smallvec; planning's `cargo
+    // metadata` wants it, and cannot fetch it offline.
+    let out = run(with_home(dyndev_cmd(
+        &p.root,
+        &["run", "-p", "offline-app", "--offline"],
+    )))
+    .code(101);
+    assert!(
+        out.stderr.contains("run `cargo fetch` once while online"),
+        "{out}"
+    );
+    // Online, it is fetched once; offline then works.
+    run(with_home(dyndev_cmd(
+        &p.root,
+        &["build", "-p", "offline-app"],
+    )))
+    .success();
+    let out = run(with_home(dyndev_cmd(
+        &p.root,
+        &["run", "-p", "offline-app", "--offline"],
+    )))
+    .success();
+    assert_eq!(out.stdout, "8\n", "{out}");
+}
