@@ -475,15 +475,20 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
     let mut artifacts: Vec<Artifact> = Vec::new();
     let mut build_scripts: Vec<BuildScript> = Vec::new();
     // The doctests' cargo reports again the units both commands build.
+    // A unit is its package, target and mode, and what it wrote (nothing,
+    // for a probed unit).
     let mut seen = BTreeSet::new();
     let mut on_message = |message| match message {
         Message::CompilerArtifact(a)
-            if seen.insert((a.package_id.repr.clone(), a.filenames.clone())) =>
+            if seen.insert(format!(
+                "{} {} {:?} {} {:?}",
+                a.package_id, a.target.name, a.target.kind, a.profile.test, a.filenames
+            )) =>
         {
             artifacts.push(a);
         }
         Message::BuildScriptExecuted(s)
-            if seen.insert((s.package_id.repr.clone(), vec![s.out_dir.clone()])) =>
+            if seen.insert(format!("{} build {}", s.package_id, s.out_dir)) =>
         {
             build_scripts.push(s);
         }
