@@ -13,6 +13,7 @@ pub mod cargo_config;
 pub mod cli;
 pub mod closure;
 pub mod cutoff;
+pub mod depinfo;
 pub mod doctest;
 pub mod error;
 pub mod fs;

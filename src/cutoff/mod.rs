@@ -136,34 +136,8 @@ pub fn compiled_opaquely(inv: &Invocation) -> bool {
 
 /// The files and `# env-dep:` lines of a makefile-style dep-info file.
 pub fn read_dep_info(path: &Path) -> Option<(Vec<PathBuf>, Vec<String>)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
-    let (_, deps) = lines.next()?.split_once(": ")?;
-    let mut files = Vec::new();
-    let mut current = String::new();
-    let mut chars = deps.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&' ') => {
-                current.push(' ');
-                chars.next();
-            }
-            ' ' => {
-                if !current.is_empty() {
-                    files.push(PathBuf::from(std::mem::take(&mut current)));
-                }
-            }
-            c => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        files.push(PathBuf::from(current));
-    }
-    let env = lines
-        .filter_map(|l| l.strip_prefix("# env-dep:"))
-        .map(str::to_owned)
-        .collect();
-    Some((files, env))
+    let info = crate::depinfo::DepInfo::read(path)?;
+    Some((info.files, info.env))
 }
 
 /// Whether any of `files` was modified at or after `time` (or is gone).
@@ -953,23 +927,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dep_info_gives_files_with_spaces_and_env() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().join("t.d");
-        std::fs::write(
-            &d,
-            "/t/deps/a-1: src/lib.rs src/my\\ mod.rs\n\nsrc/lib.rs:\n\n# env-dep:CARGO_PKG_NAME=webshop\n# env-dep:UNSET\n",
-        )
-        .unwrap();
-        let (files, env) = read_dep_info(&d).unwrap();
-        assert_eq!(
-            files,
-            [PathBuf::from("src/lib.rs"), PathBuf::from("src/my mod.rs")]
-        );
-        assert_eq!(env, ["CARGO_PKG_NAME=webshop", "UNSET"]);
-    }
 
     #[test]
     fn only_unoptimized_or_incremental_compiles_hide_bodies() {

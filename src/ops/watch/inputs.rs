@@ -70,7 +70,12 @@ impl Inputs {
         for a in artifacts.iter().filter(|a| ws.is_member(&a.package_id)) {
             for dep_info in dep_info_files(a) {
                 if let Ok(text) = std::fs::read_to_string(&dep_info) {
-                    files.extend(parse_dep_info(&text).into_iter().map(|p| root.join(p)));
+                    files.extend(
+                        crate::depinfo::DepInfo::parse(&text)
+                            .files
+                            .into_iter()
+                            .map(|p| root.join(p)),
+                    );
                 }
             }
         }
@@ -149,8 +154,12 @@ impl Inputs {
         }
         for (_, (_, path)) in newest {
             if let Ok(text) = std::fs::read_to_string(&path) {
-                self.files
-                    .extend(parse_dep_info(&text).into_iter().map(|p| ws.root().join(p)));
+                self.files.extend(
+                    crate::depinfo::DepInfo::parse(&text)
+                        .files
+                        .into_iter()
+                        .map(|p| ws.root().join(p)),
+                );
             }
         }
         self
@@ -264,69 +273,6 @@ fn dep_info_files(a: &Artifact) -> Vec<PathBuf> {
     out
 }
 
-/// Every file a make-style dep-info names as a prerequisite. Paths may be
-/// relative (to the workspace root, where cargo runs rustc); spaces are
-/// escaped with a backslash.
-pub fn parse_dep_info(text: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some(colon) = find_separator(line) else {
-            continue;
-        };
-        let words = split_escaped(&line[colon + 1..]);
-        files.extend(words.into_iter().map(PathBuf::from));
-    }
-    files.sort();
-    files.dedup();
-    files
-}
-
-/// The `:` that ends the target: followed by a space or the line's end,
-/// and not escaped.
-fn find_separator(line: &str) -> Option<usize> {
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b':' if bytes.get(i + 1).is_none_or(|b| *b == b' ') => return Some(i),
-            _ => i += 1,
-        }
-    }
-    None
-}
-
-fn split_escaped(s: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(n @ (' ' | '\\' | '#' | ':')) => word.push(n),
-                Some(n) => {
-                    word.push('\\');
-                    word.push(n);
-                }
-                None => {}
-            },
-            ' ' | '\t' => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
 /// `rerun-if-changed` paths in a build script's output, in both the
 /// `cargo:` and `cargo::` spellings.
 pub fn rerun_if_changed(output: &str) -> Vec<PathBuf> {
@@ -345,27 +291,6 @@ pub use crate::fs::normalize;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_rustc_and_cargo_dep_info() {
-        let rustc = "/t/deps/app-1.d: src/main.rs src/data.txt\n\n\
-                     /t/deps/app-1: src/main.rs src/data.txt\n\n\
-                     src/main.rs:\nsrc/data.txt:\n\n\
-                     # env-dep:CARGO_DYNDEV_BUNDLE=abc\n";
-        assert_eq!(
-            parse_dep_info(rustc),
-            [Path::new("src/data.txt"), Path::new("src/main.rs")]
-        );
-        let cargo = "/t/debug/app: /w/assets/x.txt /w/build.rs /w/src/my\\ file.rs\n";
-        assert_eq!(
-            parse_dep_info(cargo),
-            [
-                Path::new("/w/assets/x.txt"),
-                Path::new("/w/build.rs"),
-                Path::new("/w/src/my file.rs")
-            ]
-        );
-    }
 
     #[test]
     fn reads_rerun_if_changed_in_both_spellings() {

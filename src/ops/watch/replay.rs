@@ -21,7 +21,8 @@ use cargo_metadata::{Artifact, PackageId};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 
-use super::inputs::{normalize, parse_dep_info};
+use super::inputs::normalize;
+use crate::depinfo::DepInfo;
 use crate::helpers::capture::Capture;
 
 /// One member unit of the last build.
@@ -118,7 +119,8 @@ impl FastPath {
                         .dep_info_path()
                         .and_then(|d| std::fs::read_to_string(d).ok())
                         .map(|t| {
-                            parse_dep_info(&t)
+                            DepInfo::parse(&t)
+                                .files
                                 .into_iter()
                                 .map(|p| normalize(&c.cwd.join(p)))
                                 .collect()
@@ -373,7 +375,8 @@ impl Replay<'_> {
                     .and_then(|d| std::fs::read_to_string(d).ok())
             {
                 files.extend(
-                    parse_dep_info(&text)
+                    DepInfo::parse(&text)
+                        .files
                         .into_iter()
                         .map(|p| normalize(&c.cwd.join(p))),
                 );
