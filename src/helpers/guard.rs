@@ -25,7 +25,7 @@ pub fn main() -> i32 {
         }
     }
     for pgid in groups {
-        crate::ops::watch::process::signal_group(pgid, libc::SIGKILL);
+        crate::process::signal_group(pgid, libc::SIGKILL);
     }
     0
 }

@@ -8,7 +8,7 @@
 mod changes;
 mod hot;
 pub mod inputs;
-pub mod process;
+pub mod instance;
 pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,12 +26,13 @@ use crate::cli::{RunArgs, TestArgs, WatchArgs, WatchMode, WatchOptions};
 use crate::error::Failure;
 use crate::ops::build::{BuildRequest, build};
 use crate::ops::run;
+use crate::process::{self, Terminal};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 use changes::{fingerprint, is_cargo_file};
 use hot::Hot;
 use inputs::{Exclusions, Inputs};
-use process::{Guard, Instance, Terminal};
+use instance::{Guard, Instance};
 use replay::FastPath;
 
 /// What to keep running.
@@ -384,7 +385,7 @@ impl<'a> Session<'a> {
         how: &str,
     ) {
         let exe = PathBuf::from(command.get_program());
-        match process::start(command, self.exit_notifier()) {
+        match instance::start(command, self.exit_notifier()) {
             Ok(instance) => {
                 self.guard.add(instance.pid);
                 if let Some(hot) = &mut self.hot {
