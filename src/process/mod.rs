@@ -1,14 +1,20 @@
 //! The operating system's side of the processes dyndev starts: signals and
-//! their names, process groups, the parent-death signal, waiting for an
-//! exit, the terminal's foreground group. What is Linux-specific about
-//! processes is here, for watch, compare and the watch guard alike.
+//! their names, process groups, the parent-death signal, descriptors
+//! passed to a child, the subreaper and finding and stopping descendants,
+//! the terminal's foreground group. What is Linux-specific about processes
+//! is here, for watch, compare and the watch guard alike.
 
+mod signals;
 mod terminal;
+mod tree;
 
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+pub use signals::{Signals, wait_readable};
 pub use terminal::Terminal;
+pub use tree::{become_subreaper, reap_children, stop_descendants};
 
 /// Sends `signal` to every process of the group `pgid`; false when none is
 /// left. Async-signal-safe: a signal handler may call it.
@@ -166,6 +172,44 @@ fn wait_for_exit_with(pid: u32, use_pidfd: bool) -> std::io::Result<ExitStatus> 
         }
         // Stopped or continued: by a tracer or by job control, not gone.
     }
+}
+
+/// Keeps `fds` open in the child `command` starts, under the same
+/// numbers: this process opens them close-on-exec, so no other child
+/// inherits them.
+#[allow(unsafe_code)]
+pub fn pass_fds(command: &mut Command, fds: &[RawFd]) {
+    use std::os::unix::process::CommandExt;
+    let fds = fds.to_vec();
+    // SAFETY: in the child only `fcntl` runs, which is async-signal-safe;
+    // the vector was allocated before the fork and is only read.
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes the descriptor `fd` the parent passed (see [`pass_fds`]), and
+/// makes it close-on-exec, so what this process starts does not inherit
+/// it.
+#[allow(unsafe_code)]
+pub fn inherited_fd(fd: RawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain system calls on a number; a descriptor that is not
+    // open makes them fail.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(std::io::Error::other(format!(
+            "no descriptor {fd} was passed"
+        )));
+    }
+    // SAFETY: the descriptor is open, and the parent passed it to this
+    // process alone to own; nothing else here uses the number.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `exit status 3`, `signal 11 (SIGSEGV)`.
