@@ -1,95 +1,109 @@
-//! The watched program's instances: each runs in a process group of its
-//! own, is stopped as a group (SIGTERM, a grace period, SIGKILL), and dies
-//! with the watcher, also when the watcher itself is killed.
-//!
-//! Two safeguards cover a watcher that dies without cleaning up: the
-//! program gets SIGKILL as its parent-death signal, and a guard process
-//! (this executable again) holds a pipe from the watcher; when the pipe
-//! closes, it kills every group the watcher had running.
+//! The watched program's instances. Each runs under a guard of its own
+//! (this executable again, `helpers::guard`): the program's parent and the
+//! subreaper of all it starts. Stopping an instance stops every process the
+//! program started, also one that left its process group or session
+//! (SIGTERM, a grace period, SIGKILL); and should the watcher die, even by
+//! SIGKILL, the guard kills them all.
 
-use std::io::Write;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::time::Instant;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-
+use crate::helpers::guard::{self, Report};
 use crate::process;
 
 /// One running instance of the program.
 #[derive(Debug)]
 pub struct Instance {
-    /// Its pid, which is also its process group's id.
+    /// The program's pid, which is also its process group's id.
     pub pid: u32,
     pub started: Instant,
+    guard: Child,
+    /// Orders to the guard; closed without one, it kills everything.
+    orders: Option<std::io::PipeWriter>,
 }
 
-/// Starts `command` in a new process group, with the terminal's stdin,
-/// stdout and stderr; `on_exit` is called from another thread with its
-/// exit status.
+/// Starts `command` under its guard, in a new process group, with the
+/// terminal's stdin, stdout and stderr; `on_exit` is called from another
+/// thread with its exit status.
 pub fn start(
-    mut command: Command,
+    command: Command,
     on_exit: impl FnOnce(u32, std::io::Result<ExitStatus>) + Send + 'static,
 ) -> std::io::Result<Instance> {
-    use std::os::unix::process::CommandExt;
-    command.process_group(0);
-    process::set_parent_death_signal(&mut command);
-    // Spawned from the watcher's main thread: the parent-death signal
-    // fires when the thread that forked ends, and this one ends last.
-    let child: Child = command.spawn()?;
-    let pid = child.id();
-    // Not `Child::wait`: see `process::wait_for_exit`.
-    drop(child);
+    let (orders_in, orders) = std::io::pipe()?;
+    let (reports, reports_out) = std::io::pipe()?;
+    let (control, report) = (orders_in.as_raw_fd(), reports_out.as_raw_fd());
+    let mut guard = guard::command(&command, control, report).map_err(std::io::Error::other)?;
+    // A group of its own: the terminal's Ctrl-C is for the program and
+    // the watcher, and the guard stays to clean up after them.
+    guard.process_group(0);
+    process::pass_fds(&mut guard, &[control, report]);
+    let child = guard.spawn()?;
+    // The guard's ends: it alone holds them now, so it sees the watcher go.
+    drop((orders_in, reports_out));
+    let mut instance = Instance {
+        pid: 0,
+        started: Instant::now(),
+        guard: child,
+        orders: Some(orders),
+    };
+    let mut reports = BufReader::new(reports);
+    match next_report(&mut reports) {
+        Some(Report::Started(pid)) => instance.pid = pid,
+        Some(Report::Failed(why)) => return Err(std::io::Error::other(why)),
+        _ => {
+            return Err(std::io::Error::other("its guard ended before starting it"));
+        }
+    }
+    let pid = instance.pid;
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
-        .spawn(move || on_exit(pid, process::wait_for_exit(pid)))?;
-    Ok(Instance {
-        pid,
-        started: Instant::now(),
-    })
+        .spawn(move || {
+            let status = loop {
+                match next_report(&mut reports) {
+                    Some(Report::Exited(raw)) => break Ok(ExitStatus::from_raw(raw)),
+                    Some(_) => {}
+                    None => break Err(std::io::Error::other("its guard ended first")),
+                }
+            };
+            on_exit(pid, status);
+        })?;
+    Ok(instance)
 }
 
-/// The guard process, told over a pipe which groups are running.
-#[derive(Debug)]
-pub struct Guard {
-    child: Child,
-    pipe: ChildStdin,
-}
-
-impl Guard {
-    /// Starts the guard: this executable, in a process group of its own so
-    /// the terminal's Ctrl-C does not reach it before the watcher is done.
-    pub fn start() -> Result<Guard> {
-        use std::os::unix::process::CommandExt;
-        let exe = crate::fs::self_exe()?;
-        let mut child = Command::new(&exe)
-            .arg0(crate::helpers::guard::NAME)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("failed to start `{}`", exe.display()))?;
-        let pipe = child
-            .stdin
-            .take()
-            .context("the guard's stdin is not piped")?;
-        Ok(Guard { child, pipe })
-    }
-
-    /// The group `pgid` is running: kill it should the watcher die.
-    pub fn add(&mut self, pgid: u32) {
-        let _ = writeln!(self.pipe, "+{pgid}");
-    }
-
-    /// The group `pgid` is gone.
-    pub fn remove(&mut self, pgid: u32) {
-        let _ = writeln!(self.pipe, "-{pgid}");
+/// The guard's next report; `None` once it has ended.
+fn next_report(reports: &mut impl BufRead) -> Option<Report> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reports.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(report) = Report::parse(&line) {
+            return Some(report);
+        }
     }
 }
 
-impl Drop for Guard {
+impl Instance {
+    /// Stops the program and every process it started: SIGTERM, then
+    /// SIGKILL to whatever is left after `grace`. Returns once none is
+    /// left (or a second after SIGKILL, should one not die even of it, as
+    /// in uninterruptible sleep).
+    pub fn stop(mut self, grace: Duration) {
+        if let Some(orders) = &mut self.orders {
+            let _ = orders.write_all(guard::stop_order(grace).as_bytes());
+        }
+        // Dropped: the guard does as told, and ends.
+    }
+}
+
+impl Drop for Instance {
     fn drop(&mut self) {
-        let _ = writeln!(self.pipe, "exit");
-        let _ = self.child.wait();
+        // Without an order, the closed pipe makes the guard kill them all.
+        self.orders.take();
+        let _ = self.guard.wait();
     }
 }
