@@ -45,7 +45,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use cargo_dyndev::ops::compare::mirror::{Mirror, make_workspace_root};
-use cargo_dyndev::ops::watch::process::signal_group;
+use cargo_dyndev::process::signal_group;
 
 const MARKER: &str = "dyndev-watch-bench";
 

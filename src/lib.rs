@@ -24,6 +24,7 @@ pub mod measure;
 pub mod ops;
 pub mod plan;
 pub mod pool;
+pub mod process;
 pub mod program_env;
 pub mod reload;
 pub mod rustc_args;

@@ -2,7 +2,7 @@
 //! executable, under another name, is what cargo runs as the rustc wrapper
 //! and as rustdoc, what rustc runs as its linker, what `compare` runs as a
 //! rustc timer and what `watch` runs to capture rustc commands and to
-//! guard the program's process group. Each helper is recognised by one
+//! guard the program and all it starts. Each helper is recognised by one
 //! rule, the name it was started under; nothing here runs in the driver.
 //!
 //! ```text
@@ -11,7 +11,7 @@
 //! dyndev-rustdoc         rustdoc.rs  cargo's rustdoc for doctests: records their commands
 //! dyndev-rustc-timer     timer.rs    compare's RUSTC_WRAPPER: times each compilation
 //! dyndev-rustc-capture   capture.rs  watch's innermost wrapper: records rustc commands
-//! dyndev-watch-guard     guard.rs    watch's watchdog: kills the program's group if watch dies
+//! dyndev-watch-guard     guard.rs    the program's parent and subreaper: stops all it started
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -290,6 +290,172 @@ fn nothing_is_left_when_the_watcher_is_killed() {
     assert_gone(first.child, "the program's child");
 }
 
+/// A program that starts `sleep` in a session of its own (`setsid`), out
+/// of reach of its process group, says who it is, and runs until stopped.
+/// `marker`, sleep's argument, finds the sleep in `/proc`.
+fn escaping_program(version: &str, marker: &str) -> String {
+    format!(
+        "fn main() {{\n\
+         \x20   std::process::Command::new(\"setsid\").args([\"sleep\", \"{marker}\"]).spawn().unwrap();\n\
+         \x20   println!(\"{version} pid={{}} child=0 data=x\", std::process::id());\n\
+         \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+         }}\n"
+    )
+}
+
+/// The live process whose command line is `argv`, if any.
+fn find_process(argv: &[&str]) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.strip_suffix(&[0])?.split(|b| *b == 0).collect();
+        let wanted: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+        (args == wanted && alive(pid)).then_some(pid)
+    })
+}
+
+/// Waits for the process whose command line is `argv` to run.
+#[track_caller]
+fn wait_process(argv: &[&str], what: &str) -> i32 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(pid) = find_process(argv) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "{what} ({argv:?}) never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The session of process `pid`.
+fn session(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    fields[3].parse().unwrap()
+}
+
+/// The parent of process `pid`, if it is still there.
+fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The signals process `pid` blocks, as a mask.
+fn blocked_signals(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .unwrap();
+    u64::from_str_radix(mask.trim(), 16).unwrap()
+}
+
+/// Kills, when a test ends, whatever still runs a command line it names:
+/// a failed test leaves no `sleep 3000` behind.
+struct KillLeftovers(Vec<Vec<String>>);
+
+impl Drop for KillLeftovers {
+    fn drop(&mut self) {
+        for argv in &self.0 {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            while let Some(pid) = find_process(&argv) {
+                signal(pid as u32, libc::SIGKILL);
+                assert_gone(pid, "a leftover");
+            }
+        }
+    }
+}
+
+/// A child that left the program's process group and session is no
+/// descendant a group signal reaches: it is stopped all the same on a
+/// restart, and when the watcher is killed.
+#[test]
+fn a_child_in_a_session_of_its_own_does_not_outlive_the_program() {
+    if which::which("setsid").is_err() {
+        eprintln!("skipped: no `setsid` to leave the session with");
+        return;
+    }
+    let marker = |n: u32| format!("3000.{}{n}", std::process::id());
+    let argv = |n: u32| vec!["sleep".to_owned(), marker(n)];
+    let _leftovers = KillLeftovers(vec![argv(1), argv(2)]);
+    let p = project()
+        .file("Cargo.toml", &manifest("watch-setsid", ""))
+        .file("src/main.rs", &escaping_program("v1", &marker(1)))
+        .build();
+    let mut w = Watching::start(&p, &[]);
+    let first = w.hello(1);
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    let escaped = wait_process(&["sleep", &marker(1)], "the first instance's child");
+    assert_ne!(
+        session(escaped),
+        session(first.pid),
+        "setsid made no session"
+    );
+    // As from a shell: Ctrl-C and SIGTERM reach it.
+    assert_eq!(
+        blocked_signals(first.pid),
+        0,
+        "the program starts with signals blocked"
+    );
+
+    // A restart: the old instance's child goes with it.
+    p.write("src/main.rs", &escaping_program("v2", &marker(2)));
+    let second = w.hello(2);
+    assert_gone(first.pid, "the old instance");
+    assert_gone(escaped, "the old instance's child in a session of its own");
+    let escaped = wait_process(&["sleep", &marker(2)], "the second instance's child");
+
+    // The watcher killed: the running instance's child goes too.
+    signal(w.child.id(), libc::SIGKILL);
+    w.wait_exit();
+    assert_gone(second.pid, "the program");
+    assert_gone(escaped, "the program's child in a session of its own");
+}
+
+/// A process the program leaves behind and that then ends is reaped, not
+/// left a zombie by whoever adopted it.
+#[test]
+fn an_orphan_that_ends_is_reaped() {
+    let p = project()
+        .file("Cargo.toml", &manifest("watch-orphan", ""))
+        .file(
+            "src/main.rs",
+            "fn main() {\n\
+             \x20   let sh = \"sleep 1 >/dev/null 2>&1 & echo $!\";\n\
+             \x20   let out = std::process::Command::new(\"sh\").args([\"-c\", sh]).output().unwrap();\n\
+             \x20   let orphan = String::from_utf8(out.stdout).unwrap();\n\
+             \x20   println!(\"v1 pid={} child={} data=x\", std::process::id(), orphan.trim());\n\
+             \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+             }\n",
+        )
+        .build();
+    let mut w = Watching::start(&p, &[]);
+    let first = w.hello(1);
+    // Adopted by the program's parent, which watch put there for that.
+    if let Some(adopter) = parent(first.child) {
+        assert_eq!(Some(adopter), parent(first.pid));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{}", first.child)).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", first.child));
+        assert!(
+            Instant::now() < deadline,
+            "the orphan (pid {}) was not reaped: {state:?}",
+            first.child
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(alive(first.pid));
+    w.interrupt();
+    assert_gone(first.pid, "the program");
+}
+
 #[test]
 fn watch_test_reruns_the_tests() {
     let p = project()

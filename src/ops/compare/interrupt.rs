@@ -5,26 +5,27 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 use anyhow::{Context, Result};
 
 use crate::error::{Failure, code};
+use crate::process::signal_group;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The process group of the child running now; 0 when none runs.
-static GROUP: AtomicI32 = AtomicI32::new(0);
+static GROUP: AtomicU32 = AtomicU32::new(0);
 
 #[allow(unsafe_code)]
 extern "C" fn on_sigint(_: libc::c_int) {
     // Only async-signal-safe calls: atomics, `kill` and `_exit`.
     let group = GROUP.load(SeqCst);
     if INTERRUPTED.swap(true, SeqCst) {
-        kill_group(group, libc::SIGKILL);
+        signal_group(group, libc::SIGKILL);
         // SAFETY: _exit ends the process without running anything else.
         unsafe { libc::_exit(code::INTERRUPTED) };
     }
-    kill_group(group, libc::SIGINT);
+    signal_group(group, libc::SIGINT);
 }
 
 /// Catches SIGINT for the rest of the process's life.
@@ -67,7 +68,7 @@ pub fn check() -> Result<()> {
 /// that Ctrl-C reaches it and its descendants; unregistered on drop.
 #[derive(Debug)]
 pub struct Running {
-    group: i32,
+    group: u32,
 }
 
 /// Starts `cmd` as the leader of a process group of its own, and registers
@@ -79,12 +80,11 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<(Child, Running)> {
 }
 
 /// Registers the child `pid`, the leader of its process group.
-fn running(pid: u32) -> Running {
-    let group = pid as i32;
+fn running(group: u32) -> Running {
     GROUP.store(group, SeqCst);
     // Ctrl-C before the store found no group to signal.
     if interrupted() {
-        kill_group(group, libc::SIGINT);
+        signal_group(group, libc::SIGINT);
     }
     Running { group }
 }
@@ -92,23 +92,12 @@ fn running(pid: u32) -> Running {
 impl Running {
     /// Kills every process left in the group.
     pub fn kill_all(&self) {
-        kill_group(self.group, libc::SIGKILL);
+        signal_group(self.group, libc::SIGKILL);
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         GROUP.store(0, SeqCst);
-    }
-}
-
-/// Signals every process of `group`; async-signal-safe, as the handler
-/// needs.
-#[allow(unsafe_code)]
-fn kill_group(group: i32, signal: libc::c_int) {
-    if group > 0 {
-        // SAFETY: kill has no memory effects; a group that is gone makes it
-        // fail with ESRCH, which is what we want then.
-        unsafe { libc::kill(-group, signal) };
     }
 }

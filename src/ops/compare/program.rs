@@ -72,7 +72,7 @@ impl Outcome {
         match self {
             Outcome::Success => "it succeeded".into(),
             Outcome::Exited(code) => format!("the program exited with status {code}"),
-            Outcome::Signalled(signal) => match signal_name(*signal) {
+            Outcome::Signalled(signal) => match crate::process::signal_name(*signal) {
                 Some(name) => format!("the program was killed by signal {signal} ({name})"),
                 None => format!("the program was killed by signal {signal}"),
             },
@@ -116,21 +116,6 @@ impl Outcome {
             ),
         }
     }
-}
-
-fn signal_name(signal: i32) -> Option<&'static str> {
-    Some(match signal {
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGILL => "SIGILL",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        libc::SIGPIPE => "SIGPIPE",
-        _ => return None,
-    })
 }
 
 /// `src/main.rs:2:5: no display` from Rust's panic message, skipping the

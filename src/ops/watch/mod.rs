@@ -1,6 +1,6 @@
 //! `cargo dyndev watch`: build, start the program, and whenever a file the
 //! build read changes, rebuild while the program keeps running; only a
-//! successful build stops it (its whole process group) and starts the new
+//! successful build stops it (and all it started) and starts the new
 //! one. `watch test` reruns the tests the same way. With `--hot`, a save
 //! the fast path can replay is loaded into the running process instead
 //! (`crate::reload`), and only a change new code cannot carry restarts it.
@@ -8,7 +8,7 @@
 mod changes;
 mod hot;
 pub mod inputs;
-pub mod process;
+pub mod instance;
 pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,12 +26,13 @@ use crate::cli::{RunArgs, TestArgs, WatchArgs, WatchMode, WatchOptions};
 use crate::error::Failure;
 use crate::ops::build::{BuildRequest, build};
 use crate::ops::run;
+use crate::process::{self, Terminal};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 use changes::{fingerprint, is_cargo_file};
 use hot::Hot;
 use inputs::{Exclusions, Inputs};
-use process::{Guard, Instance, Terminal};
+use instance::Instance;
 use replay::FastPath;
 
 /// What to keep running.
@@ -97,7 +98,6 @@ struct Session<'a> {
     inputs: Inputs,
     fingerprints: BTreeMap<PathBuf, Fingerprint>,
     running: Option<(Instance, String)>,
-    guard: Guard,
     /// The terminal, handed to the program while it runs.
     terminal: Option<Terminal>,
     /// Where captured rustc commands are, when the fast path is on.
@@ -204,7 +204,6 @@ impl<'a> Session<'a> {
             inputs: Inputs::default(),
             fingerprints: BTreeMap::new(),
             running: None,
-            guard: Guard::start()?,
             terminal: Terminal::detect(),
             captures,
             fast: None,
@@ -384,9 +383,8 @@ impl<'a> Session<'a> {
         how: &str,
     ) {
         let exe = PathBuf::from(command.get_program());
-        match process::start(command, self.exit_notifier()) {
+        match instance::start(command, self.exit_notifier()) {
             Ok(instance) => {
-                self.guard.add(instance.pid);
                 if let Some(hot) = &mut self.hot {
                     hot.prepare(instance.pid, exe);
                 }
@@ -603,31 +601,30 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Stops the running instance, if any; true when there was one.
-    /// Ends what an instance left (its whole group), and forgets it: the
-    /// guard no longer watches it, `--hot` drops its session.
-    fn release(&mut self, pid: u32) {
-        process::stop_group(pid, self.options.grace);
-        self.guard.remove(pid);
+    /// Ends what an instance left (every process it started), and forgets
+    /// it: `--hot` drops its session.
+    fn release(&mut self, instance: Instance) {
+        let pid = instance.pid;
+        instance.stop(self.options.grace);
         if let Some(hot) = &mut self.hot {
             hot.forget(Some(pid));
         }
     }
 
+    /// Stops the running instance, if any; true when there was one.
     fn stop_running(&mut self) -> bool {
         let Some((instance, _)) = self.running.take() else {
             return false;
         };
-        let t = Instant::now();
-        self.release(instance.pid);
+        let (t, pid) = (Instant::now(), instance.pid);
+        self.release(instance);
         if let Some(t) = &self.terminal {
             t.take_back();
         }
         self.shell.verbose_status(
             "Stopped",
             format_args!(
-                "process group {} in {:.2}s",
-                instance.pid,
+                "process {pid} and all it started in {:.2}s",
                 t.elapsed().as_secs_f64()
             ),
         );
@@ -641,7 +638,8 @@ impl<'a> Session<'a> {
             // An instance that was stopped.
             return;
         };
-        self.release(instance.pid);
+        let started = instance.started;
+        self.release(instance);
         if let Some(t) = &self.terminal {
             t.take_back();
             // Ctrl-C went to the program, which had the terminal: the user
@@ -654,7 +652,7 @@ impl<'a> Session<'a> {
                 return;
             }
         }
-        let ran = instance.started.elapsed().as_secs_f64();
+        let ran = started.elapsed().as_secs_f64();
         match (self.mode, status) {
             (_, Err(e)) => self
                 .shell
