@@ -124,7 +124,7 @@ impl<'a> Comparison<'a> {
             package_dir: manifest_dir(&bench.manifest),
             dir,
             copy_root,
-            scenario: Scenario::new(kind, &copy_file)?,
+            scenario: Scenario::new(kind, &copy_file, &as_typed(&user_file))?,
             shown_file,
             modes: modes(shell, args.linkers.as_deref())?,
             bench,
@@ -135,6 +135,16 @@ impl<'a> Comparison<'a> {
 
 fn manifest_dir(manifest: &Path) -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+/// A path as the user would type it here: relative to the working
+/// directory when it is under it, for help that can be pasted.
+fn as_typed(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned))
+        .unwrap_or_else(|| path.to_owned())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
