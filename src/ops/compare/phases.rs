@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 
+use super::modes::Mode;
 use super::prepare::Comparison;
 use super::program::{self, Startup};
 use super::report::{BundleReport, Report, Sample, mode_report};
+use super::scenario::{Kind, way_out};
 use super::verdict::verdict;
 use super::{chart, interrupt, progress};
 use crate::layout::Layout;
@@ -60,6 +62,8 @@ impl Comparison<'_> {
 
     /// Builds each mode once (the first compiles the dependencies, for all
     /// modes), then once more after an edit, so incremental caches are warm.
+    /// The first mode's edit comes right after its first build, so an edit
+    /// the crate rejects stops the comparison before the other modes build.
     /// Returns the peak memory of a bundle link, if one happened, and each
     /// mode's edit build time, a first guess at its timed builds.
     pub(super) fn warm_up(&self, shell: &Shell) -> Result<(u64, Vec<f64>)> {
@@ -76,19 +80,37 @@ impl Comparison<'_> {
             ),
         );
         let mut bundle_link_peak = 0;
-        for mode in &self.modes {
+        let mut warm_ms = vec![0.0; self.modes.len()];
+        for (i, mode) in self.modes.iter().enumerate() {
             self.bench.clear_logs();
             self.bench.build(shell, mode, true)?;
             if mode.dyndev {
                 bundle_link_peak = bundle_link_peak.max(self.bench.bundle_link_peak()?);
             }
+            if i == 0 {
+                warm_ms[0] = self.edit_build(shell, mode)?;
+            }
         }
-        let mut warm_ms = Vec::new();
-        for mode in &self.modes {
-            self.scenario.apply(self.next_edit())?;
-            warm_ms.push(self.bench.build(shell, mode, false)?.wall_ms);
+        for (i, mode) in self.modes.iter().enumerate().skip(1) {
+            warm_ms[i] = self.edit_build(shell, mode)?;
         }
         Ok((bundle_link_peak, warm_ms))
+    }
+
+    /// A warm-up build after an edit, whose mode built before it: if it
+    /// fails, the edit is the likely cause, and the error says what to do.
+    fn edit_build(&self, shell: &Shell, mode: &Mode) -> Result<f64> {
+        self.scenario.apply(self.next_edit())?;
+        match self.bench.build(shell, mode, false) {
+            Ok(sample) => Ok(sample.wall_ms),
+            Err(e) if interrupt::interrupted() || self.scenario.kind != Kind::Edit => Err(e),
+            Err(e) => Err(anyhow!(
+                "{e:#}\n\nnote: the {} build succeeded before compare's edit of `{}`\n{}",
+                mode.name,
+                self.shown_file.display(),
+                way_out(&self.typed_file)
+            )),
+        }
     }
 
     /// The timed builds, the modes taking turns, until done or Ctrl-C;
