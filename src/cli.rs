@@ -488,7 +488,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "LIST")]
     pub linkers: Option<String>,
     /// Seconds to let the program run when measuring its start-up and run
-    /// time; a run still going then is not measured
+    /// time; a run still going then is not measured, and if it is the first
+    /// run, the other modes' programs are stopped once started
     #[arg(long, default_value_t = 20, value_name = "SECS")]
     pub timeout: u64,
     /// Time the builds only: do not run the program (for one that needs a

@@ -425,3 +425,61 @@ fn an_edit_that_cannot_compile_stops_the_comparison_before_any_build() {
     assert!(out.stderr.contains("--edit FILE"), "{out}");
     eprintln!("the edit was refused in {took:?}");
 }
+
+#[test]
+fn a_program_that_never_exits_is_waited_for_once() {
+    let _one = one_compare_at_a_time();
+    // A GUI program, as far as compare can tell: it runs until closed.
+    let p = project()
+        .file("Cargo.toml", &manifest("cmp-forever", DEPS))
+        .file(
+            "src/main.rs",
+            r#"fn main() {
+    log::info!("x");
+    println!("{}", itoa::Buffer::new().format(1u8));
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+"#,
+        )
+        .build();
+    let out = p
+        .dyndev(&[
+            "compare",
+            "--runs",
+            "1",
+            "--linkers",
+            "none",
+            "--timeout",
+            "1",
+            "--message-format",
+            "json",
+        ])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let modes = report["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 2, "{report}");
+    assert_eq!(
+        modes[0]["startup"]["run_not_measured"],
+        "the program was still running after 1 s (`--timeout`)",
+        "{report}"
+    );
+    assert_eq!(
+        modes[1]["startup"]["run_not_measured"],
+        "not waited for: the program's first run was still going after 1 s (`--timeout`)",
+        "{report}"
+    );
+    for m in modes {
+        let startup = &m["startup"];
+        assert!(startup["run_ms"].is_null(), "{m}");
+        // The start-up figure comes before `main`: it is there for each mode.
+        assert!(startup["loader_cycles"].as_u64().unwrap() > 0, "{m}");
+    }
+    let verdict = report["verdict"].as_str().unwrap();
+    assert!(!verdict.contains(" ran "), "{verdict}");
+    assert_eq!(out.stderr_count("warning: "), 1, "one note for all: {out}");
+    assert_eq!(out.stderr_count("--no-run"), 1, "{out}");
+    let chart = std::fs::read_to_string(report["chart"].as_str().unwrap()).unwrap();
+    assert!(chart.contains(">dyndev</text>"), "{chart}");
+}

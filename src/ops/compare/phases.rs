@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 
 use super::modes::Mode;
 use super::prepare::Comparison;
-use super::program::{self, Startup};
+use super::program::{self, Outcome, Startup, Until};
 use super::report::{BundleReport, Report, Sample, mode_report};
 use super::scenario::{Kind, way_out};
 use super::verdict::verdict;
@@ -201,9 +201,13 @@ impl Comparison<'_> {
 
     /// Runs each built mode's binary, to measure its start-up and run time;
     /// `None` for a mode not built, with `--no-run`, or once Ctrl-C came.
+    /// When the first run is still going at the timeout (a GUI, a server),
+    /// no run is waited for again: every other mode's program is stopped
+    /// once started, for its start-up, and one note says why.
     pub(super) fn run_programs(&self, shell: &Shell, timed: &Timed) -> Vec<Option<Startup>> {
         let mut startups = Vec::new();
         let mut helped = false;
+        let mut until = Until::End;
         let to_run = timed
             .samples
             .iter()
@@ -216,7 +220,7 @@ impl Comparison<'_> {
                 startups.push(None);
                 continue;
             }
-            let left = if ran == 0 {
+            let left = if ran == 0 || until == Until::Startup {
                 String::new()
             } else {
                 let each = started.elapsed().as_secs_f64() * 1000.0 / ran as f64;
@@ -225,31 +229,55 @@ impl Comparison<'_> {
             shell.status(
                 "Running",
                 format_args!(
-                    "{} binary, to measure its start-up and run time{left}",
-                    mode.name
+                    "{} binary, to measure its start-up{}{left}",
+                    mode.name,
+                    if until == Until::End {
+                        " and run time"
+                    } else {
+                        ""
+                    }
                 ),
             );
+            let first = ran == 0;
             ran += 1;
-            let startup = program::measure(
+            let measure = match until {
+                Until::End => program::measure,
+                Until::Startup => program::measure_startup,
+            };
+            let startup = measure(
                 &timed.binaries[i],
                 &self.args.args,
                 &self.copy_root,
                 &self.package_dir,
                 Duration::from_secs(self.args.timeout),
             );
-            if let Some(failure) = &startup.run_failure
-                && *failure != program::Outcome::Interrupted
-            {
-                let mut message = format!(
-                    "the run time of {} was not measured: {}",
-                    mode.name,
-                    failure.reason()
-                );
-                if let Some(help) = failure.help().filter(|_| !helped) {
-                    message.push_str(&format!("\nhelp: {help}"));
-                    helped = true;
+            match &startup.run_failure {
+                Some(failure @ Outcome::TimedOut(_)) if first && startup.runs == 1 => {
+                    until = Until::Startup;
+                    let mut message = format!(
+                        "{}: no mode's run is timed; each mode's start-up is still measured, \
+                         and the other modes' programs are stopped as soon as they have started",
+                        failure.reason()
+                    );
+                    if let Some(help) = failure.help() {
+                        message.push_str(&format!("\nhelp: {help}"));
+                        helped = true;
+                    }
+                    shell.warn(message);
                 }
-                shell.warn(message);
+                Some(Outcome::Interrupted | Outcome::Stopped(_)) | None => {}
+                Some(failure) => {
+                    let mut message = format!(
+                        "the run time of {} was not measured: {}",
+                        mode.name,
+                        failure.reason()
+                    );
+                    if let Some(help) = failure.help().filter(|_| !helped) {
+                        message.push_str(&format!("\nhelp: {help}"));
+                        helped = true;
+                    }
+                    shell.warn(message);
+                }
             }
             startups.push(Some(startup));
         }
