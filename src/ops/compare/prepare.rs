@@ -122,6 +122,12 @@ impl<'a> Comparison<'a> {
             .unwrap_or(&user_file)
             .to_owned();
         let typed_file = as_typed(&user_file);
+        let crate_root = ws
+            .metadata
+            .packages
+            .iter()
+            .flat_map(|p| &p.targets)
+            .any(|t| t.src_path.as_std_path() == user_file);
         let edited_crate = crate_of(&ws, &user_file).and_then(|(p, t)| {
             Some(EditedCrate {
                 root: mirror.map(t.src_path.as_std_path())?,
@@ -138,7 +144,7 @@ impl<'a> Comparison<'a> {
             package_dir: manifest_dir(&bench.manifest),
             dir,
             copy_root,
-            scenario: Scenario::new(kind, &copy_file, &typed_file)?,
+            scenario: Scenario::new(kind, &copy_file, &typed_file, crate_root)?,
             shown_file,
             typed_file,
             edited_crate,
