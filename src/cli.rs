@@ -471,8 +471,9 @@ pub struct CompareArgs {
     /// Timed builds per mode; the modes alternate run by run
     #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
-    /// Before each build, change this file so its crate compiles again
-    /// [default: the root file of the target]
+    /// Before each build, add a function to this Rust file (a module of the
+    /// crate) so its crate compiles again [default: the root file of the
+    /// target]
     #[arg(long, value_name = "FILE", conflicts_with = "touch")]
     pub edit: Option<PathBuf>,
     /// Before each build, only update this file's modification time
@@ -487,7 +488,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "LIST")]
     pub linkers: Option<String>,
     /// Seconds to let the program run when measuring its start-up and run
-    /// time; a run still going then is not measured
+    /// time; a run still going then is not measured, and if it is the first
+    /// run, the other modes' programs are stopped once started
     #[arg(long, default_value_t = 20, value_name = "SECS")]
     pub timeout: u64,
     /// Time the builds only: do not run the program (for one that needs a

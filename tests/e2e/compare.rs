@@ -324,3 +324,162 @@ fn shows() {
     assert_eq!(runs.matches("static").count(), 3, "{runs}");
     assert_eq!(runs.matches("bundle").count(), 3, "{runs}");
 }
+
+#[test]
+fn the_edit_compiles_in_a_crate_that_forbids_unsafe_code_and_denies_warnings() {
+    let _one = one_compare_at_a_time();
+    // The settings of many GUI crates: no unsafe code, no warning, every
+    // public item documented, from the manifest and the crate alike.
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest(
+                "cmp-strict",
+                &format!(
+                    "{DEPS}\n[lints.rust]\nunsafe_code = \"forbid\"\nmissing_docs = \"deny\"\n"
+                ),
+            ),
+        )
+        .file(
+            "src/main.rs",
+            r#"//! A program that allows no unsafe code and no warning.
+#![forbid(unsafe_code)]
+#![deny(warnings, missing_docs)]
+
+mod show;
+
+fn main() {
+    log::info!("x");
+    println!("{}", show::number(7));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shows() {
+        assert_eq!(super::show::number(7), "7");
+    }
+}
+"#,
+        )
+        .file(
+            "src/show.rs",
+            "//! Numbers as text.\n\n/// `n` in decimal.\npub fn number(n: u8) -> String {\n    itoa::Buffer::new().format(n).to_owned()\n}\n",
+        )
+        .build();
+    let before = p.snapshot();
+    let out = p
+        .dyndev(&[
+            "compare",
+            "--runs",
+            "1",
+            "--linkers",
+            "none",
+            "--no-run",
+            "--message-format",
+            "json",
+        ])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["file"], "src/main.rs", "{report}");
+    let modes = report["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 2, "{report}");
+    for m in modes {
+        assert_eq!(m["edit_to_binary"]["samples"], 1, "{m}");
+        assert!(m["compile"]["median_ms"].as_f64().unwrap() > 0.0, "{m}");
+    }
+    assert_eq!(p.snapshot(), before, "compare works on a copy");
+}
+
+#[test]
+fn an_edit_that_cannot_compile_stops_the_comparison_before_any_build() {
+    let _one = one_compare_at_a_time();
+    // `value.rs` is an expression, not a module: no item can be added to it.
+    let p = project()
+        .file("Cargo.toml", &manifest("cmp-badedit", DEPS))
+        .file(
+            "src/main.rs",
+            "fn main() {\n    let n: u32 = include!(\"value.rs\");\n    log::info!(\"{n}\");\n    println!(\"{}\", itoa::Buffer::new().format(n));\n}\n",
+        )
+        .file("src/value.rs", "40 + 2\n")
+        .build();
+    let started = Instant::now();
+    let out = p.dyndev(&[
+        "compare",
+        "--edit",
+        "src/value.rs",
+        "--runs",
+        "1",
+        "--linkers",
+        "none",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        !out.stderr.contains("Preparing"),
+        "no build was started: {out}"
+    );
+    assert!(out.stderr.contains("error: "), "{out}");
+    assert!(out.stderr.contains("`src/value.rs`"), "{out}");
+    assert!(out.stderr.contains("--touch src/value.rs"), "{out}");
+    assert!(out.stderr.contains("--edit FILE"), "{out}");
+    eprintln!("the edit was refused in {took:?}");
+}
+
+#[test]
+fn a_program_that_never_exits_is_waited_for_once() {
+    let _one = one_compare_at_a_time();
+    // A GUI program, as far as compare can tell: it runs until closed.
+    let p = project()
+        .file("Cargo.toml", &manifest("cmp-forever", DEPS))
+        .file(
+            "src/main.rs",
+            r#"fn main() {
+    log::info!("x");
+    println!("{}", itoa::Buffer::new().format(1u8));
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+"#,
+        )
+        .build();
+    let out = p
+        .dyndev(&[
+            "compare",
+            "--runs",
+            "1",
+            "--linkers",
+            "none",
+            "--timeout",
+            "1",
+            "--message-format",
+            "json",
+        ])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let modes = report["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 2, "{report}");
+    assert_eq!(
+        modes[0]["startup"]["run_not_measured"],
+        "the program was still running after 1 s (`--timeout`)",
+        "{report}"
+    );
+    assert_eq!(
+        modes[1]["startup"]["run_not_measured"],
+        "not waited for: the program's first run was still going after 1 s (`--timeout`)",
+        "{report}"
+    );
+    for m in modes {
+        let startup = &m["startup"];
+        assert!(startup["run_ms"].is_null(), "{m}");
+        // The start-up figure comes before `main`: it is there for each mode.
+        assert!(startup["loader_cycles"].as_u64().unwrap() > 0, "{m}");
+    }
+    let verdict = report["verdict"].as_str().unwrap();
+    assert!(!verdict.contains(" ran "), "{verdict}");
+    assert_eq!(out.stderr_count("warning: "), 1, "one note for all: {out}");
+    assert_eq!(out.stderr_count("--no-run"), 1, "{out}");
+    let chart = std::fs::read_to_string(report["chart"].as_str().unwrap()).unwrap();
+    assert!(chart.contains(">dyndev</text>"), "{chart}");
+}

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod chart;
+pub mod edit_check;
 pub mod interrupt;
 pub mod mirror;
 pub mod modes;
@@ -46,9 +47,11 @@ pub fn exec(shell: &Shell, args: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// The phases, in order: [`prepare`], then those in [`phases`].
+/// The phases, in order: [`prepare`], the check of the edit
+/// ([`edit_check`]), then those in [`phases`].
 fn compare(shell: &Shell, args: &CompareArgs) -> Result<Report> {
     let cmp = Comparison::prepare(shell, args)?;
+    cmp.check_edit(shell)?;
     let cold = if args.cold {
         cmp.cold_builds(shell)?
     } else {

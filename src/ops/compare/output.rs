@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use super::program::Startup;
 use super::report::Report;
 use crate::cli::{CompareArgs, MessageFormat};
 use crate::shell::{Shell, duration, group_digits, human_size};
@@ -53,15 +54,7 @@ fn print_report(shell: &Shell, report: &Report, no_run: bool) {
             },
             None => "-".into(),
         };
-        let run = match &m.startup {
-            Some(s) => match (s.run_ms, &s.run_failure) {
-                (Some(ms), _) => duration(ms),
-                (None, Some(failure)) => failure.cell(),
-                (None, None) => "-".into(),
-            },
-            None if no_run => "not run".into(),
-            None => "-".into(),
-        };
+        let run = run_cell(m.startup.as_ref(), no_run);
         shell.print(format_args!(
             "{:<16} {:>26} {:>7.1}x {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
             m.name,
@@ -121,6 +114,53 @@ fn print_report(shell: &Shell, report: &Report, no_run: bool) {
     shell.status("Chart", report.chart.display());
 }
 
+/// The RUN column: the median run, else why there is none.
+fn run_cell(startup: Option<&Startup>, no_run: bool) -> String {
+    match startup {
+        Some(s) => match (s.run_ms, &s.run_failure) {
+            (Some(ms), _) => duration(ms),
+            (None, Some(failure)) => failure.cell(),
+            (None, None) => "-".into(),
+        },
+        None if no_run => "not run".into(),
+        None => "-".into(),
+    }
+}
+
 fn kib(k: u64) -> String {
     human_size(k * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::compare::program::{Outcome, Run, summarise};
+    use std::time::Duration;
+
+    fn startup(outcome: Outcome) -> Startup {
+        summarise(
+            &[Run {
+                ms: 12.0,
+                outcome,
+                loader: Some((1_000, 10)),
+            }],
+            Some(1000.0),
+        )
+    }
+
+    #[test]
+    fn the_run_column_says_why_a_run_is_missing() {
+        let second = Duration::from_secs(1);
+        assert_eq!(run_cell(Some(&startup(Outcome::Success)), false), "12 ms");
+        assert_eq!(
+            run_cell(Some(&startup(Outcome::TimedOut(second))), false),
+            "timed out"
+        );
+        assert_eq!(
+            run_cell(Some(&startup(Outcome::Stopped(second))), false),
+            "skipped"
+        );
+        assert_eq!(run_cell(None, true), "not run");
+        assert_eq!(run_cell(None, false), "-");
+    }
 }

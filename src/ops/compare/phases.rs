@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 
+use super::modes::Mode;
 use super::prepare::Comparison;
-use super::program::{self, Startup};
+use super::program::{self, Outcome, Startup, Until};
 use super::report::{BundleReport, Report, Sample, mode_report};
+use super::scenario::{Kind, way_out};
 use super::verdict::verdict;
 use super::{chart, interrupt, progress};
 use crate::layout::Layout;
@@ -60,6 +62,8 @@ impl Comparison<'_> {
 
     /// Builds each mode once (the first compiles the dependencies, for all
     /// modes), then once more after an edit, so incremental caches are warm.
+    /// The first mode's edit comes right after its first build, so an edit
+    /// the crate rejects stops the comparison before the other modes build.
     /// Returns the peak memory of a bundle link, if one happened, and each
     /// mode's edit build time, a first guess at its timed builds.
     pub(super) fn warm_up(&self, shell: &Shell) -> Result<(u64, Vec<f64>)> {
@@ -76,19 +80,37 @@ impl Comparison<'_> {
             ),
         );
         let mut bundle_link_peak = 0;
-        for mode in &self.modes {
+        let mut warm_ms = vec![0.0; self.modes.len()];
+        for (i, mode) in self.modes.iter().enumerate() {
             self.bench.clear_logs();
             self.bench.build(shell, mode, true)?;
             if mode.dyndev {
                 bundle_link_peak = bundle_link_peak.max(self.bench.bundle_link_peak()?);
             }
+            if i == 0 {
+                warm_ms[0] = self.edit_build(shell, mode)?;
+            }
         }
-        let mut warm_ms = Vec::new();
-        for mode in &self.modes {
-            self.scenario.apply(self.next_edit())?;
-            warm_ms.push(self.bench.build(shell, mode, false)?.wall_ms);
+        for (i, mode) in self.modes.iter().enumerate().skip(1) {
+            warm_ms[i] = self.edit_build(shell, mode)?;
         }
         Ok((bundle_link_peak, warm_ms))
+    }
+
+    /// A warm-up build after an edit, whose mode built before it: if it
+    /// fails, the edit is the likely cause, and the error says what to do.
+    fn edit_build(&self, shell: &Shell, mode: &Mode) -> Result<f64> {
+        self.scenario.apply(self.next_edit())?;
+        match self.bench.build(shell, mode, false) {
+            Ok(sample) => Ok(sample.wall_ms),
+            Err(e) if interrupt::interrupted() || self.scenario.kind != Kind::Edit => Err(e),
+            Err(e) => Err(anyhow!(
+                "{e:#}\n\nnote: the {} build succeeded before compare's edit of `{}`\n{}",
+                mode.name,
+                self.shown_file.display(),
+                way_out(&self.typed_file)
+            )),
+        }
     }
 
     /// The timed builds, the modes taking turns, until done or Ctrl-C;
@@ -179,9 +201,13 @@ impl Comparison<'_> {
 
     /// Runs each built mode's binary, to measure its start-up and run time;
     /// `None` for a mode not built, with `--no-run`, or once Ctrl-C came.
+    /// When the first run is still going at the timeout (a GUI, a server),
+    /// no run is waited for again: every other mode's program is stopped
+    /// once started, for its start-up, and one note says why.
     pub(super) fn run_programs(&self, shell: &Shell, timed: &Timed) -> Vec<Option<Startup>> {
         let mut startups = Vec::new();
         let mut helped = false;
+        let mut until = Until::End;
         let to_run = timed
             .samples
             .iter()
@@ -194,7 +220,7 @@ impl Comparison<'_> {
                 startups.push(None);
                 continue;
             }
-            let left = if ran == 0 {
+            let left = if ran == 0 || until == Until::Startup {
                 String::new()
             } else {
                 let each = started.elapsed().as_secs_f64() * 1000.0 / ran as f64;
@@ -203,31 +229,55 @@ impl Comparison<'_> {
             shell.status(
                 "Running",
                 format_args!(
-                    "{} binary, to measure its start-up and run time{left}",
-                    mode.name
+                    "{} binary, to measure its start-up{}{left}",
+                    mode.name,
+                    if until == Until::End {
+                        " and run time"
+                    } else {
+                        ""
+                    }
                 ),
             );
+            let first = ran == 0;
             ran += 1;
-            let startup = program::measure(
+            let measure = match until {
+                Until::End => program::measure,
+                Until::Startup => program::measure_startup,
+            };
+            let startup = measure(
                 &timed.binaries[i],
                 &self.args.args,
                 &self.copy_root,
                 &self.package_dir,
                 Duration::from_secs(self.args.timeout),
             );
-            if let Some(failure) = &startup.run_failure
-                && *failure != program::Outcome::Interrupted
-            {
-                let mut message = format!(
-                    "the run time of {} was not measured: {}",
-                    mode.name,
-                    failure.reason()
-                );
-                if let Some(help) = failure.help().filter(|_| !helped) {
-                    message.push_str(&format!("\nhelp: {help}"));
-                    helped = true;
+            match &startup.run_failure {
+                Some(failure @ Outcome::TimedOut(_)) if first && startup.runs == 1 => {
+                    until = Until::Startup;
+                    let mut message = format!(
+                        "{}: no mode's run is timed; each mode's start-up is still measured, \
+                         and the other modes' programs are stopped as soon as they have started",
+                        failure.reason()
+                    );
+                    if let Some(help) = failure.help() {
+                        message.push_str(&format!("\nhelp: {help}"));
+                        helped = true;
+                    }
+                    shell.warn(message);
                 }
-                shell.warn(message);
+                Some(Outcome::Interrupted | Outcome::Stopped(_)) | None => {}
+                Some(failure) => {
+                    let mut message = format!(
+                        "the run time of {} was not measured: {}",
+                        mode.name,
+                        failure.reason()
+                    );
+                    if let Some(help) = failure.help().filter(|_| !helped) {
+                        message.push_str(&format!("\nhelp: {help}"));
+                        helped = true;
+                    }
+                    shell.warn(message);
+                }
             }
             startups.push(Some(startup));
         }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use cargo_metadata::{Package, Target};
 
 use super::bench::Bench;
+use super::edit_check::EditedCrate;
 use super::mirror::{self, Mirror};
 use super::modes::{Mode, modes};
 use super::scenario::{Kind, Scenario};
@@ -31,6 +32,11 @@ pub(super) struct Comparison<'a> {
     pub(super) scenario: Scenario,
     /// The edited file, relative to the workspace root.
     pub(super) shown_file: PathBuf,
+    /// The edited file as the user would type it, for help.
+    pub(super) typed_file: PathBuf,
+    /// The crate the edited file belongs to, for the check of the edit.
+    pub(super) edited_crate: Option<EditedCrate>,
+    pub(super) host: String,
     pub(super) modes: Vec<Mode>,
     pub(super) bench: Bench,
     _lock: std::fs::File,
@@ -115,6 +121,20 @@ impl<'a> Comparison<'a> {
             .strip_prefix(ws.root())
             .unwrap_or(&user_file)
             .to_owned();
+        let typed_file = as_typed(&user_file);
+        let crate_root = ws
+            .metadata
+            .packages
+            .iter()
+            .flat_map(|p| &p.targets)
+            .any(|t| t.src_path.as_std_path() == user_file);
+        let edited_crate = crate_of(&ws, &user_file).and_then(|(p, t)| {
+            Some(EditedCrate {
+                root: mirror.map(t.src_path.as_std_path())?,
+                manifest: mirror.map(p.manifest_path.as_std_path())?,
+                edition: t.edition.as_str().to_owned(),
+            })
+        });
 
         let bench = Bench::new(&dir, &host, copy_root.clone(), manifest, target_flag, args)?;
         Ok(Comparison {
@@ -124,8 +144,11 @@ impl<'a> Comparison<'a> {
             package_dir: manifest_dir(&bench.manifest),
             dir,
             copy_root,
-            scenario: Scenario::new(kind, &copy_file)?,
+            scenario: Scenario::new(kind, &copy_file, &typed_file, crate_root)?,
             shown_file,
+            typed_file,
+            edited_crate,
+            host,
             modes: modes(shell, args.linkers.as_deref())?,
             bench,
             _lock: lock,
@@ -133,8 +156,52 @@ impl<'a> Comparison<'a> {
     }
 }
 
+/// The crate a source file belongs to: in the package whose directory
+/// holds it most closely, the target whose root it is, else the one whose
+/// root's directory holds it most closely (the library first).
+fn crate_of<'w>(ws: &'w Workspace, file: &Path) -> Option<(&'w Package, &'w Target)> {
+    let package = ws
+        .metadata
+        .packages
+        .iter()
+        .filter(|p| p.source.is_none())
+        .filter(|p| {
+            p.manifest_path
+                .parent()
+                .is_some_and(|d| file.starts_with(d.as_std_path()))
+        })
+        .max_by_key(|p| p.manifest_path.as_std_path().components().count())?;
+    let depth = |t: &Target| {
+        let dir = t.src_path.parent()?.as_std_path();
+        file.starts_with(dir).then(|| dir.components().count())
+    };
+    let target = package
+        .targets
+        .iter()
+        .find(|t| t.src_path.as_std_path() == file)
+        .or_else(|| {
+            package
+                .targets
+                .iter()
+                .filter_map(|t| Some((depth(t)?, t.is_lib(), t)))
+                .max_by_key(|(depth, lib, _)| (*depth, *lib))
+                .map(|(_, _, t)| t)
+        })?;
+    Some((package, target))
+}
+
 fn manifest_dir(manifest: &Path) -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+/// A path as the user would type it here: relative to the working
+/// directory when it is under it, for help that can be pasted.
+fn as_typed(path: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_owned))
+        .unwrap_or_else(|| path.to_owned())
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

@@ -1,11 +1,13 @@
 //! Running the built program: what it costs at start (the dynamic loader's
 //! own statistics, taken before `main`) and how long a whole run takes,
-//! which counts only for runs that finished with success.
+//! which counts only for runs that finished with success. A program that
+//! does not end (a GUI, a server) can be run for its start-up alone.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -30,6 +32,19 @@ pub struct Startup {
     pub run_not_measured: Option<String>,
     #[serde(skip)]
     pub run_failure: Option<Outcome>,
+    /// How many times the program was started.
+    #[serde(skip)]
+    pub runs: usize,
+}
+
+/// How far to run the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// To its end, up to [`RUNS`] times, for its run time too.
+    End,
+    /// Once, until the loader has reported its start-up, then stopped: for
+    /// a program that does not end by itself.
+    Startup,
 }
 
 /// How one run of the program ended.
@@ -41,6 +56,9 @@ pub enum Outcome {
     /// Where and what: `src/main.rs:2:5: no display`.
     Panicked(String),
     TimedOut(Duration),
+    /// Stopped once started ([`Until::Startup`]), since the first run of
+    /// the comparison was still going after this timeout.
+    Stopped(Duration),
     Interrupted,
     /// It could not be started or waited for.
     Error(String),
@@ -81,6 +99,11 @@ impl Outcome {
                 "the program was still running after {} s (`--timeout`)",
                 after.as_secs()
             ),
+            Outcome::Stopped(after) => format!(
+                "not waited for: the program's first run was still going after {} s \
+                 (`--timeout`)",
+                after.as_secs()
+            ),
             Outcome::Interrupted => "interrupted".into(),
             Outcome::Error(e) => format!("the program could not run: {e}"),
         }
@@ -94,6 +117,7 @@ impl Outcome {
             Outcome::Signalled(signal) => format!("signal {signal}"),
             Outcome::Panicked(_) => "panicked".into(),
             Outcome::TimedOut(_) => "timed out".into(),
+            Outcome::Stopped(_) => "skipped".into(),
             Outcome::Interrupted => "stopped".into(),
             Outcome::Error(_) => "failed".into(),
         }
@@ -102,11 +126,11 @@ impl Outcome {
     /// How to measure the run anyway.
     pub fn help(&self) -> Option<&'static str> {
         match self {
-            Outcome::Success | Outcome::Interrupted => None,
+            Outcome::Success | Outcome::Interrupted | Outcome::Stopped(_) => None,
             Outcome::TimedOut(_) => Some(
-                "a program that runs until it is closed needs arguments that make it \
-                 finish (after `--`: `cargo dyndev compare -- ARGS`), a longer `--timeout`, \
-                 or `--no-run` to time the builds alone",
+                "to time whole runs, give the program arguments that make it finish by \
+                 itself (after `--`: `cargo dyndev compare -- ARGS`), or a longer `--timeout` \
+                 if it ends later; `--no-run` times the builds alone",
             ),
             _ => Some(
                 "a program that needs a display, a device or input to run can be given \
@@ -167,9 +191,38 @@ pub fn measure(
     package_dir: &Path,
     timeout: Duration,
 ) -> Startup {
+    series(binary, args, cwd, package_dir, timeout, Until::End)
+}
+
+/// Runs the program once with glibc's loader statistics on, and stops it
+/// as soon as the loader has reported: its start-up, and no run time.
+pub fn measure_startup(
+    binary: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    package_dir: &Path,
+    timeout: Duration,
+) -> Startup {
+    series(binary, args, cwd, package_dir, timeout, Until::Startup)
+}
+
+fn series(
+    binary: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    package_dir: &Path,
+    timeout: Duration,
+    until: Until,
+) -> Startup {
     let mut runs = Vec::new();
-    for _ in 0..RUNS {
-        let run = run_once(binary, args, cwd, package_dir, timeout);
+    let times = if until == Until::Startup { 1 } else { RUNS };
+    for _ in 0..times {
+        let mut run = run_once(binary, args, cwd, package_dir, timeout, until);
+        if until == Until::Startup && run.outcome.is_success() {
+            // It ended by itself, sooner than the first run: still not a
+            // run time to compare with anything.
+            run.outcome = Outcome::Stopped(timeout);
+        }
         let ended = !run.outcome.is_success();
         runs.push(run);
         if ended {
@@ -205,17 +258,20 @@ pub fn summarise(runs: &[Run], mhz: Option<f64>) -> Startup {
         run_ms,
         run_not_measured: failure.map(Outcome::reason),
         run_failure: failure.cloned(),
+        runs: runs.len(),
     }
 }
 
 /// One run, in a process group of its own, so that whatever it starts
-/// ends with it.
+/// ends with it; with [`Until::Startup`], stopped once the loader has
+/// reported.
 fn run_once(
     binary: &Path,
     args: &[OsString],
     cwd: &Path,
     package_dir: &Path,
     timeout: Duration,
+    until: Until,
 ) -> Run {
     let mut cmd = Command::new(binary);
     cmd.args(args)
@@ -236,13 +292,22 @@ fn run_once(
             };
         }
     };
+    // What the program wrote on stderr so far, read as it comes.
+    let written = Arc::new(Mutex::new(Vec::new()));
     let reader = child.stderr.take().map(|mut stderr| {
+        let written = Arc::clone(&written);
         std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stderr, &mut text);
-            String::from_utf8_lossy(&text).into_owned()
+            let mut chunk = [0; 8192];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut chunk) {
+                if let Ok(mut text) = written.lock() {
+                    text.extend_from_slice(&chunk[..n]);
+                }
+            }
         })
     });
+    let text = || {
+        String::from_utf8_lossy(&written.lock().map(|t| t.clone()).unwrap_or_default()).into_owned()
+    };
     let ended = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
@@ -251,6 +316,9 @@ fn run_once(
         }
         if interrupt::interrupted() {
             break Err(Outcome::Interrupted);
+        }
+        if until == Until::Startup && startup_reported(&text()) {
+            break Err(Outcome::Stopped(timeout));
         }
         if start.elapsed() > timeout {
             break Err(Outcome::TimedOut(timeout));
@@ -264,7 +332,10 @@ fn run_once(
         let _ = child.wait();
     }
     drop(running);
-    let text = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    if let Some(reader) = reader {
+        let _ = reader.join();
+    }
+    let text = text();
     Run {
         ms,
         outcome: match ended {
@@ -275,6 +346,17 @@ fn run_once(
         },
         loader: parse_loader_statistics(&text),
     }
+}
+
+/// Whether the loader's statistics of the start-up are all there: both
+/// lines [`parse_loader_statistics`] reads, the last one whole.
+pub fn startup_reported(text: &str) -> bool {
+    let Some(at) = text.find("total startup time in dynamic loader:") else {
+        return false;
+    };
+    text[at..]
+        .find("number of relocations:")
+        .is_some_and(|r| text[at + r..].contains('\n'))
 }
 
 /// `(cycles, relocations)` from glibc's `LD_DEBUG=statistics` output.
@@ -435,5 +517,48 @@ note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
             started.elapsed() < Duration::from_secs(10),
             "one run that timed out ends the series, and what it started dies with it"
         );
+    }
+
+    #[test]
+    fn a_program_that_does_not_end_is_stopped_once_its_start_up_is_reported() {
+        let dir = Path::new("/");
+        let started = Instant::now();
+        let forever = measure_startup(
+            Path::new("/bin/sh"),
+            &["-c".into(), "sleep 30 & sleep 30".into()],
+            dir,
+            dir,
+            Duration::from_secs(20),
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not waited for: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            forever.run_failure,
+            Some(Outcome::Stopped(Duration::from_secs(20)))
+        );
+        assert_eq!(forever.runs, 1);
+        assert_eq!(forever.run_ms, None);
+        assert!(forever.loader_cycles.is_some(), "{forever:?}");
+        let why = forever.run_not_measured.unwrap();
+        assert!(why.starts_with("not waited for: "), "{why}");
+        assert_eq!(Outcome::Stopped(Duration::from_secs(20)).help(), None);
+        assert_eq!(Outcome::Stopped(Duration::from_secs(20)).cell(), "skipped");
+    }
+
+    #[test]
+    fn the_start_up_is_reported_once_both_lines_are_whole() {
+        let start = "     7:\t  total startup time in dynamic loader: 900 cycles\n";
+        assert!(!startup_reported(""));
+        assert!(!startup_reported(start));
+        let cut = format!("{start}     7:\t            number of relocations: 35");
+        assert!(!startup_reported(&cut), "the number may go on");
+        assert!(startup_reported(&format!("{cut}9\n")));
+        // The count a program prints at exit is not the start-up's.
+        assert!(!startup_reported(
+            "     7:\t       final number of relocations: 42\n"
+        ));
     }
 }

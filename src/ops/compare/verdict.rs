@@ -147,6 +147,7 @@ mod tests {
             run_ms,
             run_not_measured: run_failure.as_ref().map(program::Outcome::reason),
             run_failure,
+            runs: 1,
         }
     }
 
@@ -169,6 +170,8 @@ mod tests {
             panicked,
             program::Outcome::Exited(1),
             program::Outcome::Signalled(11),
+            program::Outcome::TimedOut(std::time::Duration::from_secs(20)),
+            program::Outcome::Stopped(std::time::Duration::from_secs(20)),
         ] {
             for v in [
                 with(startup(Err(failed.clone())), startup(Err(failed.clone()))),
