@@ -103,6 +103,7 @@ mod tests {
                 rlib: "/t/deps/liblibc-1.rlib".into(),
                 rlib_mtime: 0,
                 facade: "/s/lib/liblibc-f00d.rlib".into(),
+                facade_stamp: Default::default(),
             },
         );
         let keep = kept_stems(std::iter::once(&state));

@@ -17,7 +17,7 @@ use crate::fs::StableHasher;
 use crate::inspect::NativeSymbols;
 use crate::rustc_args::crate_of_stem;
 use crate::shell::Shell;
-use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION};
+use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION, Stamp};
 
 pub(super) enum Linked {
     Done(Box<BundleState>),
@@ -97,8 +97,8 @@ pub(super) fn link(
             }
         }
     }
-    let roots = roots(&dir, &libs, placed)?;
-    compile_facades(shell, toolchain, &dir, &libs, &roots)?;
+    let mut roots = roots(&dir, &libs, placed)?;
+    compile_facades(shell, toolchain, &dir, &libs, &mut roots)?;
     let link_millis = if todo.is_empty() {
         0
     } else {
@@ -176,10 +176,11 @@ fn record_of(dir: &Path, lib: &Lib) -> std::path::PathBuf {
 fn reuse(dir: &Path, libs: &mut [Lib]) -> Vec<usize> {
     let mut todo = Vec::new();
     for (i, lib) in libs.iter_mut().enumerate() {
+        // The library must be the file its link made, not one changed since.
         let reused: Option<Lib> = std::fs::read(record_of(dir, lib))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|_| lib.file.exists());
+            .filter(|r: &Lib| Stamp::of(&lib.file) == Some(r.made.stamp));
         match reused {
             Some(r) => lib.made = r.made,
             None => todo.push(i),
@@ -229,6 +230,7 @@ fn roots(dir: &Path, libs: &[Lib], placed: &Placed) -> Result<BTreeMap<String, R
                 alias: alias_of(stem),
                 lib: lib.crate_name.clone(),
                 facade: dir.join(format!("lib{}-{fhash}.rlib", crate_of_stem(stem))),
+                facade_stamp: Stamp::default(),
                 rlib_mtime: crate::fs::mtime_nanos(&c.rlib).unwrap_or_default(),
                 rlib: c.rlib.clone(),
             },
@@ -395,11 +397,11 @@ fn link_lib(
         return Ok(Err(crate::fs::read_to_string(&log)?));
     }
     let info = crate::inspect::dynamic_info(&lib.file)?;
-    let size = std::fs::metadata(&lib.file)
-        .map(|m| m.len())
-        .unwrap_or_default();
+    let stamp = Stamp::of(&lib.file)
+        .with_context(|| format!("`{}` is gone after its link", lib.file.display()))?;
     Ok(Ok(LibMade {
-        size,
+        stamp,
+        size: stamp.len,
         exported_symbols: info.exported,
         link_millis: millis,
         link_peak_kib: peak_kib,

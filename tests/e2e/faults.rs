@@ -1,0 +1,102 @@
+//! Files dyndev made, damaged after it made them: noticed before anything
+//! uses them, said as such, and made again; never blamed on the user's
+//! code. Each test damages a bundle of its own workspace.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+
+/// A program that prints `n=<n>` with itoa, as package `name`.
+fn itoa_app(name: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &manifest(name, "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file("src/main.rs", &itoa_main(5))
+        .build()
+}
+
+fn itoa_main(n: u8) -> String {
+    format!("fn main() {{ println!(\"n={{}}\", itoa::Buffer::new().format({n}u8)); }}\n")
+}
+
+/// The one file of the bundle's library dir named `prefix*suffix`.
+fn lib_dir_file(lib_dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(lib_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{prefix}*{suffix} in {lib_dir:?}: {found:?}"
+    );
+    found.into_iter().next().unwrap()
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_truncated_bundle_library_is_linked_again_before_the_program_starts() {
+    let p = itoa_app("truncated-lib-app");
+    assert_eq!(p.dyndev(&["run", "-q"]).success().stdout, "n=5\n");
+    let lib = p.bundle_file();
+    // Truncated in place, as `: > lib` does.
+    std::fs::File::create(&lib).unwrap();
+
+    // Nothing changed for cargo: the program would start as it is.
+    let out = p.dyndev(&["run"]).success();
+    assert_eq!(out.stdout, "n=5\n", "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the bundle is not as dyndev made it: `{}` is 0 B where dyndev made ",
+            name_of(&lib)
+        )),
+        "{out}"
+    );
+    assert!(out.stderr.contains("; making it again"), "{out}");
+    assert!(std::fs::metadata(&lib).unwrap().len() > 0);
+
+    // Repaired: the next build after an edit says nothing of it.
+    p.write("src/main.rs", &itoa_main(6));
+    let out = p.dyndev(&["run"]).success();
+    assert_eq!(out.stdout, "n=6\n", "{out}");
+    assert!(!out.stderr.contains("warning"), "{out}");
+}
+
+#[test]
+fn a_garbled_facade_is_compiled_again_and_never_blamed_on_the_users_code() {
+    let p = itoa_app("garbled-facade-app");
+    p.dyndev(&["build"]).success();
+    let lib_dir = p.bundle_file().parent().unwrap().to_path_buf();
+    let facade = lib_dir_file(&lib_dir, "libitoa-", ".rlib");
+    // The same size, other bytes: garbled in place.
+    let len = std::fs::metadata(&facade).unwrap().len();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&facade)
+        .unwrap();
+    file.write_all(&vec![0xa5; len as usize]).unwrap();
+    drop(file);
+
+    p.write("src/main.rs", &itoa_main(7));
+    let out = p.dyndev(&["run"]).success();
+    assert_eq!(out.stdout, "n=7\n", "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the bundle is not as dyndev made it: `{}` was modified after dyndev made it",
+            name_of(&facade)
+        )),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("error"), "{out}");
+    assert_eq!(std::fs::metadata(&facade).unwrap().len(), len);
+}
