@@ -143,8 +143,10 @@ pub struct Root {
 /// A file dyndev made, as it was when it made it: its size and
 /// modification time. A file changed since (truncated, overwritten,
 /// garbled in place) differs in one or the other; one `stat` tells, where
-/// reading it would cost hundreds of megabytes a build. The stamp is taken
-/// when the link or compile has finished, before the record is written.
+/// reading it would cost hundreds of megabytes a build. Files are written
+/// under a temporary name and renamed into place, so a file with its final
+/// name is whole; its stamp is taken after the rename, before the record
+/// is written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub len: u64,

@@ -75,6 +75,8 @@ fn compile_facade(
         &src,
         crate::templates::facade_lib(&root.crate_name, &lib.crate_name, &root.alias)?.as_bytes(),
     )?;
+    // Written under another name, then renamed into place whole.
+    let scratch = crate::fs::Scratch::new(dir, file_stem)?;
     let mut cmd = rustc(toolchain);
     cmd.args(["--crate-name", &root.crate_name, "--edition=2021"])
         .arg(&src)
@@ -88,7 +90,7 @@ fn compile_facade(
         .args(["-C", &format!("metadata={hash}")])
         .args(["-C", &format!("extra-filename=-{hash}")])
         .arg("--out-dir")
-        .arg(dir)
+        .arg(scratch.path())
         .arg("-L")
         .arg(format!("dependency={}", dir.display()))
         .args(toolchain.search_path_args())
@@ -105,6 +107,12 @@ fn compile_facade(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    let name = root
+        .facade
+        .file_name()
+        .context("facade path without a name")?
+        .to_string_lossy();
+    scratch.rename_out(&name, &root.facade)?;
     let stamp = Stamp::of(&root.facade)
         .with_context(|| format!("`{}` is gone after its compile", root.facade.display()))?;
     let json = serde_json::to_vec(&stamp).context("failed to serialize a facade's stamp")?;

@@ -327,6 +327,11 @@ fn link_lib(
     crate::fs::write_atomic(&exports, list.as_bytes())?;
     let (user_linker, link_args) = split_linker(&toolchain.link_args);
 
+    // rustc and the linker write into a directory of their own (objects,
+    // rustc's temporaries, the library as it grows); only the finished
+    // library is renamed into place, and a failed or interrupted link
+    // leaves nothing in the library dir.
+    let scratch = crate::fs::Scratch::new(&dir, &lib.crate_name)?;
     let mut cmd = rustc(toolchain);
     cmd.args(["--crate-name", &lib.crate_name, "--edition=2021"])
         .arg(&lib_rs)
@@ -344,7 +349,7 @@ fn link_lib(
             &format!("metadata={}", lib.id),
         ])
         .arg("--out-dir")
-        .arg(&dir)
+        .arg(scratch.path())
         .args(toolchain.search_path_args())
         .arg("-L")
         .arg(format!("dependency={}", dir.display()))
@@ -396,7 +401,13 @@ fn link_lib(
     if !status.success() {
         return Ok(Err(crate::fs::read_to_string(&log)?));
     }
-    let info = crate::inspect::dynamic_info(&lib.file)?;
+    let name = lib
+        .file
+        .file_name()
+        .context("a library without a file name")?
+        .to_string_lossy();
+    let info = crate::inspect::dynamic_info(&scratch.path().join(&*name))?;
+    scratch.rename_out(&name, &lib.file)?;
     let stamp = Stamp::of(&lib.file)
         .with_context(|| format!("`{}` is gone after its link", lib.file.display()))?;
     Ok(Ok(LibMade {

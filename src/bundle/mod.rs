@@ -26,7 +26,7 @@ mod place;
 mod toolchain;
 mod units;
 
-pub use gc::{collect_garbage, remove_facade_sources_of_old};
+pub use gc::{collect_garbage, remove_leftovers};
 use link::Linked;
 use toolchain::Toolchain;
 

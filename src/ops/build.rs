@@ -128,7 +128,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     // Journals left by an interrupted build; with the lock held, no other
     // build is writing one.
     let _ = std::fs::remove_dir_all(req.layout.state_dir.join("runs"));
-    bundle::remove_facade_sources_of_old(&req.layout);
+    bundle::remove_leftovers(&req.layout);
     let previous = BundleState::load(&req.layout)?;
     let bundle_env = match &previous {
         None => env::NONE,

@@ -100,3 +100,89 @@ fn a_garbled_facade_is_compiled_again_and_never_blamed_on_the_users_code() {
     assert!(!out.stderr.contains("error"), "{out}");
     assert_eq!(std::fs::metadata(&facade).unwrap().len(), len);
 }
+
+/// A linker that links as `cc` does, except a library of the bundle
+/// while `FAKE_CC_FAIL` is set: of that it writes a part, then fails as a
+/// full disk makes GNU ld fail (`enospc`) or a full tmpfs kills rust-lld
+/// (`sigbus`).
+const FAKE_CC: &str = r#"#!/bin/sh
+out=
+prev=
+for a in "$@"; do
+    if [ "$prev" = "-o" ]; then out=$a; fi
+    prev=$a
+done
+case "$out" in
+*/libdyndev_bundle_*)
+    if [ -n "$FAKE_CC_FAIL" ]; then
+        head -c 4096 /dev/zero > "$out"
+        case "$FAKE_CC_FAIL" in
+        enospc)
+            echo "/usr/bin/ld.bfd: final link failed: No space left on device" >&2
+            exit 1;;
+        sigbus)
+            kill -BUS $$;;
+        esac
+    fi;;
+esac
+exec cc "$@"
+"#;
+
+/// `itoa_app` linking through [`FAKE_CC`].
+fn fake_cc_app(name: &str) -> Project {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest(name, "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file("src/main.rs", &itoa_main(5))
+        .file("fake-cc", FAKE_CC)
+        .build();
+    use std::os::unix::fs::PermissionsExt;
+    let cc = p.root.join("fake-cc");
+    std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn run_with_fake_cc(p: &Project, fail: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = dyndev_cmd(&p.root, args);
+    cmd.env(
+        "RUSTFLAGS",
+        format!("-C linker={}", p.root.join("fake-cc").display()),
+    );
+    match fail {
+        Some(how) => cmd.env("FAKE_CC_FAIL", how),
+        None => cmd.env_remove("FAKE_CC_FAIL"),
+    };
+    run(cmd)
+}
+
+/// The library dir of `p`'s bundle (one per workspace), made or not.
+fn lib_dir_of(p: &Project) -> PathBuf {
+    let root = p.root.canonicalize().unwrap();
+    cargo_dyndev::layout::Layout::new(shared_target_dir(), "debug", &root).lib_dir()
+}
+
+/// What in a library dir was left half-made: a library's output, rustc's
+/// objects or temporaries.
+fn half_made(lib_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(lib_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.ends_with(".so") || n.ends_with(".o") || n.starts_with('.') || n.starts_with("rustc")
+        })
+        .collect()
+}
+
+#[test]
+fn a_link_that_fails_midway_leaves_nothing_half_made() {
+    let p = fake_cc_app("half-made-app");
+    let out = run_with_fake_cc(&p, Some("enospc"), &["build"]).code(1);
+    let lib_dir = lib_dir_of(&p);
+    assert_eq!(half_made(&lib_dir), Vec::<String>::new(), "{out}");
+
+    // The next build links it whole.
+    let out = run_with_fake_cc(&p, None, &["run", "-q"]).success();
+    assert_eq!(out.stdout, "n=5\n");
+}
