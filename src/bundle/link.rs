@@ -12,7 +12,9 @@ use super::Request;
 use super::facade::compile_facades;
 use super::native::culprits;
 use super::place::Placed;
+use super::space::{self, NoRoom};
 use super::toolchain::{Toolchain, rustc, show};
+use crate::error::Failure;
 use crate::fs::StableHasher;
 use crate::inspect::NativeSymbols;
 use crate::rustc_args::crate_of_stem;
@@ -73,6 +75,7 @@ pub(super) fn link(
             });
             let mut blamed = BTreeMap::new();
             let mut messages = Vec::new();
+            let mut no_room = None;
             for (&i, result) in batch.iter().zip(results) {
                 match result? {
                     Ok(made) => {
@@ -84,10 +87,25 @@ pub(super) fn link(
                         crate::fs::write_atomic(&record_of(&dir, lib), &json)?;
                     }
                     Err(message) => {
+                        if let Some((shortage, said)) = space::shortage(&message) {
+                            no_room.get_or_insert(NoRoom {
+                                shortage,
+                                file: libs[i].file.clone(),
+                                free: space::free_space(&dir),
+                                dir: dir.clone(),
+                                needed: input_size(&libs[i], placed),
+                                said,
+                                log: log_of(&dir, &libs[i]),
+                            });
+                        }
                         blamed.extend(culprits(&message, req, &placed.plan.bundled_packages));
                         messages.push(message);
                     }
                 }
+            }
+            // Out of room, nothing can be learned about the dependencies.
+            if let Some(no_room) = no_room {
+                return Err(Failure::NoRoom(Box::new(no_room)).into());
             }
             if !messages.is_empty() {
                 return Ok(Linked::Failed {
@@ -168,6 +186,21 @@ fn identify(req: &Request<'_>, toolchain: &Toolchain, placed: &Placed) -> Vec<Li
 /// kept; its presence says the link finished.
 fn record_of(dir: &Path, lib: &Lib) -> std::path::PathBuf {
     dir.join(format!("{}.json", lib.crate_name))
+}
+
+/// Where a library's link writes its output (rustc's and the linker's).
+fn log_of(dir: &Path, lib: &Lib) -> std::path::PathBuf {
+    dir.join(format!("{}.log", lib.crate_name))
+}
+
+/// The size of the rlibs linked into `lib`: about what its link writes.
+fn input_size(lib: &Lib, placed: &Placed) -> u64 {
+    lib.crates
+        .iter()
+        .filter_map(|c| placed.rlibs.get(c))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Takes over the records of libraries linked before (the same crates,
@@ -392,7 +425,7 @@ fn link_lib(
         _ => {}
     }
     shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
-    let log = dir.join(format!("{}.log", lib.crate_name));
+    let log = log_of(&dir, lib);
     let log_file = std::fs::File::create(&log)
         .with_context(|| format!("failed to create `{}`", log.display()))?;
     cmd.stdout(std::process::Stdio::null()).stderr(log_file);

@@ -520,6 +520,13 @@ fn link() -> Result<i32> {
             cmd.args(&args);
             let (status, millis, rss, stderr) = run_linker(&mut cmd)?;
             eprint!("{stderr}");
+            // rustc would show only the exit status the proxy passes on.
+            if let Some(signal) = killed_by(status) {
+                eprintln!(
+                    "error: the linker `{}` was killed by {signal}",
+                    driver.to_string_lossy()
+                );
+            }
             (status, millis, rss)
         }
     };
@@ -549,6 +556,24 @@ fn link() -> Result<i32> {
         eprintln!("warning: cargo-dyndev could not keep the link's objects: {e:#}");
     }
     Ok(crate::cargo::exit_code(status))
+}
+
+/// `signal 7 (SIGBUS)`, when `status` is a death by a signal. A linker
+/// writing into a full tmpfs dies of SIGBUS; one the kernel kills when
+/// memory runs out, of SIGKILL.
+fn killed_by(status: std::process::ExitStatus) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.signal()?;
+    let name = match signal {
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        _ => return Some(format!("signal {signal}")),
+    };
+    Some(format!("signal {signal} ({name})"))
 }
 
 /// Runs the real linker, its stderr kept aside (a failed attempt at a
@@ -664,6 +689,15 @@ mod tests {
         keep(&root, "cc", &args, false, Vec::new()).unwrap();
         let third = KeptLink::latest(&root, &output).unwrap();
         assert!(third.same_origin(&third.objects[0], &again, &again.objects[0]));
+    }
+
+    #[test]
+    fn a_linker_killed_by_a_signal_is_named_so() {
+        use std::os::unix::process::ExitStatusExt;
+        let status = std::process::ExitStatus::from_raw;
+        assert_eq!(killed_by(status(7)).as_deref(), Some("signal 7 (SIGBUS)"));
+        assert_eq!(killed_by(status(9)).as_deref(), Some("signal 9 (SIGKILL)"));
+        assert_eq!(killed_by(status(1 << 8)), None, "exit status 1");
     }
 
     const RUSTC_SCRIPT: &str = "{\n  global:\n    rust_fn;\n\n  local:\n    *;\n};\n";

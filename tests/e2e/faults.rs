@@ -186,3 +186,46 @@ fn a_link_that_fails_midway_leaves_nothing_half_made() {
     let out = run_with_fake_cc(&p, None, &["run", "-q"]).success();
     assert_eq!(out.stdout, "n=5\n");
 }
+
+#[test]
+fn a_full_disk_during_the_bundle_link_is_named_as_such() {
+    let p = fake_cc_app("full-disk-app");
+    let lib_dir = lib_dir_of(&p);
+    let needs = regex::Regex::new(
+        r"`libdyndev_bundle_\w+\.so` needs about [\d.]+ (B|KiB|MiB) there \(the size of the rlibs it links\); [\d.]+ (B|KiB|MiB|GiB) free",
+    )
+    .unwrap();
+    for (how, cause, said) in [
+        (
+            "enospc",
+            format!(
+                "error: failed to link the bundle: no space left on the file system of `{}`",
+                lib_dir.display()
+            ),
+            "the linker said: /usr/bin/ld.bfd: final link failed: No space left on device",
+        ),
+        (
+            "sigbus",
+            format!(
+                "error: failed to link the bundle: the linker died of SIGBUS writing into `{}`",
+                lib_dir.display()
+            ),
+            "was killed by signal 7 (SIGBUS)",
+        ),
+    ] {
+        let out = run_with_fake_cc(&p, Some(how), &["build"]).code(1);
+        assert!(out.stderr.contains(&cause), "{how}: {out}");
+        assert!(out.stderr.contains(said), "{how}: {out}");
+        // How much, from what, and how much there is.
+        assert!(needs.is_match(&out.stderr), "{how}: {out}");
+        assert!(out.stderr.contains("help: make room there"), "{how}: {out}");
+        // Neither a dependency's fault nor a setting's.
+        assert!(!out.stderr.contains("to blame"), "{how}: {out}");
+        assert!(!out.stderr.contains("exclude"), "{how}: {out}");
+        let errors = out.stderr.lines().filter(|l| l.starts_with("error"));
+        assert_eq!(errors.count(), 1, "said once: {how}: {out}");
+        assert_eq!(half_made(&lib_dir), Vec::<String>::new(), "{how}: {out}");
+    }
+    let out = run_with_fake_cc(&p, None, &["run", "-q"]).success();
+    assert_eq!(out.stdout, "n=5\n");
+}
