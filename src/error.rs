@@ -31,6 +31,9 @@ pub enum Failure {
     Unsupported { setting: String, profile: String },
     /// Ctrl-C stopped the command, which has already said what it did.
     Interrupted,
+    /// Linking the bundle ran out of room (disk or memory), not a
+    /// dependency's fault: what ran out, how much is needed, and where.
+    NoRoom(Box<crate::bundle::NoRoom>),
 }
 
 impl Failure {
@@ -40,6 +43,7 @@ impl Failure {
             Failure::Selection(_) => code::CARGO,
             Failure::Unsupported { .. } => code::FAILURE,
             Failure::Interrupted => code::INTERRUPTED,
+            Failure::NoRoom(_) => code::FAILURE,
         }
     }
 
@@ -55,6 +59,7 @@ impl fmt::Display for Failure {
             Failure::Cargo { code } => write!(f, "cargo exited with status {code}"),
             Failure::Selection(message) => f.write_str(message),
             Failure::Interrupted => f.write_str("interrupted"),
+            Failure::NoRoom(no_room) => no_room.fmt(f),
             Failure::Unsupported { setting, profile } => write!(
                 f,
                 "the `{profile}` profile sets {setting}, which cannot work with a shared \

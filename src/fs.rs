@@ -41,6 +41,49 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("failed to write `{}`", path.display()))
 }
 
+/// A directory for one job's files beside their final place
+/// (`<dir>/.<name>.<pid>.tmp`), removed with all it holds when dropped: a
+/// compiler or linker writes there, and only a finished file is renamed
+/// out of it. A crash, a full disk or a failed link leaves nothing under a
+/// final name.
+#[derive(Debug)]
+pub struct Scratch {
+    path: std::path::PathBuf,
+}
+
+impl Scratch {
+    pub fn new(dir: &Path, name: &str) -> Result<Scratch> {
+        let path = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        create_dir_all(&path)?;
+        Ok(Scratch { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames `name` out of the scratch dir to `to`, which then names the
+    /// whole new file at once (a program that has the old one open or
+    /// mapped keeps the old one).
+    pub fn rename_out(&self, name: &str, to: &Path) -> Result<()> {
+        fs::rename(self.path.join(name), to)
+            .with_context(|| format!("failed to write `{}`", to.display()))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Whether `name` is a temporary of [`write_atomic`] or [`Scratch`]: left
+/// behind only when a process died before renaming it into place.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 /// `a/./b/../c` as `a/c`, without asking the file system (a path may not
 /// exist, and links count as named).
 pub fn normalize(path: &Path) -> std::path::PathBuf {
@@ -128,6 +171,26 @@ impl StableHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scratch_dir_hands_out_whole_files_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("libx.so");
+        std::fs::write(&target, b"old").unwrap();
+        let scratch = Scratch::new(dir.path(), "x").unwrap();
+        let name = scratch.path().file_name().unwrap().to_str().unwrap();
+        assert!(is_temporary(name), "{name}");
+        std::fs::write(scratch.path().join("libx.so"), b"new").unwrap();
+        std::fs::write(scratch.path().join("x.rcgu.o"), b"object").unwrap();
+        scratch.rename_out("libx.so", &target).unwrap();
+        drop(scratch);
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["libx.so"]);
+    }
 
     #[test]
     fn stable_hash_is_stable_and_separates_fields() {

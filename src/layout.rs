@@ -11,6 +11,7 @@
 //!       runs/<run>/                    what the wrapper saw during one build
 //!       probe/                         closure probes and their cache
 //!       lib/libdyndev_<id>.so          the bundle's libraries, facades, sources
+//!       lib/.<name>.<pid>.tmp          a link or write not yet renamed into place
 //! ```
 //!
 //! Workspaces that share a target dir (a global `CARGO_TARGET_DIR`) share

@@ -11,7 +11,7 @@ use crate::layout::Layout;
 
 /// Bumped whenever the meaning of the state files changes; state written by
 /// another version is ignored and rebuilt.
-pub const STATE_VERSION: u32 = 5;
+pub const STATE_VERSION: u32 = 6;
 
 /// The bundle currently in use for one target dir and profile: its plan
 /// (what goes where), the shared libraries the bundled crates are split
@@ -98,6 +98,8 @@ pub struct Lib {
 /// What linking one library made and cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibMade {
+    /// The file as it was when the link finished.
+    pub stamp: Stamp,
     pub size: u64,
     pub exported_symbols: usize,
     /// Wall time of its link, in milliseconds, when it was made.
@@ -134,6 +136,75 @@ pub struct Root {
     pub rlib_mtime: u128,
     /// The facade rlib that user crates get in its place.
     pub facade: PathBuf,
+    /// The facade as it was when it was compiled.
+    pub facade_stamp: Stamp,
+}
+
+/// A file dyndev made, as it was when it made it: its size and
+/// modification time. A file changed since (truncated, overwritten,
+/// garbled in place) differs in one or the other; one `stat` tells, where
+/// reading it would cost hundreds of megabytes a build. Files are written
+/// under a temporary name and renamed into place, so a file with its final
+/// name is whole; its stamp is taken after the rename, before the record
+/// is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub len: u64,
+    pub mtime_ns: u128,
+}
+
+impl Stamp {
+    /// The stamp of `path` as it is now; `None` when it is missing.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        Some(Stamp {
+            len: meta.len(),
+            mtime_ns,
+        })
+    }
+}
+
+/// A file of the bundle that is no longer as dyndev made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub file: PathBuf,
+    pub made: Stamp,
+    /// What it is now; `None` when it is missing.
+    pub found: Option<Stamp>,
+}
+
+impl Damage {
+    /// `file` against what dyndev recorded of it: `None` when they agree.
+    pub fn check(file: &Path, made: Stamp, found: Option<Stamp>) -> Option<Damage> {
+        (found != Some(made)).then(|| Damage {
+            file: file.to_path_buf(),
+            made,
+            found,
+        })
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.file.file_name().unwrap_or(self.file.as_os_str());
+        write!(f, "`{}` ", name.to_string_lossy())?;
+        match self.found {
+            None => f.write_str("is missing"),
+            Some(found) if found.len != self.made.len => write!(
+                f,
+                "is {} where dyndev made {}",
+                crate::shell::human_size(found.len),
+                crate::shell::human_size(self.made.len)
+            ),
+            Some(_) => f.write_str("was modified after dyndev made it"),
+        }
+    }
 }
 
 impl BundleState {
@@ -144,14 +215,24 @@ impl BundleState {
         };
         // State from another version of dyndev is not an error: rebuild.
         match serde_json::from_str::<BundleState>(&text) {
-            Ok(state)
-                if state.state_version == STATE_VERSION
-                    && state.libs.iter().all(|l| l.file.exists()) =>
-            {
-                Ok(Some(state))
-            }
+            Ok(state) if state.state_version == STATE_VERSION => Ok(Some(state)),
             _ => Ok(None),
         }
+    }
+
+    /// The libraries and facades that are not as dyndev made them
+    /// (missing, truncated, written to): one `stat` each.
+    pub fn damage(&self) -> Vec<Damage> {
+        self.damage_with(&Stamp::of)
+    }
+
+    /// [`Self::damage`], with the file system's answers from `stamp`.
+    pub fn damage_with(&self, stamp: &dyn Fn(&Path) -> Option<Stamp>) -> Vec<Damage> {
+        let libs = self.libs.iter().map(|l| (&l.file, l.made.stamp));
+        let facades = self.roots.values().map(|r| (&r.facade, r.facade_stamp));
+        libs.chain(facades)
+            .filter_map(|(file, made)| Damage::check(file, made, stamp(file)))
+            .collect()
     }
 
     pub fn save(&self, layout: &Layout) -> Result<()> {
@@ -253,5 +334,63 @@ impl JournalEntry {
         }
         entries.sort_by(|a: &JournalEntry, b| a.stem.cmp(&b.stem));
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damage_is_any_library_or_facade_unlike_its_stamp() {
+        let made = Stamp {
+            len: 80_000,
+            mtime_ns: 1_000,
+        };
+        let mut state = BundleState::default();
+        for name in ["a", "b"] {
+            state.libs.push(Lib {
+                file: format!("/s/lib/libdyndev_bundle_{name}.so").into(),
+                made: LibMade {
+                    stamp: made,
+                    ..LibMade::default()
+                },
+                ..Lib::default()
+            });
+        }
+        state.roots.insert(
+            "libitoa-1".into(),
+            Root {
+                package_id: "itoa".into(),
+                crate_name: "itoa".into(),
+                alias: "itoa_1".into(),
+                lib: "dyndev_bundle_a".into(),
+                rlib: "/t/deps/libitoa-1.rlib".into(),
+                rlib_mtime: 0,
+                facade: "/s/lib/libitoa-f.rlib".into(),
+                facade_stamp: made,
+            },
+        );
+        assert_eq!(state.damage_with(&|_| Some(made)), []);
+        let found = state.damage_with(&|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            match name {
+                "libdyndev_bundle_a.so" => Some(Stamp { len: 0, ..made }),
+                "libdyndev_bundle_b.so" => None,
+                _ => Some(Stamp {
+                    mtime_ns: 2_000,
+                    ..made
+                }),
+            }
+        });
+        let said: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            said,
+            [
+                "`libdyndev_bundle_a.so` is 0 B where dyndev made 78.1 KiB",
+                "`libdyndev_bundle_b.so` is missing",
+                "`libitoa-f.rlib` was modified after dyndev made it",
+            ]
+        );
     }
 }

@@ -9,21 +9,25 @@ use anyhow::{Context, Result, bail};
 
 use super::toolchain::{Toolchain, rustc, show};
 use crate::shell::Shell;
-use crate::state::{Lib, Root};
+use crate::state::{Lib, Root, Stamp};
 
 /// One facade per root, compiled in parallel: each is a tiny crate. A
-/// facade is named by its library and root, so one already made is kept.
+/// facade is named by its library and root, so one already made, and
+/// unchanged since, is kept. Sets each root's `facade_stamp`.
 pub(super) fn compile_facades(
     shell: &Shell,
     toolchain: &Toolchain,
     dir: &Path,
     libs: &[Lib],
-    roots: &BTreeMap<String, Root>,
+    roots: &mut BTreeMap<String, Root>,
 ) -> Result<()> {
-    let jobs: Vec<&Root> = roots
-        .values()
-        .filter(|r| !r.facade.exists() || !r.facade.with_extension("ok").exists())
-        .collect();
+    let mut jobs: Vec<&mut Root> = Vec::new();
+    for root in roots.values_mut() {
+        match made_before(&root.facade) {
+            Some(stamp) => root.facade_stamp = stamp,
+            None => jobs.push(root),
+        }
+    }
     let results = crate::pool::parallel_map(&jobs, |root| {
         let lib = libs
             .iter()
@@ -31,7 +35,23 @@ pub(super) fn compile_facades(
             .context("a facade's library is missing")?;
         compile_facade(shell, toolchain, dir, lib, root)
     });
-    results.into_iter().collect()
+    for (root, stamp) in jobs.into_iter().zip(results) {
+        root.facade_stamp = stamp?;
+    }
+    Ok(())
+}
+
+/// The marker a finished facade compile leaves, holding the facade's
+/// [`Stamp`].
+fn marker_of(facade: &Path) -> std::path::PathBuf {
+    facade.with_extension("ok")
+}
+
+/// The stamp of a facade compiled before, when it is still the file that
+/// compile made.
+fn made_before(facade: &Path) -> Option<Stamp> {
+    let recorded: Stamp = serde_json::from_slice(&std::fs::read(marker_of(facade)).ok()?).ok()?;
+    (Stamp::of(facade)? == recorded).then_some(recorded)
 }
 
 fn compile_facade(
@@ -40,7 +60,7 @@ fn compile_facade(
     dir: &Path,
     lib: &Lib,
     root: &Root,
-) -> Result<()> {
+) -> Result<Stamp> {
     let file_stem = root
         .facade
         .file_stem()
@@ -55,6 +75,8 @@ fn compile_facade(
         &src,
         crate::templates::facade_lib(&root.crate_name, &lib.crate_name, &root.alias)?.as_bytes(),
     )?;
+    // Written under another name, then renamed into place whole.
+    let scratch = crate::fs::Scratch::new(dir, file_stem)?;
     let mut cmd = rustc(toolchain);
     cmd.args(["--crate-name", &root.crate_name, "--edition=2021"])
         .arg(&src)
@@ -68,7 +90,7 @@ fn compile_facade(
         .args(["-C", &format!("metadata={hash}")])
         .args(["-C", &format!("extra-filename=-{hash}")])
         .arg("--out-dir")
-        .arg(dir)
+        .arg(scratch.path())
         .arg("-L")
         .arg(format!("dependency={}", dir.display()))
         .args(toolchain.search_path_args())
@@ -85,5 +107,15 @@ fn compile_facade(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    crate::fs::write_atomic(&root.facade.with_extension("ok"), b"")
+    let name = root
+        .facade
+        .file_name()
+        .context("facade path without a name")?
+        .to_string_lossy();
+    scratch.rename_out(&name, &root.facade)?;
+    let stamp = Stamp::of(&root.facade)
+        .with_context(|| format!("`{}` is gone after its compile", root.facade.display()))?;
+    let json = serde_json::to_vec(&stamp).context("failed to serialize a facade's stamp")?;
+    crate::fs::write_atomic(&marker_of(&root.facade), &json)?;
+    Ok(stamp)
 }

@@ -32,20 +32,34 @@ fn stem_of(name: &str) -> &str {
     name.split('.').next().unwrap_or(name)
 }
 
-/// Removes facade sources that earlier versions wrote as `libNAME-HASH.rs`
-/// beside the rlibs: rustc takes such a file in a search dir for the
-/// interface of an `sdylib` and compiles it in a child process in every
-/// compile that loads the crate (about 25 ms a facade, each time).
-pub fn remove_facade_sources_of_old(layout: &Layout) {
+/// Removes what no build will read from the library dir: temporaries of
+/// writes and links a killed build never finished, and facade sources
+/// that earlier versions wrote as `libNAME-HASH.rs` beside the rlibs
+/// (rustc takes such a file in a search dir for the interface of an
+/// `sdylib` and compiles it in a child process in every compile that
+/// loads the crate: about 25 ms a facade, each time). Run with the state
+/// lock held.
+pub fn remove_leftovers(layout: &Layout) {
     let Ok(dir) = std::fs::read_dir(layout.lib_dir()) else {
         return;
     };
     for item in dir.flatten() {
         let name = item.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("lib") && name.ends_with(".rs") {
+        if crate::fs::is_temporary(&name) {
+            remove(&item.path());
+        } else if name.starts_with("lib") && name.ends_with(".rs") {
             let _ = std::fs::remove_file(item.path());
         }
+    }
+}
+
+/// Removes a file, or a directory with all it holds.
+fn remove(path: &std::path::Path) {
+    if path.is_dir() {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -61,7 +75,7 @@ pub fn collect_garbage(
         for item in dir.flatten() {
             let name = item.file_name().to_string_lossy().into_owned();
             if !keep.contains(stem_of(&name)) {
-                let _ = std::fs::remove_file(item.path());
+                remove(&item.path());
             }
         }
     }
@@ -103,6 +117,7 @@ mod tests {
                 rlib: "/t/deps/liblibc-1.rlib".into(),
                 rlib_mtime: 0,
                 facade: "/s/lib/liblibc-f00d.rlib".into(),
+                facade_stamp: Default::default(),
             },
         );
         let keep = kept_stems(std::iter::once(&state));
@@ -120,6 +135,8 @@ mod tests {
             "libdyndev_bundle_4567.so",
             "liblibc-beef.rlib",
             "libc-f00d.rlib",
+            // A link a killed build left unfinished.
+            ".dyndev_bundle_0123.4242.tmp",
         ] {
             assert!(!keep.contains(stem_of(name)), "{name} must go");
         }

@@ -12,12 +12,14 @@ use super::Request;
 use super::facade::compile_facades;
 use super::native::culprits;
 use super::place::Placed;
+use super::space::{self, NoRoom};
 use super::toolchain::{Toolchain, rustc, show};
+use crate::error::Failure;
 use crate::fs::StableHasher;
 use crate::inspect::NativeSymbols;
 use crate::rustc_args::crate_of_stem;
 use crate::shell::Shell;
-use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION};
+use crate::state::{BundleState, Lib, LibMade, Root, STATE_VERSION, Stamp};
 
 pub(super) enum Linked {
     Done(Box<BundleState>),
@@ -73,6 +75,7 @@ pub(super) fn link(
             });
             let mut blamed = BTreeMap::new();
             let mut messages = Vec::new();
+            let mut no_room = None;
             for (&i, result) in batch.iter().zip(results) {
                 match result? {
                     Ok(made) => {
@@ -84,10 +87,25 @@ pub(super) fn link(
                         crate::fs::write_atomic(&record_of(&dir, lib), &json)?;
                     }
                     Err(message) => {
+                        if let Some((shortage, said)) = space::shortage(&message) {
+                            no_room.get_or_insert(NoRoom {
+                                shortage,
+                                file: libs[i].file.clone(),
+                                free: space::free_space(&dir),
+                                dir: dir.clone(),
+                                needed: input_size(&libs[i], placed),
+                                said,
+                                log: log_of(&dir, &libs[i]),
+                            });
+                        }
                         blamed.extend(culprits(&message, req, &placed.plan.bundled_packages));
                         messages.push(message);
                     }
                 }
+            }
+            // Out of room, nothing can be learned about the dependencies.
+            if let Some(no_room) = no_room {
+                return Err(Failure::NoRoom(Box::new(no_room)).into());
             }
             if !messages.is_empty() {
                 return Ok(Linked::Failed {
@@ -97,8 +115,8 @@ pub(super) fn link(
             }
         }
     }
-    let roots = roots(&dir, &libs, placed)?;
-    compile_facades(shell, toolchain, &dir, &libs, &roots)?;
+    let mut roots = roots(&dir, &libs, placed)?;
+    compile_facades(shell, toolchain, &dir, &libs, &mut roots)?;
     let link_millis = if todo.is_empty() {
         0
     } else {
@@ -170,16 +188,32 @@ fn record_of(dir: &Path, lib: &Lib) -> std::path::PathBuf {
     dir.join(format!("{}.json", lib.crate_name))
 }
 
+/// Where a library's link writes its output (rustc's and the linker's).
+fn log_of(dir: &Path, lib: &Lib) -> std::path::PathBuf {
+    dir.join(format!("{}.log", lib.crate_name))
+}
+
+/// The size of the rlibs linked into `lib`: about what its link writes.
+fn input_size(lib: &Lib, placed: &Placed) -> u64 {
+    lib.crates
+        .iter()
+        .filter_map(|c| placed.rlibs.get(c))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Takes over the records of libraries linked before (the same crates,
 /// say after switching back to an earlier selection); returns the indices
 /// of those still to link.
 fn reuse(dir: &Path, libs: &mut [Lib]) -> Vec<usize> {
     let mut todo = Vec::new();
     for (i, lib) in libs.iter_mut().enumerate() {
+        // The library must be the file its link made, not one changed since.
         let reused: Option<Lib> = std::fs::read(record_of(dir, lib))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|_| lib.file.exists());
+            .filter(|r: &Lib| Stamp::of(&lib.file) == Some(r.made.stamp));
         match reused {
             Some(r) => lib.made = r.made,
             None => todo.push(i),
@@ -229,6 +263,7 @@ fn roots(dir: &Path, libs: &[Lib], placed: &Placed) -> Result<BTreeMap<String, R
                 alias: alias_of(stem),
                 lib: lib.crate_name.clone(),
                 facade: dir.join(format!("lib{}-{fhash}.rlib", crate_of_stem(stem))),
+                facade_stamp: Stamp::default(),
                 rlib_mtime: crate::fs::mtime_nanos(&c.rlib).unwrap_or_default(),
                 rlib: c.rlib.clone(),
             },
@@ -325,6 +360,11 @@ fn link_lib(
     crate::fs::write_atomic(&exports, list.as_bytes())?;
     let (user_linker, link_args) = split_linker(&toolchain.link_args);
 
+    // rustc and the linker write into a directory of their own (objects,
+    // rustc's temporaries, the library as it grows); only the finished
+    // library is renamed into place, and a failed or interrupted link
+    // leaves nothing in the library dir.
+    let scratch = crate::fs::Scratch::new(&dir, &lib.crate_name)?;
     let mut cmd = rustc(toolchain);
     cmd.args(["--crate-name", &lib.crate_name, "--edition=2021"])
         .arg(&lib_rs)
@@ -342,7 +382,7 @@ fn link_lib(
             &format!("metadata={}", lib.id),
         ])
         .arg("--out-dir")
-        .arg(&dir)
+        .arg(scratch.path())
         .args(toolchain.search_path_args())
         .arg("-L")
         .arg(format!("dependency={}", dir.display()))
@@ -385,7 +425,7 @@ fn link_lib(
         _ => {}
     }
     shell.verbose_status("Running", format_args!("`{}`", show(&cmd)));
-    let log = dir.join(format!("{}.log", lib.crate_name));
+    let log = log_of(&dir, lib);
     let log_file = std::fs::File::create(&log)
         .with_context(|| format!("failed to create `{}`", log.display()))?;
     cmd.stdout(std::process::Stdio::null()).stderr(log_file);
@@ -394,12 +434,18 @@ fn link_lib(
     if !status.success() {
         return Ok(Err(crate::fs::read_to_string(&log)?));
     }
-    let info = crate::inspect::dynamic_info(&lib.file)?;
-    let size = std::fs::metadata(&lib.file)
-        .map(|m| m.len())
-        .unwrap_or_default();
+    let name = lib
+        .file
+        .file_name()
+        .context("a library without a file name")?
+        .to_string_lossy();
+    let info = crate::inspect::dynamic_info(&scratch.path().join(&*name))?;
+    scratch.rename_out(&name, &lib.file)?;
+    let stamp = Stamp::of(&lib.file)
+        .with_context(|| format!("`{}` is gone after its link", lib.file.display()))?;
     Ok(Ok(LibMade {
-        size,
+        stamp,
+        size: stamp.len,
         exported_symbols: info.exported,
         link_millis: millis,
         link_peak_kib: peak_kib,

@@ -23,11 +23,13 @@ mod gc;
 mod link;
 mod native;
 mod place;
+mod space;
 mod toolchain;
 mod units;
 
-pub use gc::{collect_garbage, remove_facade_sources_of_old};
+pub use gc::{collect_garbage, remove_leftovers};
 use link::Linked;
+pub use space::{NoRoom, Shortage};
 use toolchain::Toolchain;
 
 /// Everything a new bundle is made from.

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 
 use crate::layout::Layout;
 use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, set_extern_path};
-use crate::state::{BundleState, JournalEntry, JournalExtern};
+use crate::state::{BundleState, Damage, JournalEntry, JournalExtern, Stamp};
 
 /// The name the wrapper runs under: a link to this executable in each
 /// workspace's state dir.
@@ -76,12 +76,14 @@ pub struct Facts<'a> {
     /// Was the member unit with this stem probed earlier in this build?
     pub member_probed: &'a dyn Fn(&str) -> bool,
     pub mtime: &'a dyn Fn(&Path) -> Option<u128>,
+    pub stamp: &'a dyn Fn(&Path) -> Option<Stamp>,
 }
 
 /// Whether the unit can compile against the current bundle: every compiled
 /// dependency it uses must be a root (swapped for its facade, and unchanged
 /// since the bundle was linked), known to stay static, or a workspace member
-/// compiled, not probed, in this build. Otherwise it probes, saying why.
+/// compiled, not probed, in this build; and the bundle's libraries and the
+/// facades must be the files dyndev made. Otherwise it probes, saying why.
 pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     // Compiling would fail with rustc's puzzling error; the driver says why.
     if let Some(setting) = inv.unsupported() {
@@ -101,6 +103,13 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     if state.id != facts.bundle_env {
         return Decision::Probe("the bundle changed during the build".into());
     }
+    if let Some(damage) = state
+        .libs
+        .iter()
+        .find_map(|l| Damage::check(&l.file, l.made.stamp, (facts.stamp)(&l.file)))
+    {
+        return Decision::Probe(format!("the bundle's {damage}"));
+    }
     let mut args = inv.args.clone();
     for ext in &inv.externs {
         let Some(stem) = ext.unit_stem() else {
@@ -113,8 +122,14 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
                     "`{krate}` was rebuilt after the bundle was linked"
                 ));
             }
-            if (facts.mtime)(&root.facade).is_none() {
-                return Decision::Probe(format!("the facade of `{krate}` is missing"));
+            match (facts.stamp)(&root.facade) {
+                None => return Decision::Probe(format!("the facade of `{krate}` is missing")),
+                Some(s) if s != root.facade_stamp => {
+                    return Decision::Probe(format!(
+                        "the facade of `{krate}` was modified after dyndev made it"
+                    ));
+                }
+                Some(_) => {}
             }
             set_extern_path(&mut args, ext, &root.facade);
             continue;
@@ -229,6 +244,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
             host_linked: &host_linked,
             member_probed: &member_probed,
             mtime: &crate::fs::mtime_nanos,
+            stamp: &Stamp::of,
         },
     );
 
@@ -556,14 +572,32 @@ mod tests {
                     rlib: "/t/deps/liblog-1.rlib".into(),
                     rlib_mtime: 7,
                     facade: "/s/b1/liblog-f1.rlib".into(),
+                    facade_stamp: made(Path::new("/s/b1/liblog-f1.rlib")).unwrap(),
                 },
             )]),
+            libs: vec![crate::state::Lib {
+                crate_name: "dyndev_bundle_b1".into(),
+                file: "/s/b1/libdyndev_bundle_b1.so".into(),
+                made: crate::state::LibMade {
+                    stamp: made(Path::new("/s/b1/libdyndev_bundle_b1.so")).unwrap(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
             plan: crate::state::BundlePlan {
                 static_stems: BTreeSet::from(["libengine-2".to_owned()]),
                 ..Default::default()
             },
             ..BundleState::default()
         }
+    }
+
+    /// The bundle's files as dyndev made them.
+    fn made(path: &Path) -> Option<Stamp> {
+        path.starts_with("/s/b1").then_some(Stamp {
+            len: path.as_os_str().len() as u64,
+            mtime_ns: 11,
+        })
     }
 
     fn decide_with(cmd: &str, bundle_env: &str, mtime: u128) -> Decision {
@@ -579,6 +613,7 @@ mod tests {
                 host_linked: &[],
                 member_probed: &|stem| stem == "libcore-probed",
                 mtime: &|_| Some(mtime),
+                stamp: &made,
             },
         )
     }
@@ -687,11 +722,51 @@ mod tests {
                 host_linked: &[],
                 member_probed: &|_| false,
                 mtime: &|p| (!p.starts_with("/s")).then_some(7),
+                stamp: &|p| made(p).filter(|_| p.extension().is_some_and(|e| e == "so")),
             },
         );
         assert_eq!(
             decision,
             Decision::Probe("the facade of `log` is missing".into())
         );
+    }
+
+    #[test]
+    fn a_facade_or_library_changed_after_it_was_made_means_a_new_bundle() {
+        let inv = Invocation::parse(words(APP));
+        let s = state();
+        let decide_seeing = |changed: &str| {
+            let changed = Path::new(changed);
+            decide(
+                &inv,
+                &Facts {
+                    bundle_env: "b1",
+                    state: Some(&s),
+                    member_libs: &["core".to_owned()],
+                    member_probed: &|_| false,
+                    mtime: &|_| Some(7),
+                    stamp: &|p| {
+                        made(p).map(|m| {
+                            if p == changed {
+                                Stamp { len: 0, ..m }
+                            } else {
+                                m
+                            }
+                        })
+                    },
+                },
+            )
+        };
+        assert_eq!(
+            decide_seeing("/s/b1/liblog-f1.rlib"),
+            Decision::Probe("the facade of `log` was modified after dyndev made it".into())
+        );
+        assert_eq!(
+            decide_seeing("/s/b1/libdyndev_bundle_b1.so"),
+            Decision::Probe(
+                "the bundle's `libdyndev_bundle_b1.so` is 0 B where dyndev made 28 B".into()
+            )
+        );
+        assert!(matches!(decide_seeing("/nothing"), Decision::Compile(_)));
     }
 }

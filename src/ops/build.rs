@@ -152,9 +152,13 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     // Journals left by an interrupted build; with the lock held, no other
     // build is writing one.
     let _ = std::fs::remove_dir_all(req.layout.state_dir.join("runs"));
-    bundle::remove_facade_sources_of_old(&req.layout);
+    bundle::remove_leftovers(&req.layout);
     let previous = BundleState::load(&req.layout)?;
-    let bundle_env = previous.as_ref().map_or(env::NONE, |s| s.id.as_str());
+    let bundle_env = match &previous {
+        None => env::NONE,
+        Some(state) if repair(req.shell, state) => env::PROBE,
+        Some(state) => state.id.as_str(),
+    };
 
     let first = pass(req, bundle_env)?;
     for e in first.journal.iter().filter(|e| e.probed) {
@@ -231,6 +235,25 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
         bundle: Some(bundle),
         doctests: last.doctests,
     })
+}
+
+/// Whether the bundle must be made again because its libraries or facades
+/// are not the files dyndev made (truncated, garbled, missing); says which.
+/// Every member then probes (to cargo nothing changed: it would compile
+/// nothing and start the program on a damaged library), and the link
+/// replaces each file that differs. A damaged file is never loaded, by a
+/// program or by a compile whose errors would point at the user's code.
+fn repair(shell: &Shell, state: &BundleState) -> bool {
+    let damage = state.damage();
+    if damage.is_empty() {
+        return false;
+    }
+    let list: Vec<String> = damage.iter().map(ToString::to_string).collect();
+    shell.warn(format_args!(
+        "the bundle is not as dyndev made it: {}; making it again",
+        list.join(", ")
+    ));
+    true
 }
 
 /// What the build does after its edit pass.

@@ -76,7 +76,7 @@ pub fn changed(old: &KeptLink, new: &KeptLink) -> Result<Changed> {
         .collect();
     for p in &new.objects {
         match old_objects.get(object_key(&file_name(p))) {
-            Some(o) if same_file(o, p)? => {}
+            Some(o) if new.same_origin(p, old, o) || same_file(o, p)? => {}
             Some(o) => {
                 out.objects.push(p.clone());
                 out.previous.push((*o).clone());
@@ -90,7 +90,7 @@ pub fn changed(old: &KeptLink, new: &KeptLink) -> Result<Changed> {
         let Some(before) = old_rlibs.get(&file_name(rlib)) else {
             continue;
         };
-        if same_file(before, rlib)? {
+        if new.same_origin(rlib, old, before) || same_file(before, rlib)? {
             continue;
         }
         out.objects.extend(changed_members(before, rlib, &new.dir)?);
@@ -463,6 +463,7 @@ mod tests {
             temps: Vec::new(),
             path_env: None,
             shared: Vec::new(),
+            origins: Default::default(),
         };
         let args = link_args(
             &kept,
@@ -502,6 +503,7 @@ mod tests {
             temps: Vec::new(),
             path_env: None,
             shared: Vec::new(),
+            origins: Default::default(),
         };
         let args = link_args(
             &kept,

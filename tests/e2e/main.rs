@@ -8,6 +8,7 @@ mod config;
 mod edit;
 mod errors;
 mod exact;
+mod faults;
 mod help;
 mod host_code;
 mod hot;

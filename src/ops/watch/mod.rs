@@ -443,6 +443,16 @@ impl<'a> Session<'a> {
                 return (false, true);
             }
         };
+        // A replay compiles against the bundle and starts the program on
+        // it: a bundle no longer as dyndev made it is cargo's build's to
+        // make again.
+        if crate::state::BundleState::load(&self.layout)
+            .ok()
+            .flatten()
+            .is_some_and(|s| !s.damage().is_empty())
+        {
+            return (false, false);
+        }
         if self.hot.is_some() && self.running.is_some() {
             let handled = self.reload(&plan, saved, changed, command, shown);
             drop(lock);
