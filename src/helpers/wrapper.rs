@@ -689,6 +689,7 @@ mod tests {
                     host_linked: &["util".to_owned()],
                     member_probed: &|_| false,
                     mtime: &|_| Some(7),
+                    stamp: &made,
                 },
             )
         };
@@ -743,6 +744,7 @@ mod tests {
                     bundle_env: "b1",
                     state: Some(&s),
                     member_libs: &["core".to_owned()],
+                    host_linked: &[],
                     member_probed: &|_| false,
                     mtime: &|_| Some(7),
                     stamp: &|p| {
