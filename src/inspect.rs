@@ -36,13 +36,13 @@ fn dynamic_info_of(data: &[u8]) -> Result<DynamicInfo> {
     if let Some((entries, strings_index)) = sections.dynamic(endian, data)? {
         let strings = sections.strings(endian, data, strings_index)?;
         for entry in entries {
-            let tag = entry.tag32(endian);
+            let tag = entry.tag(endian);
             let text = || -> Result<String> {
                 Ok(String::from_utf8_lossy(entry.string(endian, strings)?).into_owned())
             };
             match tag {
-                Some(elf::DT_NEEDED) => info.needed.push(text()?),
-                Some(elf::DT_RUNPATH) | Some(elf::DT_RPATH) => {
+                elf::DT_NEEDED => info.needed.push(text()?),
+                elf::DT_RUNPATH | elf::DT_RPATH => {
                     info.runpath.extend(text()?.split(':').map(str::to_owned))
                 }
                 _ => {}

@@ -205,6 +205,34 @@ impl Invocation {
         )
     }
 
+    /// The arguments with rustc's outputs sent to `dir` instead of the out
+    /// dir; `None` when an output is named otherwise (`-o`,
+    /// `--emit=KIND=PATH`), or there is no out dir.
+    pub fn with_out_dir(&self, dir: &Path) -> Option<Vec<String>> {
+        let mut args = self.args.clone();
+        let mut replaced = false;
+        let mut i = 0;
+        while i < args.len() {
+            let (flag, value, value_index) = split_flag(&args, i);
+            match flag {
+                "-o" => return None,
+                "--emit" if value.is_some_and(|v| v.contains('=')) => return None,
+                "--out-dir" => {
+                    let vi = value_index?;
+                    args[vi] = if vi == i {
+                        format!("--out-dir={}", dir.display())
+                    } else {
+                        dir.display().to_string()
+                    };
+                    replaced = true;
+                }
+                _ => {}
+            }
+            i = value_index.map_or(i, |vi| vi.max(i)) + 1;
+        }
+        replaced.then_some(args)
+    }
+
     /// Why a shared standard library cannot serve this unit, if it cannot:
     /// std's dylib unwinds and cannot take part in LTO.
     pub fn unsupported(&self) -> Option<String> {
@@ -358,6 +386,28 @@ mod tests {
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn outputs_go_elsewhere_when_only_the_out_dir_names_them() {
+        let inv = Invocation::parse(words(
+            "--crate-name a --emit=dep-info,metadata,link --out-dir /t/deps -C extra-filename=-1",
+        ));
+        assert_eq!(
+            inv.with_out_dir(Path::new("/s/stage")).unwrap().join(" "),
+            "--crate-name a --emit=dep-info,metadata,link --out-dir /s/stage -C extra-filename=-1"
+        );
+        let joined = Invocation::parse(words("--crate-name a --out-dir=/t/deps"));
+        assert_eq!(
+            joined.with_out_dir(Path::new("/s")).unwrap(),
+            words("--crate-name a --out-dir=/s")
+        );
+        let named = Invocation::parse(words("--emit=link=/x/a.rlib --out-dir /t/deps"));
+        assert_eq!(named.with_out_dir(Path::new("/s")), None);
+        assert_eq!(
+            Invocation::parse(words("-o /x/a")).with_out_dir(Path::new("/s")),
+            None
+        );
     }
 
     const BIN: &str = "--crate-name app --edition=2021 src/main.rs --error-format=json \

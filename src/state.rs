@@ -277,17 +277,28 @@ pub struct JournalEntry {
     /// which a shared standard library ignores.
     #[serde(default)]
     pub global_allocator: Option<String>,
-    /// A test crate's early cutoff ([`crate::cutoff`]): relinked without
-    /// compiling, or why it was compiled after all.
+    /// What the early cutoff ([`crate::cutoff`]) did with it.
     #[serde(default)]
     pub cutoff: Option<Cutoff>,
 }
 
-/// What the early cutoff did with a test crate.
+/// What the early cutoff ([`crate::cutoff`]) did with a member unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cutoff {
+    /// A library not compiled: what it made is what a compile would make.
+    Reused,
+    /// An executable not compiled: pointed at its libraries' new code, or
+    /// linked again.
     Relinked,
+    /// An executable compiled, and why.
     Compiled(String),
+    /// A library compiled, and why; and why its dependents see a new
+    /// interface (`None`: they do not, only bodies they cannot see
+    /// changed).
+    Library {
+        why: String,
+        interface: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

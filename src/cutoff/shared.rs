@@ -188,7 +188,7 @@ fn facts(root: &Path, rlib: &Path) -> Result<super::RlibFacts> {
     {
         return Ok(facts);
     }
-    let facts = super::rlib_facts(rlib)?;
+    let facts = super::rlib::facts(rlib)?;
     let _ = crate::fs::write_atomic(&cache, &serde_json::to_vec(&facts)?);
     Ok(facts)
 }

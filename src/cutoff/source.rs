@@ -178,26 +178,94 @@ pub fn module_files(root: &Path, files: &BTreeMap<PathBuf, String>) -> Option<BT
         out: &mut BTreeSet<PathBuf>,
     ) -> Option<()> {
         for item in items {
-            let syn::Item::Mod(m) = item else { continue };
-            if m.attrs.iter().any(|a| a.path().is_ident("path")) {
-                return None;
-            }
-            let name = m.ident.to_string();
-            let name = name.strip_prefix("r#").unwrap_or(&name);
-            let below = dir.join(name);
-            match &m.content {
-                Some((_, inner)) => walk_items(inner, &below, files, out)?,
-                None => {
-                    let flat = crate::fs::normalize(&dir.join(format!("{name}.rs")));
-                    let nested = crate::fs::normalize(&below.join("mod.rs"));
-                    // Neither: configured out, or declared by a macro.
-                    if files.contains_key(&flat) {
-                        walk(&flat, &below, files, out)?;
-                    } else if files.contains_key(&nested) {
-                        walk(&nested, &below, files, out)?;
+            match item {
+                syn::Item::Mod(m) => {
+                    if m.attrs.iter().any(|a| a.path().is_ident("path")) {
+                        return None;
+                    }
+                    let name = m.ident.to_string();
+                    match &m.content {
+                        Some((_, inner)) => walk_items(inner, &dir.join(unraw(&name)), files, out)?,
+                        None => declared(&name, dir, files, out)?,
                     }
                 }
+                // `cfg_time! { pub mod time; }`: modules declared through
+                // a macro that passes items on, as tokio's are. The file
+                // must be one rustc read.
+                syn::Item::Macro(m) if m.ident.is_none() => {
+                    walk_tokens(m.mac.tokens.clone(), dir, files, out)?;
+                }
+                _ => {}
             }
+        }
+        Some(())
+    }
+    fn unraw(name: &str) -> &str {
+        name.strip_prefix("r#").unwrap_or(name)
+    }
+    /// `mod name;` in `dir`: its file, if rustc read one.
+    fn declared(
+        name: &str,
+        dir: &Path,
+        files: &BTreeMap<PathBuf, String>,
+        out: &mut BTreeSet<PathBuf>,
+    ) -> Option<()> {
+        let name = unraw(name);
+        let below = dir.join(name);
+        let flat = crate::fs::normalize(&dir.join(format!("{name}.rs")));
+        let nested = crate::fs::normalize(&below.join("mod.rs"));
+        // Neither: configured out, or declared in a way not followed here.
+        if files.contains_key(&flat) {
+            walk(&flat, &below, files, out)?;
+        } else if files.contains_key(&nested) {
+            walk(&nested, &below, files, out)?;
+        }
+        Some(())
+    }
+    /// `mod name;` and `mod name { ... }` among a macro call's tokens.
+    fn walk_tokens(
+        stream: TokenStream,
+        dir: &Path,
+        files: &BTreeMap<PathBuf, String>,
+        out: &mut BTreeSet<PathBuf>,
+    ) -> Option<()> {
+        let trees: Vec<TokenTree> = stream.into_iter().collect();
+        let mut i = 0;
+        while i < trees.len() {
+            match (&trees[i], trees.get(i + 1), trees.get(i + 2)) {
+                (TokenTree::Punct(p), Some(TokenTree::Group(attr)), _)
+                    if p.as_char() == '#'
+                        && attr.delimiter() == Delimiter::Bracket
+                        && attr
+                            .stream()
+                            .into_iter()
+                            .next()
+                            .is_some_and(|t| matches!(&t, TokenTree::Ident(i) if i == "path")) =>
+                {
+                    return None;
+                }
+                (TokenTree::Ident(kw), Some(TokenTree::Ident(name)), Some(next)) if kw == "mod" => {
+                    match next {
+                        TokenTree::Punct(p) if p.as_char() == ';' => {
+                            declared(&name.to_string(), dir, files, out)?;
+                        }
+                        TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => {
+                            walk_tokens(
+                                g.stream(),
+                                &dir.join(unraw(&name.to_string())),
+                                files,
+                                out,
+                            )?;
+                        }
+                        _ => {}
+                    }
+                    i += 3;
+                    continue;
+                }
+                (TokenTree::Group(g), _, _) => walk_tokens(g.stream(), dir, files, out)?,
+                _ => {}
+            }
+            i += 1;
         }
         Some(())
     }
@@ -799,6 +867,25 @@ pub fn generic<T: Default>() -> T {
         let mut with_path = files.clone();
         with_path.insert("src/lib.rs".into(), "#[path = \"x.rs\"] mod a;".into());
         assert_eq!(module_files(Path::new("src/lib.rs"), &with_path), None);
+        // Modules declared through macros that pass items on (tokio's
+        // `cfg_time! { pub mod time; }`), where rustc read their files.
+        let mut through_macros = files.clone();
+        through_macros.insert(
+            "src/lib.rs".into(),
+            "cfg_a! { pub mod a; }\ncfg_if::cfg_if! { if #[cfg(x)] { mod b { mod c; } } }\n\
+             cfg_gone! { mod gone; }\nmacro_rules! m { () => { mod data; } }\n"
+                .into(),
+        );
+        assert_eq!(
+            module_files(Path::new("src/lib.rs"), &through_macros).unwrap(),
+            want
+        );
+        let mut path_in_macro = files.clone();
+        path_in_macro.insert(
+            "src/lib.rs".into(),
+            "m! { #[path = \"x.rs\"] mod a; }".into(),
+        );
+        assert_eq!(module_files(Path::new("src/lib.rs"), &path_in_macro), None);
 
         let text = "const A: &str = include_str!(\"../README.md\");\nfn f() -> usize { include_bytes!(\"data.rs\").len() }";
         let targets = include_targets(Path::new("src/lib.rs"), text).unwrap();

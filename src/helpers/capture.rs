@@ -23,6 +23,9 @@ pub mod env {
     /// their objects under `HOT_KEEP` for reload.
     pub const HOT_LINKER: &str = "__CARGO_DYNDEV_HOT_LINKER";
     pub const HOT_KEEP: &str = "__CARGO_DYNDEV_HOT_KEEP";
+    /// Set by the cutoff when it compiles a library into a stage: the out
+    /// dir cargo gave, which a replay writes to.
+    pub const OUT_DIR: &str = "__CARGO_DYNDEV_CAPTURE_OUT_DIR";
 }
 
 /// An executable's rustc command made to link through the linker proxy
@@ -102,6 +105,14 @@ pub fn main() -> i32 {
         inv = Invocation::parse(args);
         extra_env = env;
     }
+    // A library the cutoff compiles into a stage is replayed into cargo's
+    // out dir: a replay goes around the cutoff.
+    let recorded = match std::env::var_os(env::OUT_DIR) {
+        Some(out) => inv
+            .with_out_dir(Path::new(&out))
+            .unwrap_or_else(|| inv.args.clone()),
+        None => inv.args.clone(),
+    };
     let args = &inv.args;
     if let (Some(dir), Some(stem), true) = (
         std::env::var_os(env::DIR),
@@ -110,10 +121,11 @@ pub fn main() -> i32 {
     ) {
         let capture = Capture {
             program: program.clone(),
-            args: args.to_vec(),
+            args: recorded,
             env: std::env::vars_os()
                 .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
                 .filter(|(k, _): &(String, String)| extra_env.iter().all(|(e, _)| e != k))
+                .filter(|(k, _)| k != env::OUT_DIR)
                 .chain(extra_env.iter().cloned())
                 .collect(),
             cwd: std::env::current_dir().unwrap_or_default(),

@@ -46,13 +46,11 @@ pub mod env {
     pub const KEEP: &str = "__CARGO_DYNDEV_KEEP_LINK";
     /// With `KEEP`: keep the inputs and link nothing.
     pub const KEEP_ONLY: &str = "__CARGO_DYNDEV_KEEP_ONLY";
-    /// With `KEEP`: how many kept links of one output stay (3 by default:
-    /// a running program's and the ones after it; test binaries need 1).
-    pub const KEEP_NEWEST: &str = "__CARGO_DYNDEV_KEEP_NEWEST";
 }
 
 /// How many kept links of one output stay on disk, newest first, unless
-/// `KEEP_NEWEST` says otherwise.
+/// the keep dir's `.newest` file says otherwise: a running program's and
+/// the ones after it, for reload (the cutoff's store needs 1).
 const KEPT_LINKS: usize = 3;
 
 /// The identity of a file: a link's output, compared with what a process
@@ -251,9 +249,9 @@ fn keep(
     if let Ok(entries) = std::fs::read_dir(&family) {
         let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         dirs.sort();
-        let newest = std::env::var(env::KEEP_NEWEST)
+        let newest = std::fs::read_to_string(root.join(".newest"))
             .ok()
-            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.trim().parse::<usize>().ok())
             .filter(|n| *n > 0)
             .unwrap_or(KEPT_LINKS);
         for old in dirs.iter().rev().skip(newest) {
@@ -584,7 +582,6 @@ fn run_linker(cmd: &mut Command) -> Result<(std::process::ExitStatus, u64, u64, 
     // proxy's own settings goes on.
     cmd.env_remove(env::EXPORTS)
         .env_remove(env::KEEP)
-        .env_remove(env::KEEP_NEWEST)
         .env_remove(env::REAL_LINKER)
         .env_remove(crate::cutoff::shared::ENV);
     let path = std::env::temp_dir().join(format!(

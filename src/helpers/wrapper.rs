@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 
 use crate::layout::Layout;
 use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, set_extern_path};
-use crate::state::{BundleState, Damage, JournalEntry, JournalExtern, Stamp};
+use crate::state::{BundleState, Cutoff, Damage, JournalEntry, JournalExtern, Stamp};
 
 /// The name the wrapper runs under: a link to this executable in each
 /// workspace's state dir.
@@ -288,144 +288,44 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
         }
         Decision::Static(_) => passthrough(&rustc, &raw),
         Decision::Compile(args) => {
-            let cutoff = std::env::var_os(crate::cutoff::ENV)
-                .is_some()
-                .then(|| crate::cutoff::Store::new(&state_dir));
-            if let Some(store) = &cutoff
-                && inv.test
-                && inv.kind() == UnitKind::Executable
-            {
-                return compile_test(
-                    &layout,
-                    store,
-                    &rustc,
-                    &inv,
-                    &args,
-                    &member_libs,
-                    &bundle_env,
-                    entry,
-                    &run_dir,
-                );
+            let final_inv = Invocation::parse(args.clone());
+            if crate::cutoff::handles(&final_inv) {
+                let store = crate::cutoff::Store::new(&state_dir);
+                let proxy = layout
+                    .state_dir
+                    .join("bin")
+                    .join(crate::helpers::linker::LINKER_NAME);
+                let ctx = crate::cutoff::Context {
+                    store: &store,
+                    rustc: &|| rustc_command(&rustc),
+                    members: &member_libs,
+                    proxy: &proxy,
+                    shared_members: std::env::var_os(crate::helpers::capture::env::HOT_KEEP)
+                        .is_none(),
+                };
+                let (code, cutoff) = crate::cutoff::compile(&ctx, &final_inv, &args)?;
+                let compiled = matches!(cutoff, Cutoff::Compiled(_) | Cutoff::Library { .. });
+                let mut entry = JournalEntry {
+                    cutoff: Some(cutoff),
+                    ..entry
+                };
+                if code == 0 && compiled {
+                    append_env_dep(&inv, &bundle_env)?;
+                    entry.global_allocator = global_allocator_in(&inv);
+                }
+                entry.write(&run_dir)?;
+                return Ok(code);
             }
-            let started = std::time::SystemTime::now();
             let status = rustc_command(&rustc)
                 .args(&args)
                 .status()
                 .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
             if status.success() {
                 append_env_dep(&inv, &bundle_env)?;
-                if let Some(store) = &cutoff
-                    && inv.kind() == UnitKind::Rlib
-                    && !inv.test
-                    && let Err(e) = store.snapshot_lib(
-                        &Invocation::parse(args.clone()),
-                        &args,
-                        &member_libs,
-                        started,
-                    )
-                {
-                    // Its tests are then compiled as cargo would.
-                    eprintln!(
-                        "warning: cargo-dyndev could not record `{}` for reuse: {e:#}",
-                        inv.crate_name.as_deref().unwrap_or_default()
-                    );
-                }
-                if let Some(place) = global_allocator_in(&inv) {
-                    JournalEntry {
-                        global_allocator: Some(place),
-                        ..entry
-                    }
-                    .write(&run_dir)?;
-                }
             }
             Ok(crate::cargo::exit_code(status))
         }
     }
-}
-
-/// A test crate under the early cutoff ([`crate::cutoff`]): linked again
-/// from its last compile when only private code of its libraries changed;
-/// else compiled through the linker proxy, which keeps the link's objects,
-/// with rustc's diagnostics recorded for the next time.
-#[allow(clippy::too_many_arguments)]
-fn compile_test(
-    layout: &Layout,
-    store: &crate::cutoff::Store,
-    rustc: &OsString,
-    inv: &Invocation,
-    args: &[String],
-    member_libs: &[String],
-    bundle_env: &str,
-    entry: JournalEntry,
-    run_dir: &Path,
-) -> Result<i32> {
-    use crate::state::Cutoff;
-    let final_inv = Invocation::parse(args.to_vec());
-    let outcome = store.try_relink(&final_inv, args, member_libs);
-    let relinked = outcome == Cutoff::Relinked;
-    JournalEntry {
-        cutoff: Some(outcome),
-        ..entry
-    }
-    .write(run_dir)?;
-    if relinked {
-        return Ok(0);
-    }
-    let proxy = layout
-        .state_dir
-        .join("bin")
-        .join(crate::helpers::linker::LINKER_NAME);
-    let mut cmd = rustc_command(rustc);
-    let keeping = proxy.exists();
-    if keeping {
-        let links = store.links().display().to_string();
-        let (through, env) = crate::helpers::capture::through_proxy(
-            &final_inv,
-            &proxy.display().to_string(),
-            &links,
-        );
-        cmd.args(through)
-            .envs(env)
-            .env(crate::cutoff::shared::ENV, store.root())
-            .env(crate::helpers::linker::env::KEEP_NEWEST, "1");
-    } else {
-        cmd.args(args);
-    }
-    let started = std::time::SystemTime::now();
-    let (status, stderr) = run_keeping_stderr(&mut cmd)
-        .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
-    if status.success() {
-        append_env_dep(inv, bundle_env)?;
-        if keeping && let Err(e) = store.record_test(&final_inv, args, member_libs, stderr, started)
-        {
-            eprintln!("warning: cargo-dyndev could not record a test crate for reuse: {e:#}");
-        }
-    }
-    Ok(crate::cargo::exit_code(status))
-}
-
-/// Runs `cmd`, passing its stderr on as it comes and keeping a copy.
-fn run_keeping_stderr(cmd: &mut Command) -> std::io::Result<(std::process::ExitStatus, String)> {
-    use std::io::Read;
-    cmd.stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let mut from = child.stderr.take().expect("stderr is piped");
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let mut to = std::io::stderr();
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        // cargo reads it; if it went away, the build is over anyway.
-        let _ = to.write_all(&buf[..n]);
-        kept.extend_from_slice(&buf[..n]);
-    }
-    let status = child.wait()?;
-    Ok((status, String::from_utf8_lossy(&kept).into_owned()))
 }
 
 /// What the unit is, in cargo's words.

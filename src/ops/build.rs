@@ -153,6 +153,12 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     // build is writing one.
     let _ = std::fs::remove_dir_all(req.layout.state_dir.join("runs"));
     bundle::remove_leftovers(&req.layout);
+    crate::cutoff::Store::new(&req.layout.state_dir).open();
+    // Member executables link through it ([`crate::cutoff`]).
+    crate::helpers::install(
+        &req.layout.state_dir.join("bin"),
+        crate::helpers::linker::LINKER_NAME,
+    )?;
     let previous = BundleState::load(&req.layout)?;
     let bundle_env = match &previous {
         None => env::NONE,
@@ -321,31 +327,81 @@ fn note_static_units(req: &BuildRequest<'_>, journal: &[JournalEntry]) {
     }
 }
 
-/// Says which test crates were linked again without compiling them, and
-/// (with `-v`) why the others were compiled.
+/// Says which units were not compiled (their inputs unchanged), and
+/// (with `-v`) why the others were, and what their dependents see.
 fn note_cutoff(shell: &Shell, journal: &[JournalEntry]) {
     use crate::state::Cutoff;
-    let mut relinked = 0;
+    let mut relinked = Vec::new();
+    let mut reused = 0;
     for e in journal {
         match &e.cutoff {
             Some(Cutoff::Relinked) => {
-                relinked += 1;
+                relinked.push(e.kind.as_str());
                 shell.verbose_status("Relinking", &e.stem);
+            }
+            Some(Cutoff::Reused) => {
+                reused += 1;
+                shell.verbose_status("Reusing", &e.stem);
             }
             Some(Cutoff::Compiled(why)) => {
                 shell.verbose_status("Compiling", format_args!("{} in full: {why}", e.stem));
             }
+            Some(Cutoff::Library { why, interface }) => {
+                let shows = match interface {
+                    None => "its interface is unchanged: only bodies no dependent sees changed"
+                        .to_owned(),
+                    Some(new) => format!("its interface is new: {new}"),
+                };
+                shell.verbose_status("Compiling", format_args!("{} ({why}); {shows}", e.stem));
+            }
             None => {}
         }
     }
-    if relinked > 0 {
+    let without = |n: usize| {
+        if n == 1 {
+            "without compiling it: nothing it compiles against changed"
+        } else {
+            "without compiling them: nothing they compile against changed"
+        }
+    };
+    if !relinked.is_empty() {
         shell.status(
             "Relinked",
+            format_args!("{} {}", count_kinds(&relinked), without(relinked.len())),
+        );
+    }
+    if reused > 0 {
+        shell.status(
+            "Reused",
             format_args!(
-                "{} without compiling them: nothing they compile against changed",
-                crate::shell::count(relinked, "test target", "test targets"),
+                "{} {}",
+                crate::shell::count(reused, "library", "libraries"),
+                without(reused)
             ),
         );
+    }
+}
+
+/// `2 test targets and 1 binary`, from the units' kinds.
+fn count_kinds(kinds: &[&str]) -> String {
+    let mut parts = Vec::new();
+    for (kind, one, many) in [
+        ("test", "test target", "test targets"),
+        ("bin", "binary", "binaries"),
+        ("example", "example", "examples"),
+    ] {
+        let n = kinds.iter().filter(|k| **k == kind).count();
+        if n > 0 {
+            parts.push(crate::shell::count(n, one, many));
+        }
+    }
+    match parts.len() {
+        0 => crate::shell::count(kinds.len(), "executable", "executables"),
+        1 => parts.remove(0),
+        _ => {
+            let last = parts.pop().unwrap_or_default();
+            format!("{} and {last}", parts.join(", "))
+        }
     }
 }
 
@@ -467,10 +523,6 @@ pub fn wrapped_cargo_command(
             env::HOST_LINKED_LIBS,
             req.workspace.host_linked_member_libs().join(","),
         );
-    // Test builds reuse test crates whose libraries changed privately.
-    if subcommand.first() == Some(&"test") {
-        cmd.env(crate::cutoff::ENV, "1");
-    }
     // Ours takes the place of the user's, from the environment or cargo's
     // configuration, and runs it inside.
     let cwd = std::env::current_dir().unwrap_or_default();

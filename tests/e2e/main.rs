@@ -15,6 +15,7 @@ mod hot;
 mod identity;
 mod linkers;
 mod output;
+mod relink;
 mod reload;
 mod support;
 mod test_cmd;

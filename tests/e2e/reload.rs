@@ -132,7 +132,13 @@ fn build_recorded_as(p: &Project, kept: bool) -> Invocation {
         .unwrap();
     let mut cmd = dyndev_cmd(&p.root, &["build"]);
     cmd.env("RUSTC_WORKSPACE_WRAPPER", &script)
-        .env("RECORD_DIR", &record);
+        .env("RECORD_DIR", &record)
+        // Linked as under `watch --hot`: the workspace's libraries in the
+        // program, where reloads patch it.
+        .env(
+            cargo_dyndev::helpers::capture::env::HOT_KEEP,
+            cargo_dyndev::reload::kept_links(&scratch(p)),
+        );
     if kept {
         let tools = p.root.join("../tools");
         std::fs::create_dir_all(&tools).unwrap();

@@ -219,6 +219,20 @@ pub fn newest_harness(crate_name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no test harness for `{crate_name}`"))
 }
 
+/// Asserts the program at `path` loads a dyndev bundle: itself, or
+/// through a workspace library's shared version, as the loader finds them.
+#[track_caller]
+pub fn assert_loads_a_bundle(path: &Path) {
+    let out = Command::new("ldd").arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("libdyndev_bundle_")),
+        "{}: {text}",
+        path.display()
+    );
+}
+
 /// Asserts the ELF file at `path` needs a dyndev bundle.
 #[track_caller]
 pub fn assert_needs_a_bundle(path: &Path) {

@@ -615,10 +615,19 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
         .dyndev(&["test", "-v", "--tests", "--", "--nocapture"])
         .success();
     assert!(generic.stdout.contains("picked=2"), "{generic}");
+    // `-v` says why: the token that changed the library's interface, with
+    // its file's path, and what that meant for the test crates.
     assert!(
         generic.stderr.contains(
-            "in full: `cut_loop`: in `lib.rs`, line 10 changed outside the body of a plain function"
+            "its interface is new: in `src/lib.rs`, line 10 changed outside the body of a \
+             plain function"
         ),
+        "{generic}"
+    );
+    assert!(
+        generic
+            .stderr
+            .contains("in full: the interface of `cut_loop` changed"),
         "{generic}"
     );
     assert!(!generic.stderr.contains("Relinked"), "{generic}");
@@ -706,7 +715,7 @@ fn an_included_file_counts_byte_for_byte() {
     assert!(!out.stderr.contains("Relinked"), "{out}");
     assert!(
         out.stderr
-            .contains("`template.rs` changed, and it is not only a module's source"),
+            .contains("`src/template.rs` changed, and it is not only a module's source"),
         "{out}"
     );
 }

@@ -1,0 +1,115 @@
+//! Relink, don't rebuild: after an edit inside a function body of a
+//! workspace library, that library alone compiles; the crates above it
+//! are reused and the program is pointed at the new code.
+
+use crate::support::*;
+
+fn chain(name: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"base\", \"mid\", \"app\"]\nresolver = \"2\"\n",
+        )
+        .file("base/Cargo.toml", &manifest(&format!("{name}-base"), ""))
+        .file("base/src/lib.rs", &base_rs("1"))
+        .file(
+            "mid/Cargo.toml",
+            &manifest(
+                &format!("{name}-mid"),
+                &format!(
+                    "[dependencies]\nbase = {{ path = \"../base\", package = \"{name}-base\" }}\n"
+                ),
+            ),
+        )
+        .file(
+            "mid/src/lib.rs",
+            "pub fn twice() -> u32 {\n    base::value() * 2\n}\n\n\
+             #[cfg(test)]\nmod tests {\n    #[test]\n    fn doubles() {\n        \
+             assert_eq!(super::twice(), 2 * base::value());\n    }\n}\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                name,
+                &format!(
+                    "[dependencies]\nbase = {{ path = \"../base\", package = \"{name}-base\" }}\n\
+                     mid = {{ path = \"../mid\", package = \"{name}-mid\" }}\nitoa = \"=1.0.18\"\n"
+                ),
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() {\n    let v = itoa::Buffer::new().format(base::value()).to_owned();\n    \
+             println!(\"{v} {}\", mid::twice());\n}\n",
+        )
+        .build()
+}
+
+/// `value`'s body returns `n`; the line keeps its length for one-digit
+/// values, so nothing after the body moves.
+fn base_rs(n: &str) -> String {
+    format!("pub fn value() -> u32 {{\n    {n}\n}}\n")
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+#[test]
+fn a_body_edit_compiles_the_edited_library_alone() {
+    let app = "relink-app";
+    let p = chain(app);
+    let first = p.dyndev(&["run", "-p", app]).success();
+    assert_eq!(first.stdout, "1 2\n", "{first}");
+    let exe = p.bin(app);
+    let before = inode(&exe);
+
+    p.write("base/src/lib.rs", &base_rs("3"));
+    let body = p.dyndev(&["run", "-v", "-p", app]).success();
+    assert_eq!(body.stdout, "3 6\n", "{body}");
+    assert!(
+        body.stderr
+            .contains("its interface is unchanged: only bodies no dependent sees changed"),
+        "{body}"
+    );
+    assert!(body.stderr.contains("Reusing librelink_app_mid-"), "{body}");
+    assert!(body.stderr.contains("Relinking relink_app-"), "{body}");
+    // Nothing but the library compiled, and the program is the same file,
+    // bound to the library's new code: outside cargo too.
+    assert!(!body.stderr.contains(" in full: "), "{body}");
+    assert_eq!(inode(&exe), before);
+    assert_eq!(run_outside_cargo(&exe, &[]).success().stdout, "3 6\n");
+
+    // Something dependents see: they compile, and everything later still
+    // agrees on one version of each crate.
+    p.write(
+        "base/src/lib.rs",
+        &format!("{}pub const EXTRA: u32 = 5;\n", base_rs("4")),
+    );
+    let interface = p.dyndev(&["run", "-v", "-p", app]).success();
+    assert_eq!(interface.stdout, "4 8\n", "{interface}");
+    assert!(
+        interface.stderr.contains("its interface is new"),
+        "{interface}"
+    );
+    assert!(
+        interface
+            .stderr
+            .contains("in full: the interface of `relink_app_base` changed"),
+        "{interface}"
+    );
+    p.write(
+        "base/src/lib.rs",
+        &format!("{}pub const EXTRA: u32 = 5;\n", base_rs("7")),
+    );
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "7 14\n");
+    // The tests of the crate above compile against the same interface.
+    let tests = p.dyndev(&["test", "-p", &format!("{app}-mid")]).success();
+    assert!(
+        tests.stdout.contains("test tests::doubles ... ok"),
+        "{tests}"
+    );
+    // And a build that changes nothing compiles nothing.
+    let again = p.dyndev(&["build", "-p", app]).success();
+    assert!(!again.stderr.contains("Compiling"), "{again}");
+}
