@@ -136,8 +136,10 @@ fn reuse(ctx: &Context<'_>, inv: &Invocation, stem: &str, record: &UnitRecord) -
     if is_library(inv) {
         let mut updated = record.clone();
         for (path, id) in updated.outputs.iter_mut() {
+            let was = *id;
             touch(path)?;
             *id = FileId::of(path).context("an output is missing")?;
+            shared::carry_version(ctx.store.root(), path, was);
         }
         if let Some(mut published) = ctx.store.published(stem) {
             for (path, id) in &updated.outputs {

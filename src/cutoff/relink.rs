@@ -48,6 +48,8 @@ pub fn relink(ctx: &Context<'_>, inv: &Invocation, record: &UnitRecord) -> Resul
     if repointed {
         // Newer than the libraries, for cargo.
         super::touch(&output)?;
+        // The shared versions' links are logged on their own.
+        log_link(&output, "repoint", 0, 0, true);
     } else {
         link_again(&output, &kept, &args)?;
     }
@@ -158,20 +160,25 @@ fn link_again(output: &Path, kept: &KeptLink, args: &[String]) -> Result<()> {
     cmd.stdout(std::process::Stdio::null()).stderr(file);
     let (status, millis, max_rss_kib) = crate::measure::run_measured(&mut cmd)
         .with_context(|| format!("failed to run `{}`", kept.driver))?;
-    // `compare` and the benchmarks count every link.
-    if let Ok(log) = std::env::var(crate::helpers::linker::env::LINK_LOG) {
-        let entry = crate::helpers::linker::LinkRecord {
-            output: output.to_path_buf(),
-            linker: "relink".into(),
-            millis,
-            max_rss_kib,
-            success: status.success(),
-        };
-        let _ = crate::measure::append_json_line(Path::new(&log), &entry);
-    }
+    log_link(output, "relink", millis, max_rss_kib, status.success());
     if !status.success() {
         let text = std::fs::read_to_string(&errors).unwrap_or_default();
         anyhow::bail!("linking it again failed: {}", text.trim());
     }
     Ok(())
+}
+
+/// `compare` and the benchmarks count every link, and take the program
+/// from the last one: a binary pointed at new code counts as linked.
+fn log_link(output: &Path, linker: &str, millis: u64, max_rss_kib: u64, success: bool) {
+    if let Ok(log) = std::env::var(crate::helpers::linker::env::LINK_LOG) {
+        let entry = crate::helpers::linker::LinkRecord {
+            output: output.to_path_buf(),
+            linker: linker.into(),
+            millis,
+            max_rss_kib,
+            success,
+        };
+        let _ = crate::measure::append_json_line(Path::new(&log), &entry);
+    }
 }

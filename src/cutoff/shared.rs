@@ -198,13 +198,32 @@ fn version_tag(rlib: &Path) -> Result<(String, String)> {
     let id = crate::helpers::linker::FileId::of(rlib)
         .with_context(|| format!("`{}` is missing", rlib.display()))?;
     let stem = unit_stem_of(rlib).context("not an rlib")?;
-    let tag = crate::fs::StableHasher::default()
+    Ok((stem.to_owned(), tag_of(id)))
+}
+
+fn tag_of(id: crate::helpers::linker::FileId) -> String {
+    crate::fs::StableHasher::default()
         .write(&id.dev.to_le_bytes())
         .write(&id.ino.to_le_bytes())
         .write(&id.len.to_le_bytes())
         .write(&id.mtime_ns.to_le_bytes())
-        .finish_hex();
-    Ok((stem.to_owned(), tag))
+        .finish_hex()
+}
+
+/// An rlib left as it was but touched (`was` its identity before): its
+/// shared version, if one was made, stands for it still.
+pub fn carry_version(root: &Path, rlib: &Path, was: crate::helpers::linker::FileId) {
+    let (Ok((stem, tag)), Some(versions)) = (version_tag(rlib), Some(dir(root).join("v"))) else {
+        return;
+    };
+    let old = tag_of(was);
+    for ext in ["so", "facts"] {
+        let from = versions.join(format!("{stem}-{old}.{ext}"));
+        let to = versions.join(format!("{stem}-{tag}.{ext}"));
+        if from.exists() && !to.exists() {
+            let _ = std::fs::hard_link(&from, &to);
+        }
+    }
 }
 
 /// The driver's arguments that link all of `rlib` into the shared library

@@ -483,3 +483,74 @@ fn a_program_that_never_exits_is_waited_for_once() {
     let chart = std::fs::read_to_string(report["chart"].as_str().unwrap()).unwrap();
     assert!(chart.contains(">dyndev</text>"), "{chart}");
 }
+
+/// `--edit` of a workspace library the program uses: after compare's first
+/// edit, each edit is one inside a function body, so dyndev compiles the
+/// library alone and points the program at its new shared version. The
+/// program measured is the program, not a library linked after it.
+#[test]
+fn an_edit_of_a_workspace_library_times_the_library_alone() {
+    let _one = one_compare_at_a_time();
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"core\", \"app\"]\nresolver = \"2\"\n",
+        )
+        .file("core/Cargo.toml", &manifest("cmp-core", DEPS))
+        .file(
+            "core/src/lib.rs",
+            "pub fn value() -> u8 {\n    9\n}\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                "cmp-lib-app",
+                &format!("{DEPS}cmp-core = {{ path = \"../core\" }}\n"),
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() { log::info!(\"x\"); println!(\"{}\", itoa::Buffer::new().format(cmp_core::value())); }\n",
+        )
+        .build();
+    let out = p
+        .dyndev(&[
+            "compare",
+            "--edit",
+            "core/src/lib.rs",
+            "--runs",
+            "2",
+            "--linkers",
+            "none",
+            "--message-format",
+            "json",
+        ])
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["file"], "core/src/lib.rs");
+    let dyndev = &report["modes"].as_array().unwrap()[1];
+    assert_eq!(dyndev["name"], "dyndev");
+    // The program ran, from the program's file.
+    assert!(
+        dyndev["startup"]["run_ms"].as_f64().unwrap() > 0.0,
+        "{dyndev}"
+    );
+    assert_eq!(
+        dyndev["startup"]["run_not_measured"],
+        serde_json::Value::Null
+    );
+    let artifacts: Vec<&str> = dyndev["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["artifact"].as_str().unwrap())
+        .collect();
+    // The program was pointed at the library's new code; only the library
+    // was linked, as a shared library.
+    assert!(artifacts.contains(&"libcmp_core.so"), "{dyndev}");
+    assert!(
+        dyndev["compile"]["median_ms"].as_f64().unwrap()
+            < report["modes"][0]["compile"]["median_ms"].as_f64().unwrap(),
+        "one crate compiled: {report}"
+    );
+}

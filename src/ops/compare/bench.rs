@@ -130,7 +130,13 @@ impl Bench {
         sample.link_peak_kib = final_links.iter().map(|l| l.max_rss_kib).max().unwrap_or(0);
         sample.compile_ms =
             (compiles.iter().map(|c| c.millis as f64).sum::<f64>() - sample.link_ms).max(0.0);
-        Ok(final_links.last().map(|l| l.output.clone()))
+        // The program: the last link of an executable (not of a workspace
+        // library's shared version, which dyndev may link after it).
+        Ok(final_links
+            .iter()
+            .rev()
+            .find(|l| !is_shared_library(&l.output))
+            .map(|l| l.output.clone()))
     }
 
     /// The peak memory of the bundle's link, if the last build linked it.
@@ -218,18 +224,28 @@ impl Bench {
     }
 }
 
-/// `deps/game-0123abcd` -> `game`.
+/// `deps/game-0123abcd` -> `game`; a workspace library's shared version,
+/// `v/libcore-0123abcd-4567ef.so` -> `libcore.so`.
 fn artifact_name(output: &Path) -> String {
     let name = output
         .file_name()
-        .map(|n| n.to_string_lossy())
+        .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match name.rsplit_once('-') {
-        Some((base, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) && !hash.is_empty() => {
-            base.to_owned()
+    let strip = |name: &str| -> Option<String> {
+        let (base, hash) = name.rsplit_once('-')?;
+        (hash.chars().all(|c| c.is_ascii_hexdigit()) && !hash.is_empty()).then(|| base.to_owned())
+    };
+    if is_shared_library(output) && !is_bundle_output(output) {
+        let stem = name.trim_end_matches(".so");
+        if let Some(base) = strip(stem).as_deref().and_then(strip) {
+            return format!("{base}.so");
         }
-        _ => name.into_owned(),
     }
+    strip(&name).unwrap_or(name)
+}
+
+fn is_shared_library(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "so")
 }
 
 fn is_bundle_output(p: &Path) -> bool {
@@ -255,6 +271,10 @@ mod tests {
         assert_eq!(
             artifact_name(Path::new("/t/libdyndev_bundle_ab.so")),
             "libdyndev_bundle_ab.so"
+        );
+        assert_eq!(
+            artifact_name(Path::new("/s/so/v/libcore-0123abcd-4567ef.so")),
+            "libcore.so"
         );
     }
 }
