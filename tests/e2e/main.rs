@@ -5,6 +5,7 @@
 mod basic;
 mod compare;
 mod config;
+mod differential;
 mod edit;
 mod errors;
 mod exact;
