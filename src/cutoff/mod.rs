@@ -278,11 +278,10 @@ fn record_unit(
     ctx.store.save_unit(&stem, &record)
 }
 
-/// Sets a file's modification time to now.
+/// Sets a file's modification time to now. Opened to read: a program
+/// that is running cannot be opened to write.
 fn touch(path: &Path) -> Result<()> {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
+    std::fs::File::open(path)
         .and_then(|f| f.set_modified(std::time::SystemTime::now()))
         .with_context(|| format!("failed to touch `{}`", path.display()))
 }

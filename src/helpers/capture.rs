@@ -75,6 +75,39 @@ impl Capture {
         let text = std::fs::read_to_string(dir.join(format!("{stem}.json"))).ok()?;
         serde_json::from_str(&text).ok()
     }
+
+    /// The same compile as dyndev's wrapper received it
+    /// ([`record_wrapped`]), to run again through the wrapper.
+    pub(crate) fn read_wrapped(dir: &Path, stem: &str) -> Option<Capture> {
+        let text = std::fs::read_to_string(dir.join(format!("{stem}.wrapped.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// Records a member compile as dyndev's wrapper received it (`argv`: the
+/// wrapper, rustc, the arguments), with the wrapper's environment and
+/// working directory: what watch's fast path runs again, so that the
+/// compile goes through the wrapper's decisions (the bundle, the cutoff)
+/// as under cargo.
+pub fn record_wrapped(dir: &Path, stem: &str, argv: &[std::ffi::OsString]) {
+    let text = |a: &std::ffi::OsString| a.to_string_lossy().into_owned();
+    if argv.len() < 2 {
+        return;
+    }
+    let capture = Capture {
+        // The wrapper and rustc: the arguments alone are rustc's.
+        program: argv[..2].iter().map(text).collect(),
+        args: argv[2..].iter().map(text).collect(),
+        env: std::env::vars_os()
+            .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+            .collect(),
+        cwd: std::env::current_dir().unwrap_or_default(),
+    };
+    if let Ok(json) = serde_json::to_vec(&capture) {
+        let _ = crate::fs::create_dir_all(dir).and_then(|()| {
+            crate::fs::write_atomic(&dir.join(format!("{stem}.wrapped.json")), &json)
+        });
+    }
 }
 
 /// `dyndev-rustc-capture RUSTC ARGS...`: records the command when it

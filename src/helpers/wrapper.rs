@@ -212,6 +212,14 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
     if !handled {
         return passthrough(&rustc, &raw);
     }
+    // Under `watch`: how to run this compile again, through this wrapper,
+    // so that watch's fast path goes through the cutoff as cargo does.
+    if let (Some(dir), Some(stem)) = (
+        std::env::var_os(crate::helpers::capture::env::DIR),
+        inv.unit_stem(),
+    ) {
+        crate::helpers::capture::record_wrapped(Path::new(&dir), &stem, &argv);
+    }
 
     let state_dir = PathBuf::from(std::env::var_os(env::STATE_DIR).unwrap_or_default());
     let layout = Layout::from_state_dir(&state_dir);

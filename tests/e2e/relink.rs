@@ -113,3 +113,43 @@ fn a_body_edit_compiles_the_edited_library_alone() {
     let again = p.dyndev(&["build", "-p", app]).success();
     assert!(!again.stderr.contains("Compiling"), "{again}");
 }
+
+/// Under `watch`, a save inside a library's function body restarts the
+/// program on the new code without compiling the crates above the
+/// library, on cargo's path and on the fast path alike (which goes through
+/// the same decisions), even with the old program still running.
+#[test]
+fn watch_restarts_without_compiling_the_crates_above_the_library() {
+    let app = "relink-watch";
+    let p = chain(app);
+    p.write(
+        "app/src/main.rs",
+        "fn main() {\n    println!(\"v={} {}\", base::value(), mid::twice());\n    \
+         std::thread::sleep(std::time::Duration::from_secs(60));\n}\n",
+    );
+    let mut w = crate::watch::Watching::start(&p, &["-p", app]);
+    w.wait_for("the first run", |out, err| out.contains("v=1 2") && err.contains("Watching"));
+    let deps = shared_target_dir().join("dyndev/debug/deps");
+    let unit = |prefix: &str| {
+        std::fs::read_dir(&deps)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|f| {
+                let name = f.file_name().unwrap().to_str().unwrap();
+                name.starts_with(prefix) && (f.extension().is_none() || name.ends_with(".rmeta"))
+            })
+            .max_by_key(|f| std::fs::metadata(f).unwrap().modified().unwrap())
+            .unwrap()
+    };
+    let (program, mid) = (unit("relink_watch-"), unit("librelink_watch_mid-"));
+    let (program_inode, mid_inode) = (inode(&program), inode(&mid));
+    for (n, shown) in [("2", "v=2 4"), ("3", "v=3 6"), ("4", "v=4 8")] {
+        p.write("base/src/lib.rs", &base_rs(n));
+        w.wait_for(shown, |out, _| out.contains(shown));
+        // The program was pointed at the library's new code, and the
+        // library above it kept its outputs: neither was compiled.
+        assert_eq!(inode(&program), program_inode, "{}", w.output().1);
+        assert_eq!(inode(&mid), mid_inode, "{}", w.output().1);
+    }
+    w.interrupt();
+}

@@ -32,6 +32,9 @@ struct Unit {
     package: PackageId,
     lib: bool,
     capture: Option<Capture>,
+    /// The same compile as dyndev's wrapper received it, to replay
+    /// through the wrapper.
+    wrapped: Option<Capture>,
     /// What its dep-info lists.
     files: BTreeSet<PathBuf>,
     /// The stems of the units it links (`--extern`).
@@ -89,6 +92,7 @@ impl FastPath {
                 let crate_name = a.target.name.replace('-', "_");
                 let is_ours = |stem: &str| {
                     Capture::read(captures, stem)
+                        .or_else(|| Capture::read_wrapped(captures, stem))
                         .and_then(|c| c.invocation().out_dir)
                         .and_then(|d| std::fs::metadata(d.join(stem)).ok())
                         .map(|m| (m.dev(), m.ino()))
@@ -102,6 +106,7 @@ impl FastPath {
                         std::fs::read_dir(captures).ok()?.flatten().find_map(|e| {
                             let name = e.file_name().into_string().ok()?;
                             let stem = name.strip_suffix(".json")?;
+                            let stem = stem.strip_suffix(".wrapped").unwrap_or(stem);
                             let rest = stem.strip_prefix(&crate_name)?;
                             (rest.starts_with('-') && is_ours(stem)).then(|| stem.to_owned())
                         })
@@ -112,7 +117,10 @@ impl FastPath {
                 found
             };
             let capture = stem.as_deref().and_then(|s| Capture::read(captures, s));
-            let (files, deps) = match &capture {
+            let wrapped = stem
+                .as_deref()
+                .and_then(|s| Capture::read_wrapped(captures, s));
+            let (files, deps) = match capture.as_ref().or(wrapped.as_ref()) {
                 Some(c) => {
                     let inv = c.invocation();
                     let files = inv
@@ -140,6 +148,7 @@ impl FastPath {
                 package: a.package_id.clone(),
                 lib,
                 capture,
+                wrapped,
                 files,
                 deps,
             });
@@ -226,7 +235,11 @@ impl FastPath {
         }
         // A unit never captured is not known to be unaffected unless its
         // package cannot use the rebuilt libraries.
-        for u in self.units.iter().filter(|u| u.capture.is_none()) {
+        for u in self
+            .units
+            .iter()
+            .filter(|u| u.capture.is_none() && u.wrapped.is_none())
+        {
             if rebuild.iter().any(|r| std::ptr::eq(*r, u)) {
                 return None;
             }
@@ -252,7 +265,13 @@ impl FastPath {
             ordered.push(next);
         }
         let bin_unit = ordered.iter().find(|u| u.stem.as_deref() == Some(bin))?;
-        let bin_output = bin_unit.capture.as_ref()?.invocation().out_dir?.join(bin);
+        let bin_output = bin_unit
+            .capture
+            .as_ref()
+            .or(bin_unit.wrapped.as_ref())?
+            .invocation()
+            .out_dir?
+            .join(bin);
         Some(Replay {
             units: ordered,
             exe: &self.exe,
@@ -300,9 +319,12 @@ impl Replay<'_> {
 
     fn run_units(&self, shell: &Shell, which: impl Fn(&Unit) -> bool) -> Result<bool> {
         for u in self.units.iter().filter(|u| which(u)) {
+            // Through dyndev's wrapper when it recorded the compile, so
+            // that the cutoff decides what needs compiling.
             let c = u
-                .capture
+                .wrapped
                 .as_ref()
+                .or(u.capture.as_ref())
                 .context("replaying a unit never captured")?;
             shell.verbose_status(
                 "Replaying",
@@ -368,7 +390,7 @@ impl Replay<'_> {
     pub fn inputs(&self) -> BTreeSet<PathBuf> {
         let mut files = BTreeSet::new();
         for u in &self.units {
-            if let Some(c) = &u.capture
+            if let Some(c) = u.capture.as_ref().or(u.wrapped.as_ref())
                 && let Some(text) = c
                     .invocation()
                     .dep_info_path()
@@ -429,6 +451,7 @@ mod tests {
             },
             lib,
             capture: Some(capture(name, if lib { "lib" } else { "bin" })),
+            wrapped: None,
             files: files.iter().map(PathBuf::from).collect(),
             deps: deps.iter().map(|d| d.to_string()).collect(),
         }
