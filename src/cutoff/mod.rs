@@ -167,13 +167,35 @@ fn reuse(ctx: &Context<'_>, inv: &Invocation, stem: &str, record: &UnitRecord) -
 fn compile_executable(ctx: &Context<'_>, inv: &Invocation, args: &[String]) -> Result<i32> {
     let stem = inv.unit_stem().context("an executable without a name")?;
     if !ctx.shared_members {
-        // `watch --hot` keeps the program's link its own way, for reload.
-        ctx.store.forget_unit(&stem);
-        let status = (ctx.rustc)()
-            .args(args)
-            .status()
-            .context("failed to run rustc")?;
-        return Ok(crate::cargo::exit_code(status));
+        // `watch --hot` keeps the program's link its own way, for reload;
+        // the record says when a reload needs no compile of it
+        // ([`unchanged`]).
+        let started = std::time::SystemTime::now();
+        let (status, stderr) =
+            run_keeping_stderr((ctx.rustc)().args(args)).context("failed to run rustc")?;
+        if !status.success() {
+            ctx.store.forget_unit(&stem);
+            return Ok(crate::cargo::exit_code(status));
+        }
+        let output = inv
+            .out_dir
+            .as_deref()
+            .context("an executable without an out dir")?
+            .join(&stem);
+        let dep_info = inv
+            .dep_info_path()
+            .context("an executable without dep-info")?;
+        record_unit(
+            ctx,
+            inv,
+            args,
+            &dep_info,
+            &[output],
+            stderr,
+            BTreeMap::new(),
+            started,
+        )?;
+        return Ok(0);
     }
     let links = ctx.store.links().display().to_string();
     let (through, env) =
@@ -207,6 +229,28 @@ fn compile_executable(ctx: &Context<'_>, inv: &Invocation, args: &[String]) -> R
     let code = code_of(ctx, &rlibs);
     record_unit(ctx, inv, args, &dep_info, &[output], stderr, code, started)?;
     Ok(0)
+}
+
+/// Whether a compile of the executable `inv` would read what its last one
+/// read: its sources, its environment, its dependencies' interfaces.
+/// `watch --hot` then takes new code from the libraries alone, without
+/// compiling the program's crate. `state_dir` and `members` come from the
+/// compile's environment.
+pub fn unchanged(state_dir: &Path, members: &[String], inv: &Invocation) -> bool {
+    let store = Store::new(state_dir);
+    let Some(record) = inv.unit_stem().and_then(|stem| store.unit(&stem)) else {
+        return false;
+    };
+    let ctx = Context {
+        store: &store,
+        rustc: &|| Command::new("rustc"),
+        members,
+        proxy: Path::new(""),
+        shared_members: false,
+    };
+    record
+        .inputs_differ(&interface::extern_ids(&ctx, inv))
+        .is_none()
 }
 
 /// The code each workspace library among `rlibs` holds now, by stem: the

@@ -133,6 +133,20 @@ impl UnitRecord {
         if self.args != comparable(args) {
             return Some("its command changed".into());
         }
+        if let Some(why) = self.inputs_differ(externs) {
+            return Some(why);
+        }
+        for (path, id) in &self.outputs {
+            if output_id(path) != Some(*id) {
+                return Some(format!("`{}` changed since it was made", path.display()));
+            }
+        }
+        None
+    }
+
+    /// Why what the compile reads (sources, environment, dependencies'
+    /// interfaces) is not what it read last; `None` when it is.
+    pub fn inputs_differ(&self, externs: &BTreeMap<PathBuf, ExternId>) -> Option<String> {
         for (file, h) in &self.files {
             let now = std::fs::read(file).ok().map(|b| super::store::hash(&b));
             if now.as_ref() != Some(h) {
@@ -155,11 +169,6 @@ impl UnitRecord {
                     }
                     ExternId::File(_) => format!("`{}` was compiled again", name_of(path)),
                 });
-            }
-        }
-        for (path, id) in &self.outputs {
-            if output_id(path) != Some(*id) {
-                return Some(format!("`{}` changed since it was made", path.display()));
             }
         }
         None

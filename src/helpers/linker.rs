@@ -131,6 +131,66 @@ impl KeptLink {
         }
     }
 
+    /// This link again with its workspace libraries as they are now (their
+    /// rlibs beside the output), kept under `root` as the newest link of
+    /// its output: what a compile of a crate whose own inputs did not
+    /// change would keep. Its objects are its own (kept files are never
+    /// written again, so a hard link of one is as good as a copy).
+    pub fn renewed(&self, root: &Path) -> Result<KeptLink> {
+        let name = self
+            .output
+            .file_name()
+            .context("the link's output has no file name")?
+            .to_string_lossy()
+            .into_owned();
+        let out_dir = self
+            .output
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let dir = new_kept_dir(root, &name)?;
+        let mut renewed = KeptLink {
+            dir: dir.clone(),
+            args: Vec::with_capacity(self.args.len()),
+            objects: Vec::new(),
+            rlibs: Vec::new(),
+            temps: Vec::new(),
+            origins: BTreeMap::new(),
+            ..self.clone()
+        };
+        for a in &self.args {
+            let path = PathBuf::from(a);
+            let is = |list: &[PathBuf]| list.contains(&path);
+            if !(is(&self.objects) || is(&self.temps) || is(&self.rlibs)) {
+                renewed.args.push(a.clone());
+                continue;
+            }
+            let file = path.file_name().context("a kept file has no name")?;
+            let copy = dir.join(file);
+            if is(&self.rlibs) {
+                let now = out_dir.join(file);
+                if let Some(origin) = FileId::of(&now) {
+                    renewed.origins.insert(copy.clone(), origin);
+                }
+                keep_rlib(&now, &copy)?;
+                renewed.rlibs.push(copy.clone());
+            } else {
+                if let Some(origin) = self.origins.get(&path) {
+                    renewed.origins.insert(copy.clone(), *origin);
+                }
+                keep_rlib(&path, &copy)?;
+                if is(&self.objects) {
+                    renewed.objects.push(copy.clone());
+                } else {
+                    renewed.temps.push(copy.clone());
+                }
+            }
+            renewed.args.push(copy.display().to_string());
+        }
+        save_kept(root, &name, &renewed)?;
+        Ok(renewed)
+    }
+
     /// The newest kept link under `root` whose output is the file `id`.
     pub fn of_file(root: &Path, id: FileId) -> Option<KeptLink> {
         std::fs::read_dir(root)
@@ -183,13 +243,7 @@ fn keep(
         .context("the link's output has no file name")?
         .to_string_lossy()
         .into_owned();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let family = root.join(&name);
-    let dir = family.join(format!("{stamp:024}-{}", std::process::id()));
-    crate::fs::create_dir_all(&dir)?;
+    let dir = new_kept_dir(root, &name)?;
     let out_dir = output.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut kept = KeptLink {
         driver: driver.to_owned(),
@@ -242,10 +296,30 @@ fn keep(
     if linked {
         kept.linked = FileId::of(&output);
     }
-    let json = serde_json::to_vec(&kept).context("failed to serialize a kept link")?;
-    crate::fs::write_atomic(&dir.join("link.json"), &json)?;
+    save_kept(root, &name, &kept)
+}
+
+/// A new directory for a kept link of the output `name`.
+fn new_kept_dir(root: &Path, name: &str) -> Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = root
+        .join(name)
+        .join(format!("{stamp:024}-{}", std::process::id()));
+    crate::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes a kept link as the newest of its output `name`, and removes the
+/// oldest beyond what `root` keeps.
+fn save_kept(root: &Path, name: &str, kept: &KeptLink) -> Result<()> {
+    let json = serde_json::to_vec(kept).context("failed to serialize a kept link")?;
+    crate::fs::write_atomic(&kept.dir.join("link.json"), &json)?;
     crate::fs::write_atomic(&root.join(format!("{name}.json")), &json)?;
     // The newest few stay: a running program's and the ones after it.
+    let family = root.join(name);
     if let Ok(entries) = std::fs::read_dir(&family) {
         let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         dirs.sort();

@@ -194,6 +194,29 @@ impl Invocation {
             .filter(|p| !p.as_os_str().is_empty())
     }
 
+    /// Whether nothing the crate reads changed since it was compiled
+    /// ([`crate::cutoff::unchanged`]): its new code can only be its
+    /// libraries'.
+    pub fn unchanged(&self) -> bool {
+        let var = |k: &str| {
+            self.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let Some(state) = var(crate::helpers::wrapper::env::STATE_DIR) else {
+            return false;
+        };
+        let members: Vec<String> = var(crate::helpers::wrapper::env::MEMBER_LIBS)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let inv = crate::rustc_args::Invocation::parse(self.argv[1..].to_vec());
+        crate::cutoff::unchanged(Path::new(state), &members, &inv)
+    }
+
     /// The executable this command links.
     pub fn output(&self) -> Option<PathBuf> {
         let inv = crate::rustc_args::Invocation::parse(self.argv[1..].to_vec());

@@ -273,3 +273,42 @@ fn the_program_sees_none_of_the_watchers_own_variables() {
     let (out, _) = w.wait_for("the program's line", |out, _| out.contains("ours: "));
     assert!(out.contains("ours: []"), "{out}");
 }
+
+/// A library's body edit that its dependents cannot see reloads from the
+/// library alone: the program's crate is not compiled (its dep-info, which
+/// every compile writes, stays as it was).
+#[test]
+fn a_library_body_edit_reloads_without_compiling_the_programs_crate() {
+    let app = "hot-libonly";
+    let p = hot_project(app);
+    let (w, first) = start_hot(&p);
+    let dep_info = shared_target_dir()
+        .join("dyndev/debug/deps")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            name.starts_with("hot_libonly-") && name.ends_with(".d")
+        })
+        .max_by_key(|f| std::fs::metadata(f).unwrap().modified().unwrap())
+        .unwrap();
+    let before = std::fs::metadata(&dep_info).unwrap().modified().unwrap();
+    // Same length: nothing after the body moves.
+    p.write(
+        "engine/src/lib.rs",
+        "pub fn word() -> &'static str { \"gamma\" }\n",
+    );
+    let (second, _) = wait_tick(&w, "the library's new code", |t| t.w == "gamma");
+    assert_eq!(second.pid, first.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| {
+        err.contains("Reloaded `engine/src/lib.rs`")
+    });
+    assert!(!err.contains("restarting"), "{err}");
+    assert_eq!(
+        std::fs::metadata(&dep_info).unwrap().modified().unwrap(),
+        before,
+        "the program's crate was compiled: {err}"
+    );
+    assert_counts_on(&w, first.pid);
+}

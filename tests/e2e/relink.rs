@@ -128,7 +128,9 @@ fn watch_restarts_without_compiling_the_crates_above_the_library() {
          std::thread::sleep(std::time::Duration::from_secs(60));\n}\n",
     );
     let mut w = crate::watch::Watching::start(&p, &["-p", app]);
-    w.wait_for("the first run", |out, err| out.contains("v=1 2") && err.contains("Watching"));
+    w.wait_for("the first run", |out, err| {
+        out.contains("v=1 2") && err.contains("Watching")
+    });
     let deps = shared_target_dir().join("dyndev/debug/deps");
     let unit = |prefix: &str| {
         std::fs::read_dir(&deps)
