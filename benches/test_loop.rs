@@ -32,8 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cargo_dyndev::helpers::linker::{self, LinkRecord};
-use cargo_dyndev::helpers::timer::{self, CompileRecord};
+use cargo_dyndev::contract::{CompileRecord, LinkRecord, env, names};
 use cargo_dyndev::measure;
 use cargo_dyndev::ops::compare::program;
 use cargo_dyndev::ops::compare::stats::Summary;
@@ -379,8 +378,8 @@ fn main() {
             .expect("failed to install an instrument");
         link
     };
-    let linker_proxy = tool(linker::LINKER_NAME);
-    let timer = tool(timer::NAME);
+    let linker_proxy = tool(names::LINKER);
+    let timer = tool(names::TIMER);
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).expect("failed to create the logs' dir");
     let triple = host().to_uppercase().replace(['-', '.'], "_");
@@ -391,14 +390,8 @@ fn main() {
         env: vec![
             (format!("CARGO_TARGET_{triple}_LINKER"), linker_proxy.into()),
             ("RUSTC_WRAPPER".into(), timer.into()),
-            (
-                linker::env::LINK_LOG.into(),
-                logs.join("links.jsonl").into(),
-            ),
-            (
-                timer::env::RUSTC_LOG.into(),
-                logs.join("rustc.jsonl").into(),
-            ),
+            (env::LINK_LOG.into(), logs.join("links.jsonl").into()),
+            (env::RUSTC_LOG.into(), logs.join("rustc.jsonl").into()),
             (
                 format!("CARGO_TARGET_{triple}_RUNNER"),
                 format!("{} {RUNNER_FLAG} {}", this.display(), runner_log.display()).into(),

@@ -111,7 +111,7 @@ impl Prober<'_> {
             .args(self.search_paths.iter().flat_map(|p| ["-L", p.as_str()]))
             .arg("-C")
             .arg(format!("linker={}", self.proxy.display()))
-            .env(crate::helpers::linker::env::RECORD_ONLY, &record);
+            .env(crate::contract::env::RECORD_ONLY, &record);
         let out = cmd
             .output()
             .with_context(|| format!("failed to run `{}`", self.rustc.display()))?;

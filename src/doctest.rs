@@ -92,11 +92,6 @@ pub struct Doctests {
     pub changed: Vec<String>,
 }
 
-/// The variables a driver sets that no program of the user's should see.
-fn is_dyndev_var(key: &str) -> bool {
-    key.starts_with("__CARGO_DYNDEV_") || key.starts_with("CARGO_DYNDEV_")
-}
-
 /// The arguments that link a doctest against the bundle and find it at
 /// run time, as the wrapper links an executable.
 pub fn bundle_flags(bundle: &BundleState) -> Vec<String> {
@@ -147,10 +142,13 @@ pub fn replay_env(recorded: &Recorded, changed: &[String]) -> BTreeMap<String, O
     let mut env: BTreeMap<String, OsString> = recorded
         .env
         .iter()
-        .filter(|(k, _)| !is_dyndev_var(k) && !changed.iter().any(|c| c == k))
+        .filter(|(k, _)| !crate::contract::env::is_dyndevs(k) && !changed.iter().any(|c| c == k))
         .map(|(k, v)| (k.clone(), OsString::from(v)))
         .collect();
-    for key in changed.iter().filter(|k| !is_dyndev_var(k)) {
+    for key in changed
+        .iter()
+        .filter(|k| !crate::contract::env::is_dyndevs(k))
+    {
         if let Some(value) = std::env::var_os(key) {
             env.insert(key.clone(), value);
         }
@@ -205,7 +203,7 @@ pub fn real_rustdoc(config: Option<&cargo_config2::Config>) -> OsString {
     std::env::var_os("RUSTDOC")
         .filter(|r| !r.is_empty())
         .filter(|r| {
-            std::path::Path::new(r).file_name() != Some(crate::helpers::rustdoc::NAME.as_ref())
+            std::path::Path::new(r).file_name() != Some(crate::contract::names::RUSTDOC.as_ref())
         })
         .or_else(|| config?.build.rustdoc.clone().map(PathBuf::into_os_string))
         .unwrap_or_else(|| "rustdoc".into())

@@ -32,8 +32,9 @@ pub enum Failure {
     /// Ctrl-C stopped the command, which has already said what it did.
     Interrupted,
     /// Linking the bundle ran out of room (disk or memory), not a
-    /// dependency's fault: what ran out, how much is needed, and where.
-    NoRoom(Box<crate::bundle::NoRoom>),
+    /// dependency's fault: what ran out, how much is needed, and where
+    /// (the bundle's own words).
+    NoRoom(String),
 }
 
 impl Failure {
@@ -59,7 +60,7 @@ impl fmt::Display for Failure {
             Failure::Cargo { code } => write!(f, "cargo exited with status {code}"),
             Failure::Selection(message) => f.write_str(message),
             Failure::Interrupted => f.write_str("interrupted"),
-            Failure::NoRoom(no_room) => no_room.fmt(f),
+            Failure::NoRoom(message) => f.write_str(message),
             Failure::Unsupported { setting, profile } => write!(
                 f,
                 "the `{profile}` profile sets {setting}, which cannot work with a shared \

@@ -99,7 +99,7 @@ mod tests {
     fn logs_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("links.jsonl");
-        let r = crate::helpers::timer::CompileRecord {
+        let r = crate::contract::CompileRecord {
             crate_name: "app".into(),
             package: "app".into(),
             millis: 12,
@@ -107,7 +107,7 @@ mod tests {
         append_json_line(&log, &r).unwrap();
         append_json_line(&log, &r).unwrap();
         assert_eq!(
-            read_log::<crate::helpers::timer::CompileRecord>(&log).unwrap(),
+            read_log::<crate::contract::CompileRecord>(&log).unwrap(),
             vec![r.clone(), r]
         );
     }

@@ -105,7 +105,7 @@ pub(super) fn link(
             }
             // Out of room, nothing can be learned about the dependencies.
             if let Some(no_room) = no_room {
-                return Err(Failure::NoRoom(Box::new(no_room)).into());
+                return Err(Failure::NoRoom(no_room.to_string()).into());
             }
             if !messages.is_empty() {
                 return Ok(Linked::Failed {
@@ -389,7 +389,7 @@ fn link_lib(
         .args(&link_args)
         .arg("-C")
         .arg(format!("linker={}", proxy.display()))
-        .env(crate::helpers::linker::env::EXPORTS, &exports)
+        .env(crate::contract::env::EXPORTS, &exports)
         .args([
             "-C".to_owned(),
             format!("link-arg=-Wl,-rpath,{}", toolchain.sysroot_lib.display()),
@@ -417,10 +417,8 @@ fn link_lib(
     // The user's own linker runs behind the proxy, unless it is the proxy
     // already (as under `compare`).
     match user_linker {
-        Some(l)
-            if Path::new(&l).file_name() != Some(crate::helpers::linker::LINKER_NAME.as_ref()) =>
-        {
-            cmd.env(crate::helpers::linker::env::REAL_LINKER, l);
+        Some(l) if Path::new(&l).file_name() != Some(crate::contract::names::LINKER.as_ref()) => {
+            cmd.env(crate::contract::env::REAL_LINKER, l);
         }
         _ => {}
     }

@@ -75,7 +75,7 @@ pub fn make(shell: &Shell, req: &Request<'_>) -> Result<BundleState> {
 
     let proxy = crate::helpers::install(
         &req.layout.state_dir.join("bin"),
-        crate::helpers::linker::LINKER_NAME,
+        crate::contract::names::LINKER,
     )?;
     let inputs = units::inputs(req, same_generation, &toolchain, &proxy)?;
 

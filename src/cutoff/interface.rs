@@ -27,8 +27,8 @@ use anyhow::{Context as _, Result};
 
 use super::record::{ExternId, LibSnapshot, Published, comparable, compiled_opaquely, saved_since};
 use super::{Context, source};
+use crate::contract::FileId;
 use crate::depinfo::DepInfo;
-use crate::helpers::linker::FileId;
 use crate::rustc_args::Invocation;
 
 /// What became of a library's interface.
@@ -134,7 +134,7 @@ fn compile_staged(
     let started = std::time::SystemTime::now();
     let mut child = (ctx.rustc)()
         .args(staged)
-        .env(crate::helpers::capture::env::OUT_DIR, &out.dir)
+        .env(crate::contract::env::CAPTURE_OUT_DIR, &out.dir)
         .stderr(Stdio::piped())
         .spawn()
         .context("failed to run rustc")?;

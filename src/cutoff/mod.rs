@@ -37,8 +37,9 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 
+use crate::contract::FileId;
 use crate::depinfo::DepInfo;
-use crate::helpers::linker::{FileId, KeptLink};
+use crate::kept::KeptLink;
 use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, unit_stem_of};
 use crate::state::Cutoff;
 
@@ -198,12 +199,11 @@ fn compile_executable(ctx: &Context<'_>, inv: &Invocation, args: &[String]) -> R
         return Ok(0);
     }
     let links = ctx.store.links().display().to_string();
-    let (through, env) =
-        crate::helpers::capture::through_proxy(inv, &ctx.proxy.display().to_string(), &links);
+    let (through, env) = crate::kept::through_proxy(inv, &ctx.proxy.display().to_string(), &links);
     let mut cmd = (ctx.rustc)();
     cmd.args(through)
         .envs(env)
-        .env(shared::ENV, ctx.store.root());
+        .env(crate::contract::env::SHARED_LIBS, ctx.store.root());
     let started = std::time::SystemTime::now();
     let (status, stderr) = run_keeping_stderr(&mut cmd).context("failed to run rustc")?;
     if !status.success() {
@@ -300,7 +300,7 @@ fn record_unit(
     }
     let mut files = BTreeMap::new();
     for file in &info.files {
-        files.insert(file.clone(), store::hash(&crate::fs::read(file)?));
+        files.insert(file.clone(), record::hash(&crate::fs::read(file)?));
     }
     let mut ids = BTreeMap::new();
     for path in outputs {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::helpers::linker::FileId;
+use crate::contract::FileId;
 use crate::rustc_args::Invocation;
 
 /// The identity of one `--extern` as a compile read it.
@@ -76,6 +76,11 @@ pub struct Published {
     /// The blob listing the global symbols the interface's own compile
     /// defined: what dependents may use, which later code must define.
     pub defined: Option<String>,
+}
+
+/// The content hash records name files and blobs by.
+pub(crate) fn hash(bytes: &[u8]) -> String {
+    crate::fs::StableHasher::default().write(bytes).finish_hex()
 }
 
 /// Arguments compared between compiles: the terminal width only shapes
@@ -148,7 +153,7 @@ impl UnitRecord {
     /// interfaces) is not what it read last; `None` when it is.
     pub fn inputs_differ(&self, externs: &BTreeMap<PathBuf, ExternId>) -> Option<String> {
         for (file, h) in &self.files {
-            let now = std::fs::read(file).ok().map(|b| super::store::hash(&b));
+            let now = std::fs::read(file).ok().map(|b| hash(&b));
             if now.as_ref() != Some(h) {
                 return Some(format!("`{}` changed", file.display()));
             }
@@ -217,7 +222,7 @@ mod tests {
         let record = UnitRecord {
             args: comparable(&args),
             env: BTreeMap::new(),
-            files: BTreeMap::from([(src.clone(), super::super::store::hash(b"pub fn f() {}\n"))]),
+            files: BTreeMap::from([(src.clone(), super::hash(b"pub fn f() {}\n"))]),
             externs: externs.clone(),
             outputs: BTreeMap::new(),
             stderr: String::new(),

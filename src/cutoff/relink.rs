@@ -10,7 +10,8 @@ use anyhow::{Context as _, Result};
 
 use super::record::UnitRecord;
 use super::{Context, shared};
-use crate::helpers::linker::{FileId, KeptLink};
+use crate::contract::FileId;
+use crate::kept::KeptLink;
 use crate::rustc_args::{Invocation, unit_stem_of};
 
 /// Gives the binary of `inv`, last compiled as `record`, its libraries'
@@ -171,14 +172,12 @@ fn link_again(output: &Path, kept: &KeptLink, args: &[String]) -> Result<()> {
 /// `compare` and the benchmarks count every link, and take the program
 /// from the last one: a binary pointed at new code counts as linked.
 fn log_link(output: &Path, linker: &str, millis: u64, max_rss_kib: u64, success: bool) {
-    if let Ok(log) = std::env::var(crate::helpers::linker::env::LINK_LOG) {
-        let entry = crate::helpers::linker::LinkRecord {
-            output: output.to_path_buf(),
-            linker: linker.into(),
-            millis,
-            max_rss_kib,
-            success,
-        };
-        let _ = crate::measure::append_json_line(Path::new(&log), &entry);
+    crate::contract::LinkRecord {
+        output: output.to_path_buf(),
+        linker: linker.into(),
+        millis,
+        max_rss_kib,
+        success,
     }
+    .log();
 }

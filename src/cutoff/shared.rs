@@ -29,9 +29,6 @@ use anyhow::{Context, Result};
 
 use crate::rustc_args::{crate_of_stem, unit_stem_of};
 
-/// The store's root, set on a test crate's compile for the linker proxy.
-pub const ENV: &str = "__CARGO_DYNDEV_TEST_SHARED";
-
 /// The libraries every Rust executable links on Linux: rustc's own choice.
 const SYSTEM_LIBS: &[&str] = &["gcc_s", "util", "rt", "pthread", "m", "dl", "c"];
 
@@ -154,16 +151,14 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
         .output()
         .with_context(|| format!("failed to run `{driver}`"))?;
     // `compare` and the benchmarks count every link.
-    if let Ok(log) = std::env::var(crate::helpers::linker::env::LINK_LOG) {
-        let entry = crate::helpers::linker::LinkRecord {
-            output: so.clone(),
-            linker: "shared library".into(),
-            millis: start.elapsed().as_millis() as u64,
-            max_rss_kib: 0,
-            success: out.status.success(),
-        };
-        let _ = crate::measure::append_json_line(Path::new(&log), &entry);
+    crate::contract::LinkRecord {
+        output: so.clone(),
+        linker: "shared library".into(),
+        millis: start.elapsed().as_millis() as u64,
+        max_rss_kib: 0,
+        success: out.status.success(),
     }
+    .log();
     if !out.status.success() {
         let _ = std::fs::remove_file(&tmp);
         let why = format!(
@@ -195,13 +190,13 @@ fn facts(root: &Path, rlib: &Path) -> Result<super::RlibFacts> {
 
 /// The library's stem and a tag for the rlib as it is now.
 fn version_tag(rlib: &Path) -> Result<(String, String)> {
-    let id = crate::helpers::linker::FileId::of(rlib)
+    let id = crate::contract::FileId::of(rlib)
         .with_context(|| format!("`{}` is missing", rlib.display()))?;
     let stem = unit_stem_of(rlib).context("not an rlib")?;
     Ok((stem.to_owned(), tag_of(id)))
 }
 
-fn tag_of(id: crate::helpers::linker::FileId) -> String {
+fn tag_of(id: crate::contract::FileId) -> String {
     crate::fs::StableHasher::default()
         .write(&id.dev.to_le_bytes())
         .write(&id.ino.to_le_bytes())
@@ -212,7 +207,7 @@ fn tag_of(id: crate::helpers::linker::FileId) -> String {
 
 /// An rlib left as it was but touched (`was` its identity before): its
 /// shared version, if one was made, stands for it still.
-pub fn carry_version(root: &Path, rlib: &Path, was: crate::helpers::linker::FileId) {
+pub fn carry_version(root: &Path, rlib: &Path, was: crate::contract::FileId) {
     let (Ok((stem, tag)), Some(versions)) = (version_tag(rlib), Some(dir(root).join("v"))) else {
         return;
     };
@@ -232,7 +227,7 @@ pub fn carry_version(root: &Path, rlib: &Path, was: crate::helpers::linker::File
 /// the other workspace libraries (found at run time), or what makes an
 /// executable.
 fn shared_library_args(args: &[String], rlib: &Path, out: &Path) -> Vec<String> {
-    let output = crate::helpers::linker::output_of(args).unwrap_or_default();
+    let output = crate::kept::output_of(args).unwrap_or_default();
     let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut kept = Vec::new();
     let mut skip_next = false;
@@ -323,7 +318,7 @@ pub fn dynamic_link(
     args: &[String],
     members: &[String],
 ) -> Result<Option<(Vec<String>, Vec<String>)>> {
-    let Some(output) = crate::helpers::linker::output_of(args) else {
+    let Some(output) = crate::kept::output_of(args) else {
         return Ok(None);
     };
     let out_dir = output.parent().unwrap_or(Path::new("/")).to_path_buf();

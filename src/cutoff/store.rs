@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::record::{LibSnapshot, Published, UnitRecord};
+use super::record::{LibSnapshot, Published, UnitRecord, hash};
 
 /// Bumped whenever a record's meaning changes; a store of another version
 /// is cleared, and every unit compiles once.
@@ -30,10 +30,6 @@ const STORE_VERSION: u32 = 2;
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-}
-
-pub(crate) fn hash(bytes: &[u8]) -> String {
-    crate::fs::StableHasher::default().write(bytes).finish_hex()
 }
 
 impl Store {

@@ -9,51 +9,8 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::env;
 use crate::rustc_args::Invocation;
-
-/// The name the capturing wrapper runs under.
-pub const NAME: &str = "dyndev-rustc-capture";
-
-pub mod env {
-    /// Where captured commands are written, one JSON file per unit.
-    pub const DIR: &str = "__CARGO_DYNDEV_CAPTURE_DIR";
-    /// The user's own workspace wrapper, run by the capture.
-    pub const INNER: &str = "__CARGO_DYNDEV_CAPTURE_INNER";
-    /// `watch --hot`: the linker proxy executables link through, keeping
-    /// their objects under `HOT_KEEP` for reload.
-    pub const HOT_LINKER: &str = "__CARGO_DYNDEV_HOT_LINKER";
-    pub const HOT_KEEP: &str = "__CARGO_DYNDEV_HOT_KEEP";
-    /// Set by the cutoff when it compiles a library into a stage: the out
-    /// dir cargo gave, which a replay writes to.
-    pub const OUT_DIR: &str = "__CARGO_DYNDEV_CAPTURE_OUT_DIR";
-}
-
-/// An executable's rustc command made to link through the linker proxy
-/// `proxy` (the last `-C linker` wins), and the environment that tells the
-/// proxy which linker the command chose before and where to keep the
-/// link's inputs.
-pub fn through_proxy(
-    inv: &Invocation,
-    proxy: &str,
-    keep: &str,
-) -> (Vec<String>, Vec<(String, String)>) {
-    let mut args = inv.args.clone();
-    let mut env = vec![(super::linker::env::KEEP.to_owned(), keep.to_owned())];
-    match inv.codegen_value("linker") {
-        // Already the proxy (a replay), or another copy of it (`compare`'s
-        // timer): that one keeps the link.
-        Some(l)
-            if l == proxy
-                || Path::new(l).file_name() == Some(super::linker::LINKER_NAME.as_ref()) =>
-        {
-            return (args, env);
-        }
-        Some(l) => env.push((super::linker::env::REAL_LINKER.to_owned(), l.to_owned())),
-        None => {}
-    }
-    args.extend(["-C".to_owned(), format!("linker={proxy}")]);
-    (args, env)
-}
 
 /// A rustc command as it ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +80,7 @@ pub fn main() -> i32 {
         return crate::error::code::FAILURE;
     };
     let mut program: Vec<String> = Vec::new();
-    if let Some(inner) = std::env::var_os(env::INNER).filter(|w| !w.is_empty()) {
+    if let Some(inner) = std::env::var_os(env::CAPTURE_INNER).filter(|w| !w.is_empty()) {
         program.push(inner.to_string_lossy().into_owned());
     }
     program.push(rustc.clone());
@@ -134,13 +91,13 @@ pub fn main() -> i32 {
         std::env::var(env::HOT_KEEP).ok(),
         inv.links() && inv.crate_types.iter().any(|t| t == "bin"),
     ) {
-        let (args, env) = through_proxy(&inv, &proxy, &keep);
+        let (args, env) = crate::kept::through_proxy(&inv, &proxy, &keep);
         inv = Invocation::parse(args);
         extra_env = env;
     }
     // A library the cutoff compiles into a stage is replayed into cargo's
     // out dir: a replay goes around the cutoff.
-    let recorded = match std::env::var_os(env::OUT_DIR) {
+    let recorded = match std::env::var_os(env::CAPTURE_OUT_DIR) {
         Some(out) => inv
             .with_out_dir(Path::new(&out))
             .unwrap_or_else(|| inv.args.clone()),
@@ -148,7 +105,7 @@ pub fn main() -> i32 {
     };
     let args = &inv.args;
     if let (Some(dir), Some(stem), true) = (
-        std::env::var_os(env::DIR),
+        std::env::var_os(env::CAPTURE_DIR),
         inv.unit_stem(),
         inv.out_dir.is_some() && inv.emit.iter().any(|e| e == "link") && !inv.print,
     ) {
@@ -158,7 +115,7 @@ pub fn main() -> i32 {
             env: std::env::vars_os()
                 .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
                 .filter(|(k, _): &(String, String)| extra_env.iter().all(|(e, _)| e != k))
-                .filter(|(k, _)| k != env::OUT_DIR)
+                .filter(|(k, _)| k != env::CAPTURE_OUT_DIR)
                 .chain(extra_env.iter().cloned())
                 .collect(),
             cwd: std::env::current_dir().unwrap_or_default(),
@@ -188,7 +145,7 @@ mod tests {
 
     #[test]
     fn executables_link_through_the_proxy_with_the_linker_they_chose() {
-        let (args, env) = through_proxy(
+        let (args, env) = crate::kept::through_proxy(
             &inv("--crate-name app --crate-type bin -C linker=clang"),
             "/p/dyndev-linker",
             "/k",
@@ -203,7 +160,7 @@ mod tests {
         );
         // A command that already links through it (a replay) is kept.
         let replayed = inv("--crate-name app --crate-type bin -C linker=/p/dyndev-linker");
-        let (again, env) = through_proxy(&replayed, "/p/dyndev-linker", "/k");
+        let (again, env) = crate::kept::through_proxy(&replayed, "/p/dyndev-linker", "/k");
         assert_eq!(again, replayed.args);
         assert_eq!(env.len(), 1);
     }

@@ -20,10 +20,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::contract::names;
 use crate::process;
-
-/// The name the guard runs under (its `argv[0]`).
-pub const NAME: &str = "dyndev-watch-guard";
 
 /// What the guard tells the watcher, a line each.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +69,9 @@ fn parse_stop_order(line: &[u8]) -> Option<Duration> {
 /// reports to `report` (descriptors it must be passed).
 pub fn command(program: &Command, control: RawFd, report: RawFd) -> anyhow::Result<Command> {
     let mut guard = Command::new(crate::fs::self_exe()?);
-    guard.arg0(NAME).args(arguments(program, control, report));
+    guard
+        .arg0(names::GUARD)
+        .args(arguments(program, control, report));
     if let Some(dir) = program.get_current_dir() {
         guard.current_dir(dir);
     }
@@ -153,13 +153,13 @@ impl Spec {
 
 pub fn main() -> i32 {
     let Some(spec) = Spec::parse(std::env::args_os().skip(1)) else {
-        eprintln!("{NAME}: runs under `cargo dyndev watch` only");
+        eprintln!("{}: runs under `cargo dyndev watch` only", names::GUARD);
         return 2;
     };
     match guard(&spec) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("{NAME}: {e}");
+            eprintln!("{}: {e}", names::GUARD);
             1
         }
     }

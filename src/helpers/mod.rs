@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::contract::names;
+
 pub mod capture;
 pub mod guard;
 pub mod linker;
@@ -30,12 +32,12 @@ type Main = fn() -> i32;
 
 /// Every helper: the name it runs under and its entry point.
 const HELPERS: &[(&str, Main)] = &[
-    (wrapper::WRAPPER_NAME, wrapper::main),
-    (linker::LINKER_NAME, linker::main),
-    (rustdoc::NAME, rustdoc::main),
-    (timer::NAME, timer::main),
-    (capture::NAME, capture::main),
-    (guard::NAME, guard::main),
+    (names::WRAPPER, wrapper::main),
+    (names::LINKER, linker::main),
+    (names::RUSTDOC, rustdoc::main),
+    (names::TIMER, timer::main),
+    (names::CAPTURE, capture::main),
+    (names::GUARD, guard::main),
 ];
 
 /// The program name this process was started as.

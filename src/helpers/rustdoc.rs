@@ -13,16 +13,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use crate::contract::env;
 use crate::doctest::Recorded;
-
-pub const NAME: &str = "dyndev-rustdoc";
-
-pub mod env {
-    /// The rustdoc to run for anything but doctests.
-    pub const REAL_RUSTDOC: &str = "__CARGO_DYNDEV_REAL_RUSTDOC";
-    /// The directory doctest commands are recorded in, one JSON file each.
-    pub const RECORD: &str = "__CARGO_DYNDEV_DOCTEST_RECORD";
-}
 
 /// The proxy's entry point. Returns the exit code.
 pub fn main() -> i32 {
@@ -40,7 +32,7 @@ fn run() -> Result<i32> {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if let Some(dir) = std::env::var_os(env::RECORD)
+    if let Some(dir) = std::env::var_os(env::DOCTEST_RECORD)
         && args.iter().any(|a| a == "--test")
     {
         let recorded = Recorded {

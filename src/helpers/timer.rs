@@ -7,26 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
+use crate::contract::{CompileRecord, env};
 use crate::measure::append_json_line;
-
-pub const NAME: &str = "dyndev-rustc-timer";
-
-pub mod env {
-    /// Where compile records are appended, one JSON line each.
-    pub const RUSTC_LOG: &str = "__CARGO_DYNDEV_RUSTC_LOG";
-}
-
-/// One compilation, as logged by the timer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompileRecord {
-    pub crate_name: String,
-    /// `CARGO_PKG_NAME` of the unit.
-    pub package: String,
-    /// Wall time of rustc, its link included.
-    pub millis: u64,
-}
 
 /// The rustc timer's entry point: `argv[1]` is the compiler (or the next
 /// wrapper). Returns the exit code.

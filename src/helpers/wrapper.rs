@@ -14,42 +14,17 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use crate::contract::{env, names};
 use crate::layout::Layout;
 use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, set_extern_path};
 use crate::state::{BundleState, Cutoff, Damage, JournalEntry, JournalExtern, Stamp};
-
-/// The name the wrapper runs under: a link to this executable in each
-/// workspace's state dir.
-pub const WRAPPER_NAME: &str = "dyndev-rustc-wrapper";
-
-/// The wrapper's inputs, set by the driver on cargo's environment.
-pub mod env {
-    /// The state dir.
-    pub const STATE_DIR: &str = "__CARGO_DYNDEV_STATE";
-    /// The bundle id members are compiled against. Written into each
-    /// member's dep-info, so cargo rebuilds members when it changes.
-    pub const BUNDLE: &str = "CARGO_DYNDEV_BUNDLE";
-    /// The journal of this build.
-    pub const RUN: &str = "__CARGO_DYNDEV_RUN";
-    /// Comma-separated crate names of the members' libraries.
-    pub const MEMBER_LIBS: &str = "__CARGO_DYNDEV_MEMBER_LIBS";
-    /// Comma-separated crate names of the members' libraries that host
-    /// code links, compiled as cargo compiles them.
-    pub const HOST_LINKED_LIBS: &str = "__CARGO_DYNDEV_HOST_LINKED_LIBS";
-    /// A `RUSTC_WORKSPACE_WRAPPER` the user had set, run inside ours.
-    pub const INNER_WRAPPER: &str = "__CARGO_DYNDEV_INNER_WRAPPER";
-    /// `BUNDLE` value: probe every member.
-    pub const PROBE: &str = "probe";
-    /// `BUNDLE` value: there is no bundle yet.
-    pub const NONE: &str = "none";
-}
 
 /// Whether this process was started by cargo as the rustc wrapper: it
 /// runs under the wrapper's name, never as `cargo-dyndev`, so a program
 /// that inherits the wrapper's environment (a test that runs
 /// `cargo dyndev`, say) is still the command.
 pub fn is_wrapper_invocation() -> bool {
-    crate::helpers::invoked_as().as_deref() == Some(WRAPPER_NAME)
+    crate::helpers::invoked_as().as_deref() == Some(names::WRAPPER)
 }
 
 /// What to do with one member compilation.
@@ -215,7 +190,7 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
     // Under `watch`: how to run this compile again, through this wrapper,
     // so that watch's fast path goes through the cutoff as cargo does.
     if let (Some(dir), Some(stem)) = (
-        std::env::var_os(crate::helpers::capture::env::DIR),
+        std::env::var_os(crate::contract::env::CAPTURE_DIR),
         inv.unit_stem(),
     ) {
         crate::helpers::capture::record_wrapped(Path::new(&dir), &stem, &argv);
@@ -302,14 +277,13 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                 let proxy = layout
                     .state_dir
                     .join("bin")
-                    .join(crate::helpers::linker::LINKER_NAME);
+                    .join(crate::contract::names::LINKER);
                 let ctx = crate::cutoff::Context {
                     store: &store,
                     rustc: &|| rustc_command(&rustc),
                     members: &member_libs,
                     proxy: &proxy,
-                    shared_members: std::env::var_os(crate::helpers::capture::env::HOT_KEEP)
-                        .is_none(),
+                    shared_members: std::env::var_os(crate::contract::env::HOT_KEEP).is_none(),
                 };
                 let (code, cutoff) = crate::cutoff::compile(&ctx, &final_inv, &args)?;
                 let compiled = matches!(cutoff, Cutoff::Compiled(_) | Cutoff::Library { .. });

@@ -40,7 +40,7 @@ use crate::plan::Graph;
 use crate::shell::Shell;
 use crate::state::{BundleState, JournalEntry};
 
-use crate::helpers::wrapper::env;
+use crate::contract::env;
 use crate::workspace::Workspace;
 
 /// What a build needs to know.
@@ -157,7 +157,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     // Member executables link through it ([`crate::cutoff`]).
     crate::helpers::install(
         &req.layout.state_dir.join("bin"),
-        crate::helpers::linker::LINKER_NAME,
+        crate::contract::names::LINKER,
     )?;
     let previous = BundleState::load(&req.layout)?;
     let bundle_env = match &previous {
@@ -507,7 +507,7 @@ pub fn wrapped_cargo_command(
     // different bundles.
     let wrapper = crate::helpers::install(
         &req.layout.state_dir.join("bin"),
-        crate::helpers::wrapper::WRAPPER_NAME,
+        crate::contract::names::WRAPPER,
     )?;
     let mut cmd = CargoCommand::new(subcommand[0]);
     cmd.args(&subcommand[1..])
@@ -527,9 +527,7 @@ pub fn wrapped_cargo_command(
     // configuration, and runs it inside.
     let cwd = std::env::current_dir().unwrap_or_default();
     match crate::cargo_config::workspace_wrapper(&cwd)? {
-        Some(inner)
-            if inner.file_name() != Some(crate::helpers::wrapper::WRAPPER_NAME.as_ref()) =>
-        {
+        Some(inner) if inner.file_name() != Some(crate::contract::names::WRAPPER.as_ref()) => {
             cmd.env(env::INNER_WRAPPER, inner);
         }
         _ => {}
@@ -612,11 +610,13 @@ fn doctest_pass(
     run: &str,
     on_message: &mut dyn FnMut(Message),
 ) -> Result<(std::process::ExitStatus, Doctests)> {
-    use crate::helpers::rustdoc;
     let record = req.layout.state_dir.join("doctests").join(run);
     let _ = std::fs::remove_dir_all(&record);
     crate::fs::create_dir_all(&record)?;
-    let proxy = crate::helpers::install(&req.layout.state_dir.join("bin"), rustdoc::NAME)?;
+    let proxy = crate::helpers::install(
+        &req.layout.state_dir.join("bin"),
+        crate::contract::names::RUSTDOC,
+    )?;
     let mut cmd = wrapped_cargo(req, "test", bundle_env, run)?;
     cmd.args(doc.args.iter().filter(|a| !a.starts_with("--color")))
         .arg("--doc")
@@ -626,8 +626,8 @@ fn doctest_pass(
         cmd.arg("--").args(&doc.test_args);
     }
     cmd.env("RUSTDOC", &proxy)
-        .env(rustdoc::env::REAL_RUSTDOC, &doc.rustdoc)
-        .env(rustdoc::env::RECORD, &record);
+        .env(crate::contract::env::REAL_RUSTDOC, &doc.rustdoc)
+        .env(crate::contract::env::DOCTEST_RECORD, &record);
     let changed = cmd
         .changed_vars()
         .filter_map(|k| k.to_str().map(str::to_owned))

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{CompileArgs, FeatureArgs, NextestArgs};
+use crate::contract::env;
 use crate::error::Failure;
-use crate::helpers::wrapper::env;
 use crate::ops::build::{BuildRequest, build, wrapped_cargo_command};
 use crate::shell::Shell;
 use crate::workspace::Workspace;

@@ -15,6 +15,11 @@ pub use signals::{Signals, wait_readable};
 pub use terminal::Terminal;
 pub use tree::{become_subreaper, reap_children, stop_descendants};
 
+/// Whether a process `pid` exists (a zombie counts).
+pub fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Sends `signal` to every process of the group `pgid`; false when none is
 /// left. Async-signal-safe: a signal handler may call it.
 #[allow(unsafe_code)]

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::helpers::linker::KeptLink;
+use crate::kept::KeptLink;
 
 /// Cargo's jobserver: its file descriptors are gone outside the build.
 const JOBSERVER: &[&str] = &["CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"];
@@ -189,7 +189,7 @@ impl Invocation {
     pub fn keep_root(&self) -> Option<PathBuf> {
         self.env
             .iter()
-            .find(|(k, _)| k == crate::helpers::linker::env::KEEP)
+            .find(|(k, _)| k == crate::contract::env::KEEP)
             .map(|(_, v)| PathBuf::from(v))
             .filter(|p| !p.as_os_str().is_empty())
     }
@@ -204,10 +204,10 @@ impl Invocation {
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.as_str())
         };
-        let Some(state) = var(crate::helpers::wrapper::env::STATE_DIR) else {
+        let Some(state) = var(crate::contract::env::STATE_DIR) else {
             return false;
         };
-        let members: Vec<String> = var(crate::helpers::wrapper::env::MEMBER_LIBS)
+        let members: Vec<String> = var(crate::contract::env::MEMBER_LIBS)
             .unwrap_or_default()
             .split(',')
             .filter(|m| !m.is_empty())
@@ -233,10 +233,7 @@ impl Invocation {
         let _ = std::fs::remove_file(&latest);
         // The command as it is, diagnostics' format included: rustc's
         // incremental cache holds for the normal build and this one alike.
-        let out = self.run(
-            &self.argv[1..],
-            &[(crate::helpers::linker::env::KEEP_ONLY, "1")],
-        )?;
+        let out = self.run(&self.argv[1..], &[(crate::contract::env::KEEP_ONLY, "1")])?;
         if !out.status.success() {
             return Ok(Err(BuildFailed {
                 stderr: rendered(&String::from_utf8_lossy(&out.stderr)),

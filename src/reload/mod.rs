@@ -195,7 +195,7 @@ impl Session {
         let bias = elf::load_bias(&maps, &running, image.first_vaddr)?;
         let layouts = Layouts::read(&file)?;
         crate::fs::create_dir_all(scratch)?;
-        let kept = crate::helpers::linker::FileId::of(&file)
+        let kept = crate::contract::FileId::of(&file)
             .and_then(|id| thin::KeptLink::of_file(&kept_links(scratch), id));
         Ok(Session {
             pid,

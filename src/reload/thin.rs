@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use object::read::archive::ArchiveFile;
 use object::{Object, ObjectSymbol};
 
-pub use crate::helpers::linker::KeptLink;
+pub use crate::kept::KeptLink;
 
 /// An object's name without the part that changes with every compile
 /// session: `<stem>.<cgu>.<session>.rcgu.o` becomes `<stem>.<cgu>`.

@@ -136,7 +136,7 @@ fn build_recorded_as(p: &Project, kept: bool) -> Invocation {
         // Linked as under `watch --hot`: the workspace's libraries in the
         // program, where reloads patch it.
         .env(
-            cargo_dyndev::helpers::capture::env::HOT_KEEP,
+            cargo_dyndev::contract::env::HOT_KEEP,
             cargo_dyndev::reload::kept_links(&scratch(p)),
         );
     if kept {

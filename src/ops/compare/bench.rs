@@ -13,8 +13,8 @@ use super::interrupt;
 use super::modes::Mode;
 use super::report::Sample;
 use crate::cli::CompareArgs;
-use crate::helpers::linker::{self, LinkRecord};
-use crate::helpers::timer::CompileRecord;
+use crate::contract::CompileRecord;
+use crate::contract::{self, LinkRecord};
 use crate::measure;
 use crate::shell::Shell;
 
@@ -43,8 +43,8 @@ impl Bench {
         args: &CompareArgs,
     ) -> Result<Bench> {
         let tools = dir.join("bin");
-        let linker = crate::helpers::install(&tools, linker::LINKER_NAME)?;
-        let timer = crate::helpers::install(&tools, crate::helpers::timer::NAME)?;
+        let linker = crate::helpers::install(&tools, contract::names::LINKER)?;
+        let timer = crate::helpers::install(&tools, crate::contract::names::TIMER)?;
         let logs = dir.join("logs");
         crate::fs::create_dir_all(&logs)?;
         let mut build_args = Vec::new();
@@ -90,14 +90,14 @@ impl Bench {
         let mut env: Vec<(String, OsString)> = vec![
             (linker_var, linker.into_os_string()),
             ("RUSTC_WRAPPER".into(), timer.into_os_string()),
-            (linker::env::LINK_LOG.into(), link_log.clone().into()),
+            (contract::env::LINK_LOG.into(), link_log.clone().into()),
             (
-                crate::helpers::timer::env::RUSTC_LOG.into(),
+                crate::contract::env::RUSTC_LOG.into(),
                 rustc_log.clone().into(),
             ),
         ];
         if let Some(l) = user_linker {
-            env.push((linker::env::REAL_LINKER.into(), l.into_os_string()));
+            env.push((contract::env::REAL_LINKER.into(), l.into_os_string()));
         }
         Ok(Bench {
             copy_root,
@@ -182,11 +182,11 @@ impl Bench {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .env(
-                linker::env::LINKER_MODE,
+                contract::env::LINKER_MODE,
                 serde_json::to_string(&mode.linker)?,
             )
             .env_remove("RUSTC_WORKSPACE_WRAPPER")
-            .env_remove(crate::helpers::wrapper::env::STATE_DIR);
+            .env_remove(crate::contract::env::STATE_DIR);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -15,7 +15,7 @@
 //! between the root and the file are not read: a build that fails after
 //! the edit still says what to do.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -25,16 +25,6 @@ use quote::ToTokens;
 use super::prepare::Comparison;
 use super::scenario::{Kind, edit_items, way_out};
 use crate::shell::{Shell, duration};
-
-/// The crate the edited file belongs to, in the copy.
-#[derive(Debug, Clone)]
-pub(super) struct EditedCrate {
-    /// Its root file: `src/main.rs`.
-    pub(super) root: PathBuf,
-    /// Its package's manifest.
-    pub(super) manifest: PathBuf,
-    pub(super) edition: String,
-}
 
 /// The attribute names that set lint levels.
 const LEVELS: &[&str] = &["allow", "expect", "warn", "deny", "forbid"];

@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use cargo_metadata::{Package, Target};
 
 use super::bench::Bench;
-use super::edit_check::EditedCrate;
 use super::mirror::{self, Mirror};
 use super::modes::{Mode, modes};
 use super::scenario::{Kind, Scenario};
@@ -17,6 +16,16 @@ use crate::layout::Layout;
 use crate::ops::run::{Runnable, choose};
 use crate::shell::{Shell, human_size};
 use crate::workspace::Workspace;
+
+/// The crate the edited file belongs to, in the copy.
+#[derive(Debug, Clone)]
+pub(super) struct EditedCrate {
+    /// Its root file: `src/main.rs`.
+    pub(super) root: PathBuf,
+    /// Its package's manifest.
+    pub(super) manifest: PathBuf,
+    pub(super) edition: String,
+}
 
 /// One comparison: the copy, the edit, the modes, and how they build.
 pub(super) struct Comparison<'a> {

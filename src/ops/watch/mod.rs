@@ -123,18 +123,21 @@ impl<'a> Session<'a> {
             ws.root(),
         );
         let exclusions = Exclusions::for_workspace(&ws, &layout.target_dir);
-        let hot_scratch = layout.profile_dir.join("watch").join("hot");
+        // The workspace's own: workspaces sharing a target dir, or watchers
+        // of one after another, never touch each other's.
+        let watch_dir = layout.state_dir.join("watch");
+        let hot_scratch = watch_dir.join("hot");
         let captures = match mode {
             Mode::Run(_) if !options.no_fast_path => {
-                let dir = layout.profile_dir.join("watch");
+                let dir = watch_dir.clone();
                 let bin = dir.join("bin");
-                let capture = crate::helpers::install(&bin, crate::helpers::capture::NAME)?;
+                let capture = crate::helpers::install(&bin, crate::contract::names::CAPTURE)?;
                 let captures = dir.join("captures");
                 // `--hot` links new code from the objects of the program's
                 // last link: its links go through the proxy, which keeps them.
                 let hot_link = match options.hot {
                     true => Some((
-                        crate::helpers::install(&bin, crate::helpers::linker::LINKER_NAME)?,
+                        crate::helpers::install(&bin, crate::contract::names::LINKER)?,
                         crate::reload::kept_links(&hot_scratch),
                     )),
                     false => None,
@@ -147,10 +150,16 @@ impl<'a> Session<'a> {
         let hot = match mode {
             Mode::Run(_) if options.hot => {
                 let scratch = hot_scratch;
-                // Libraries a watcher before this one loaded.
+                // Libraries a watcher before this one loaded into programs
+                // that are gone (`patch-PID-N.so`, `gen-PID-N.so`).
                 if let Ok(entries) = std::fs::read_dir(&scratch) {
                     for e in entries.flatten() {
-                        if e.path().extension().is_some_and(|x| x == "so") {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let pid = name
+                            .strip_suffix(".so")
+                            .and_then(|n| n.split('-').nth(1))
+                            .and_then(|p| p.parse::<u32>().ok());
+                        if pid.is_some_and(|p| !crate::process::exists(p)) {
                             let _ = std::fs::remove_file(e.path());
                         }
                     }
@@ -557,14 +566,14 @@ impl<'a> Session<'a> {
                 });
                 // The program gets the environment the user gave watch.
                 for var in [
-                    crate::helpers::capture::env::DIR,
-                    crate::helpers::capture::env::INNER,
-                    crate::helpers::capture::env::HOT_LINKER,
-                    crate::helpers::capture::env::HOT_KEEP,
+                    crate::contract::env::CAPTURE_DIR,
+                    crate::contract::env::CAPTURE_INNER,
+                    crate::contract::env::HOT_LINKER,
+                    crate::contract::env::HOT_KEEP,
                 ] {
                     program.command.env_remove(var);
                 }
-                match std::env::var_os(crate::helpers::capture::env::INNER) {
+                match std::env::var_os(crate::contract::env::CAPTURE_INNER) {
                     Some(user) if self.captures.is_some() => {
                         program.command.env("RUSTC_WORKSPACE_WRAPPER", user)
                     }
@@ -723,20 +732,20 @@ fn install_capture(capture: &Path, dir: &Path, hot_link: Option<(PathBuf, PathBu
     let user = std::env::var_os("RUSTC_WORKSPACE_WRAPPER").filter(|w| {
         !w.is_empty()
             && Path::new(w).file_name()
-                != Some(std::ffi::OsStr::new(crate::helpers::wrapper::WRAPPER_NAME))
+                != Some(std::ffi::OsStr::new(crate::contract::names::WRAPPER))
     });
     // SAFETY: called before this process starts any thread (the signal
     // and file watcher threads come later), so nothing reads the
     // environment concurrently.
     unsafe {
         if let Some(user) = user {
-            std::env::set_var(crate::helpers::capture::env::INNER, user);
+            std::env::set_var(crate::contract::env::CAPTURE_INNER, user);
         }
         std::env::set_var("RUSTC_WORKSPACE_WRAPPER", capture);
-        std::env::set_var(crate::helpers::capture::env::DIR, dir);
+        std::env::set_var(crate::contract::env::CAPTURE_DIR, dir);
         if let Some((linker, keep)) = hot_link {
-            std::env::set_var(crate::helpers::capture::env::HOT_LINKER, linker);
-            std::env::set_var(crate::helpers::capture::env::HOT_KEEP, keep);
+            std::env::set_var(crate::contract::env::HOT_LINKER, linker);
+            std::env::set_var(crate::contract::env::HOT_KEEP, keep);
         }
     }
 }
