@@ -104,7 +104,7 @@ pub struct PackageArgs {
     #[arg(short, long = "package", value_name = "SPEC")]
     pub packages: Vec<String>,
     /// Build all packages in the workspace
-    #[arg(long)]
+    #[arg(long, visible_alias = "all")]
     pub workspace: bool,
     /// Exclude packages from the build
     #[arg(long, value_name = "SPEC", requires = "workspace")]
@@ -144,6 +144,18 @@ pub struct TargetArgs {
     /// Build all examples
     #[arg(long = "examples")]
     pub all_examples: bool,
+    /// Build only the specified test target
+    #[arg(long = "test", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub tests: Vec<String>,
+    /// Build all targets that have `test = true` set
+    #[arg(long = "tests")]
+    pub all_tests: bool,
+    /// Build only the specified bench target
+    #[arg(long = "bench", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub benches: Vec<String>,
+    /// Build all targets that have `bench = true` set
+    #[arg(long = "benches")]
+    pub all_benches: bool,
     /// Build all targets (lib, bins, examples, tests, benches)
     #[arg(long)]
     pub all_targets: bool,
@@ -161,6 +173,14 @@ impl TargetArgs {
         push_named(out, "--example", &self.examples);
         if self.all_examples {
             out.push("--examples".into());
+        }
+        push_named(out, "--test", &self.tests);
+        if self.all_tests {
+            out.push("--tests".into());
+        }
+        push_named(out, "--bench", &self.benches);
+        if self.all_benches {
+            out.push("--benches".into());
         }
         if self.all_targets {
             out.push("--all-targets".into());
@@ -239,6 +259,15 @@ pub struct CompileArgs {
     /// Override a configuration value
     #[arg(long = "config", value_name = "KEY=VALUE|PATH")]
     pub config: Vec<String>,
+    /// Ignore `rust-version` specification in packages
+    #[arg(long)]
+    pub ignore_rust_version: bool,
+    /// Output a build timing report at the end of the build
+    #[arg(long)]
+    pub timings: bool,
+    /// Outputs a future incompatibility report at the end of the build
+    #[arg(long)]
+    pub future_incompat_report: bool,
 }
 
 impl CompileArgs {
@@ -273,6 +302,15 @@ impl CompileArgs {
         if let Some(j) = &self.jobs {
             out.push(format!("--jobs={j}"));
         }
+        for (flag, on) in [
+            ("--ignore-rust-version", self.ignore_rust_version),
+            ("--timings", self.timings),
+            ("--future-incompat-report", self.future_incompat_report),
+        ] {
+            if on {
+                out.push(flag.into());
+            }
+        }
     }
 
     /// The profile's name, as cargo's manifests spell it.
@@ -297,6 +335,9 @@ impl CompileArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// Do not abort the build as soon as there is an error
+    #[arg(long, help_heading = "Compilation Options")]
+    pub keep_going: bool,
     #[command(flatten)]
     pub packages: PackageArgs,
     #[command(flatten)]
@@ -343,6 +384,9 @@ impl ExecutableArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub executable: ExecutableArgs,
+    /// Do not abort the build as soon as there is an error
+    #[arg(long, help_heading = "Compilation Options")]
+    pub keep_going: bool,
     #[command(flatten)]
     pub features: FeatureArgs,
     #[command(flatten)]
@@ -367,12 +411,6 @@ pub struct TestArgs {
     pub packages: PackageArgs,
     #[command(flatten)]
     pub targets: TargetArgs,
-    /// Test only the specified test target
-    #[arg(long = "test", value_name = "NAME", help_heading = "Target Selection", num_args = 0..=1, default_missing_value = "")]
-    pub tests: Vec<String>,
-    /// Test all targets that have `test = true` set
-    #[arg(long = "tests", help_heading = "Target Selection")]
-    pub all_tests: bool,
     /// Test only this library's documentation
     #[arg(long, help_heading = "Target Selection")]
     pub doc: bool,
@@ -398,16 +436,6 @@ impl TestArgs {
     /// ..., `--test NAME`, `--tests`.
     pub fn push_target_args(&self, out: &mut Vec<String>) {
         self.targets.push_cargo_args(out);
-        for t in &self.tests {
-            out.push(if t.is_empty() {
-                "--test".to_owned()
-            } else {
-                format!("--test={t}")
-            });
-        }
-        if self.all_tests {
-            out.push("--tests".into());
-        }
     }
 }
 

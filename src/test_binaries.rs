@@ -250,7 +250,8 @@ pub(crate) fn report_failure(
         return;
     }
     message.push_str(&format!(
-        "\n\nCaused by:\n  process didn't exit successfully: `{shown}` ({status})"
+        "\n\nCaused by:\n  process didn't exit successfully: `{shown}` ({})",
+        crate::process::cargo_status(status)
     ));
     opts.shell.error(message);
     let nocapture = opts

@@ -135,6 +135,9 @@ pub fn exec(shell: &Shell, args: &BuildArgs) -> Result<()> {
     args.targets.push_cargo_args(&mut cargo_args);
     args.features.push_cargo_args(&mut cargo_args);
     args.compile.push_build_args(&mut cargo_args);
+    if args.keep_going {
+        cargo_args.push("--keep-going".into());
+    }
     args.global.push_cargo_args(&mut cargo_args);
     build(&BuildRequest::new(
         shell,
@@ -633,11 +636,14 @@ fn doctest_pass(
         .filter_map(|k| k.to_str().map(str::to_owned))
         .collect();
     let shown_proxy = proxy.display().to_string();
+    let asked = doc.only;
     let hide = move |line: &str| {
         let line = crate::shell::strip_ansi(line);
         let line = line.trim_start();
         line.starts_with("Doc-tests ")
             || (line.starts_with("Running `") && line.contains(&shown_proxy))
+            // What `cargo test --doc` warns about, and `cargo test` not.
+            || (!asked && line.starts_with("warning: doc tests are not supported for crate type"))
     };
     let status = cmd.stream_messages_hiding(req.shell, hide, on_message)?;
     let recorded = crate::doctest::Recorded::read_all(&record)?;

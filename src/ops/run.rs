@@ -52,6 +52,9 @@ pub fn select(ws: &Workspace, args: &RunArgs) -> Result<Selected> {
     packages.push_cargo_args(&mut cargo_args);
     args.features.push_cargo_args(&mut cargo_args);
     args.compile.push_build_args(&mut cargo_args);
+    if args.keep_going {
+        cargo_args.push("--keep-going".into());
+    }
     args.global.push_cargo_args(&mut cargo_args);
     let (kind, name) = match &runnable {
         Runnable::Bin(n) => (TargetKind::Bin, n.as_str()),

@@ -64,9 +64,12 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     );
     // Doctests run when asked for, or when neither a target nor a test
     // name was given; their units are built with the rest.
+    // `--doc` runs every selected library's doctests, as cargo does,
+    // `doctest = false` or not; otherwise only those of libraries with
+    // doctests.
+    let documented = documented(&ws, args)?;
     let doctests = !args.no_run
-        && (args.doc || (selection.is_empty() && args.filter.is_none()))
-        && has_doctests(&ws, args)?;
+        && (args.doc || (selection.is_empty() && args.filter.is_none() && !documented.is_empty()));
     if doctests {
         req.doctests = Some(DoctestBuild {
             args: common.clone(),
@@ -121,8 +124,14 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
     }
     if doctests {
         let rustdoc = doctest::real_rustdoc(Some(&config));
+        let mut recorded = outcome.doctests.clone();
+        if !args.doc {
+            recorded
+                .recorded
+                .retain(|r| documented.iter().any(|p| p == r.package()));
+        }
         let ran = doctest::run(
-            &outcome.doctests,
+            &recorded,
             &opts,
             &rustdoc,
             shell.color().as_str(),
@@ -193,20 +202,26 @@ fn runner(config: &cargo_config2::Config) -> Result<Option<(PathBuf, Vec<OsStrin
         .map(|r| (r.path, r.args)))
 }
 
-/// Whether a selected package's library has doctests.
-fn has_doctests(ws: &Workspace, args: &TestArgs) -> Result<bool> {
-    Ok(ws.select(&args.packages)?.into_iter().any(|p| {
-        p.targets.iter().any(|t| {
-            t.doctest
-                && t.kind.iter().any(|k| {
-                    matches!(
-                        k,
-                        TargetKind::Lib
-                            | TargetKind::RLib
-                            | TargetKind::DyLib
-                            | TargetKind::ProcMacro
-                    )
-                })
+/// The selected packages whose library has doctests (`doctest = true`,
+/// the default), by name: those `cargo test` runs doctests of.
+fn documented(ws: &Workspace, args: &TestArgs) -> Result<Vec<String>> {
+    Ok(ws
+        .select(&args.packages)?
+        .into_iter()
+        .filter(|p| {
+            p.targets.iter().any(|t| {
+                t.doctest
+                    && t.kind.iter().any(|k| {
+                        matches!(
+                            k,
+                            TargetKind::Lib
+                                | TargetKind::RLib
+                                | TargetKind::DyLib
+                                | TargetKind::ProcMacro
+                        )
+                    })
+            })
         })
-    }))
+        .map(|p| p.name.to_string())
+        .collect())
 }

@@ -15,6 +15,34 @@ pub use signals::{Signals, wait_readable};
 pub use terminal::Terminal;
 pub use tree::{become_subreaper, reap_children, stop_descendants};
 
+/// A process's end in cargo's words, as its `process didn't exit
+/// successfully: ... (...)` reports it: `exit status: 1`, or `signal: 6,
+/// SIGABRT: process abort signal`.
+pub fn cargo_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(signal) = status.signal() else {
+        return status.to_string();
+    };
+    let name = match signal {
+        libc::SIGABRT => ", SIGABRT: process abort signal",
+        libc::SIGALRM => ", SIGALRM: alarm clock",
+        libc::SIGFPE => ", SIGFPE: erroneous arithmetic operation",
+        libc::SIGHUP => ", SIGHUP: hangup",
+        libc::SIGILL => ", SIGILL: illegal instruction",
+        libc::SIGINT => ", SIGINT: terminal interrupt signal",
+        libc::SIGKILL => ", SIGKILL: kill",
+        libc::SIGPIPE => ", SIGPIPE: write on a pipe with no one to read",
+        libc::SIGQUIT => ", SIGQUIT: terminal quit signal",
+        libc::SIGSEGV => ", SIGSEGV: invalid memory reference",
+        libc::SIGTERM => ", SIGTERM: termination signal",
+        libc::SIGBUS => ", SIGBUS: access to undefined memory",
+        libc::SIGSYS => ", SIGSYS: bad system call",
+        libc::SIGTRAP => ", SIGTRAP: trace/breakpoint trap",
+        _ => "",
+    };
+    format!("signal: {signal}{name}")
+}
+
 /// Whether a process `pid` exists (a zombie counts).
 pub fn exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -132,6 +160,16 @@ pub fn signal_name(signal: i32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_is_named_as_cargo_names_it() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(cargo_status(ExitStatus::from_raw(1 << 8)), "exit status: 1");
+        assert_eq!(
+            cargo_status(ExitStatus::from_raw(libc::SIGABRT)),
+            "signal: 6, SIGABRT: process abort signal"
+        );
+    }
     use std::os::unix::process::ExitStatusExt;
 
     #[test]

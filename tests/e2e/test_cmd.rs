@@ -380,6 +380,47 @@ fn doctests_of_a_workspace_run_as_cargo_runs_them() {
     assert_eq!(outline(&all), outline(&theirs), "{all}");
 }
 
+/// `doctest = false` leaves a library's doctests out of `cargo test`, and
+/// `--doc` runs them anyway: as cargo does, whose results must be ours.
+#[test]
+fn doctest_false_is_honoured_and_doc_overrides_it() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"p1\", \"p2\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "p1/Cargo.toml",
+            &manifest("nodoc-p1", "[lib]\ndoctest = false\n"),
+        )
+        .file(
+            "p1/src/lib.rs",
+            "/// ```\n/// this is not rust\n/// ```\npub fn one() {}\n",
+        )
+        .file("p2/Cargo.toml", &manifest("nodoc-p2", ""))
+        .file(
+            "p2/src/lib.rs",
+            "/// ```\n/// assert_eq!(nodoc_p2::two(), 2);\n/// ```\npub fn two() -> u32 { 2 }\n",
+        )
+        .build();
+    let cargo = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO"));
+        c.args(args)
+            .current_dir(&p.root)
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .env("CARGO_TERM_COLOR", "never")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER");
+        run(c)
+    };
+    let ours = p.dyndev(&["test"]).success();
+    let theirs = cargo(&["test"]).success();
+    assert_eq!(outline(&ours), outline(&theirs), "{ours}");
+    assert!(!ours.stderr.contains("Doc-tests nodoc_p1"), "{ours}");
+    let ours = p.dyndev(&["test", "-p", "nodoc-p1", "--doc"]).code(101);
+    let theirs = cargo(&["test", "-p", "nodoc-p1", "--doc"]).code(101);
+    assert_eq!(outline(&ours), outline(&theirs), "{ours}");
+}
+
 #[test]
 fn a_configured_runner_runs_the_tests() {
     let p = project()
