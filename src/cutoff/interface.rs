@@ -560,3 +560,97 @@ pub fn compare(ctx: &Context<'_>, shown: &LibSnapshot, new: &LibSnapshot) -> Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cutoff::Store;
+
+    /// A snapshot of a library whose root file is `lib`, compiled with
+    /// `args`, using `externs`.
+    fn snap(store: &Store, lib: &str, args: &[&str], externs: &[(&str, ExternId)]) -> LibSnapshot {
+        let root = PathBuf::from("src/lib.rs");
+        LibSnapshot {
+            id: String::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env_deps: Vec::new(),
+            files: BTreeMap::from([(root.clone(), store.put_blob(lib.as_bytes()).unwrap())]),
+            root,
+            externs: externs
+                .iter()
+                .map(|(p, id)| (PathBuf::from(p), id.clone()))
+                .collect(),
+            opaque: true,
+        }
+    }
+
+    const LIB: &str = "pub fn value() -> u32 {\n    1\n}\n\npub fn label() -> String {\n    format!(\"v{}\", value())\n}\n";
+    const ARGS: &[&str] = &[
+        "--crate-name",
+        "core",
+        "--crate-type",
+        "lib",
+        "--extern",
+        "itoa=/t/deps/libitoa-1.rmeta",
+    ];
+
+    #[test]
+    fn a_library_keeps_its_interface_only_when_dependents_can_see_nothing_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let ctx = Context {
+            store: &store,
+            rustc: &|| std::process::Command::new("rustc"),
+            members: &["core".to_owned()],
+            proxy: Path::new("/p"),
+            shared_members: true,
+        };
+        let itoa = [("/t/deps/libitoa-1.rmeta", ExternId::Interface("i1".into()))];
+        let shown = snap(&store, LIB, ARGS, &itoa);
+        let check = |lib: &str, args: &[&str], externs: &[(&str, ExternId)]| {
+            compare(&ctx, &shown, &snap(&store, lib, args, externs))
+        };
+        // The same sources, and a body edit that moves nothing.
+        assert_eq!(check(LIB, ARGS, &itoa), Ok(()));
+        assert_eq!(
+            check(&LIB.replace("    1\n", "    2\n"), ARGS, &itoa),
+            Ok(())
+        );
+        // What a dependent sees, or may: each says what changed first.
+        let signature = check(&LIB.replace("-> u32", "-> u64"), ARGS, &itoa);
+        assert!(
+            signature
+                .as_ref()
+                .unwrap_err()
+                .starts_with("in `src/lib.rs`, line 1"),
+            "{signature:?}"
+        );
+        // A longer line moves nothing after it; a new line moves every
+        // later span (panic locations, debug info of generic code).
+        let longer = check(&LIB.replace("    1\n", "    10\n"), ARGS, &itoa);
+        assert_eq!(longer, Ok(()));
+        let moved = check(&LIB.replace("    1\n", "    1 +\n    0\n"), ARGS, &itoa);
+        assert!(moved.is_err(), "a new line moves later spans");
+        let item = check(&format!("{LIB}pub fn more() {{}}\n"), ARGS, &itoa);
+        assert!(item.is_err());
+        assert_eq!(
+            check(LIB, &["--crate-name", "core", "--cfg", "x"], &itoa),
+            Err("its command changed".into())
+        );
+        let newer = ("/t/deps/libitoa-1.rmeta", ExternId::Interface("i2".into()));
+        assert_eq!(
+            check(LIB, ARGS, &[newer]),
+            Err("the interface of `itoa` changed".into())
+        );
+        // A crate the library starts to use joins every dependent's graph.
+        let uses = LIB.replace("format!(\"v{}\", value())", "itoa::fmt(1)  ");
+        assert_eq!(
+            check(&uses, ARGS, &itoa),
+            Err("it starts to use the crate `itoa`".into())
+        );
+        // Compiled so that rustc may inline any body across crates.
+        let mut optimized = snap(&store, &LIB.replace("    1\n", "    2\n"), ARGS, &itoa);
+        optimized.opaque = false;
+        assert!(compare(&ctx, &shown, &optimized).is_err());
+    }
+}
