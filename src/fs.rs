@@ -113,6 +113,16 @@ pub fn same_dir(a: &Path, b: &Path) -> bool {
         }
 }
 
+/// Whether two paths are links of one file (cargo uplifts an executable
+/// from the build dir as a hard link). False when either is missing.
+pub fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 /// Modification time in nanoseconds since the epoch, `None` when missing.
 pub fn mtime_nanos(path: &Path) -> Option<u128> {
     let modified = fs::metadata(path).ok()?.modified().ok()?;

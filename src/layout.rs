@@ -1,6 +1,10 @@
-//! Where dyndev keeps things. Everything lives under `<target-dir>/dyndev`,
-//! a cargo target dir of its own, so plain `cargo build` and `cargo dyndev`
-//! never invalidate each other's artifacts.
+//! Where dyndev keeps things. Its programs and state live under
+//! `<target-dir>/dyndev`, cargo's target dir for dyndev builds, so plain
+//! `cargo build` and `cargo dyndev` never overwrite each other's programs.
+//! The units' intermediate artifacts live in cargo's build dir, which
+//! dyndev shares with the user's own builds (`build.build-dir` if set,
+//! else the target dir): a dependency compiles once for both. Member units
+//! stay apart there, as cargo hashes dyndev's workspace wrapper into them.
 //!
 //! ```text
 //! <target-dir>/dyndev/                 cargo's --target-dir for dyndev builds
@@ -12,6 +16,7 @@
 //!       probe/                         closure probes and their cache
 //!       lib/libdyndev_<id>.so          the bundle's libraries, facades, sources
 //!       lib/.<name>.<pid>.tmp          a link or write not yet renamed into place
+//! <build-dir>/debug/deps/              cargo's units, the user's and dyndev's
 //! ```
 //!
 //! Workspaces that share a target dir (a global `CARGO_TARGET_DIR`) share
@@ -32,11 +37,30 @@ pub struct Layout {
     pub profile_dir: PathBuf,
     /// `<profile_dir>/bundle/<workspace key>`.
     pub state_dir: PathBuf,
+    /// Cargo's build dir's profile dir (`<build-dir>/debug`), shared with the
+    /// user's own builds: every unit's intermediate artifacts.
+    pub build_profile_dir: PathBuf,
 }
 
 impl Layout {
-    /// `base` is the user's target dir (`--target-dir` or cargo's default);
-    /// `workspace_root` names the state dir.
+    /// The layout of the workspace's builds with `compile`'s target dir and
+    /// profile.
+    pub fn of(
+        workspace: &crate::workspace::Workspace,
+        compile: &crate::cli::CompileArgs,
+    ) -> Layout {
+        let flag = compile.target_dir.as_deref();
+        let mut layout = Layout::new(
+            &workspace.target_dir(flag),
+            &compile.profile_dir(),
+            workspace.root(),
+        );
+        layout.build_profile_dir = workspace.build_dir(flag).join(compile.profile_dir());
+        layout
+    }
+
+    /// `base` is the user's target dir (`--target-dir` or cargo's default),
+    /// also the build dir; `workspace_root` names the state dir.
     pub fn new(base: &Path, profile_dir_name: &str, workspace_root: &Path) -> Layout {
         let target_dir = base.join("dyndev");
         let profile_dir = target_dir.join(profile_dir_name);
@@ -63,10 +87,26 @@ impl Layout {
             target_dir,
             profile_dir,
             state_dir,
+            build_profile_dir: base.join(profile_dir_name),
         }
     }
 
-    /// Rebuilds a layout from the state dir the wrapper is handed.
+    /// Cargo's build dir (`build.build-dir`), which dyndev's builds share
+    /// with the user's.
+    pub fn build_dir(&self) -> &Path {
+        self.build_profile_dir
+            .parent()
+            .unwrap_or(&self.build_profile_dir)
+    }
+
+    /// Where cargo puts the units' outputs in the build dir, and a program's
+    /// library path (cargo's `deps_output`).
+    pub fn deps_dir(&self) -> PathBuf {
+        self.build_profile_dir.join("deps")
+    }
+
+    /// Rebuilds a layout from the state dir the wrapper is handed, and the
+    /// build dir the driver gave cargo (which cargo passes on).
     pub fn from_state_dir(state_dir: &Path) -> Layout {
         let profile_dir = state_dir
             .parent()
@@ -74,10 +114,15 @@ impl Layout {
             .unwrap_or(state_dir)
             .to_path_buf();
         let target_dir = profile_dir.parent().unwrap_or(&profile_dir).to_path_buf();
+        let build_profile_dir = match std::env::var_os("CARGO_BUILD_BUILD_DIR") {
+            Some(dir) => PathBuf::from(dir).join(profile_dir.file_name().unwrap_or_default()),
+            None => profile_dir.clone(),
+        };
         Layout {
             target_dir,
             profile_dir,
             state_dir: state_dir.to_path_buf(),
+            build_profile_dir,
         }
     }
 
@@ -97,31 +142,38 @@ impl Layout {
     /// Takes the state lock, waiting (and saying so, as cargo does) while
     /// another dyndev holds it. Released when the returned file is dropped.
     pub fn lock(&self, shell: &Shell) -> Result<File> {
-        crate::fs::create_dir_all(&self.state_dir)?;
-        let path = self.state_dir.join("lock");
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("failed to open `{}`", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                shell.status(
-                    "Blocking",
-                    "waiting for another `cargo dyndev` to finish with this target directory",
-                );
-                file.lock()
-                    .with_context(|| format!("failed to lock `{}`", path.display()))?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("failed to lock `{}`", path.display()));
-            }
-        }
-        Ok(file)
+        lock_dir(shell, &self.state_dir)
     }
+}
+
+/// Takes the lock of `dir` (its file `lock`), waiting (and saying so, as
+/// cargo does) while another dyndev holds it. Released when the returned
+/// file is dropped.
+pub fn lock_dir(shell: &Shell, dir: &Path) -> Result<File> {
+    crate::fs::create_dir_all(dir)?;
+    let path = dir.join("lock");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            shell.status(
+                "Blocking",
+                "waiting for another `cargo dyndev` to finish with this target directory",
+            );
+            file.lock()
+                .with_context(|| format!("failed to lock `{}`", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("failed to lock `{}`", path.display()));
+        }
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub fn cargo_env(
     let mut set = |k: &str, v: OsString| env.push((k.to_owned(), v));
     let mut paths: Vec<PathBuf> = native_dirs(build_scripts, &layout.target_dir);
     paths.push(layout.profile_dir.clone());
-    paths.push(layout.profile_dir.join("deps"));
+    paths.push(layout.deps_dir());
     paths.extend(sysroot_lib.map(Path::to_owned));
     let existing: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
         .map_or_else(Vec::new, |p| std::env::split_paths(&p).collect());

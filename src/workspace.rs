@@ -119,6 +119,18 @@ impl Workspace {
         }
     }
 
+    /// Cargo's build dir for the user's own builds, where it keeps every
+    /// unit's intermediate artifacts: the `build.build-dir` the user
+    /// configured (as cargo resolved it), else the target dir, as cargo
+    /// defaults it. dyndev builds into it too, so a dependency compiles
+    /// once for plain cargo and dyndev alike.
+    pub fn build_dir(&self, target_dir_flag: Option<&Path>) -> PathBuf {
+        match &self.metadata.build_directory {
+            Some(dir) if *dir != self.metadata.target_directory => dir.clone().into_std_path_buf(),
+            _ => self.target_dir(target_dir_flag),
+        }
+    }
+
     pub fn members(&self) -> impl Iterator<Item = &Package> {
         self.metadata.workspace_packages().into_iter()
     }

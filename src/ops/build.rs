@@ -113,11 +113,7 @@ impl<'a> BuildRequest<'a> {
         BuildRequest {
             shell,
             workspace,
-            layout: Layout::new(
-                &workspace.target_dir(compile.target_dir.as_deref()),
-                &compile.profile_dir(),
-                workspace.root(),
-            ),
+            layout: Layout::of(workspace, compile),
             subcommand,
             cargo_args,
             features,
@@ -514,6 +510,10 @@ pub fn wrapped_cargo_command(
     )?;
     let mut cmd = CargoCommand::new(subcommand[0]);
     cmd.args(&subcommand[1..])
+        // The user's build dir: a dependency cargo built for the user is
+        // fresh for dyndev and the other way round. Member units stay apart,
+        // as cargo hashes the workspace wrapper into them.
+        .env("CARGO_BUILD_BUILD_DIR", req.layout.build_dir())
         .env("RUSTC_WORKSPACE_WRAPPER", &wrapper)
         .env(env::STATE_DIR, &req.layout.state_dir)
         .env(env::BUNDLE, bundle_env)
@@ -585,6 +585,7 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
         status = Some(s);
         doctests = recorded;
     }
+    note_dependencies_compiled(req, &artifacts);
     let journal = JournalEntry::read_all(&run_dir)?;
     let _ = std::fs::remove_dir_all(&run_dir);
     if let Some(status) = status
@@ -601,6 +602,30 @@ fn pass(req: &BuildRequest<'_>, bundle_env: &str) -> Result<Pass> {
         journal,
         doctests,
     })
+}
+
+/// Under `-v`, which dependencies compiled: cargo's build dir, shared with
+/// the user's own builds, did not hold them with these settings (profile,
+/// features, flags), or nothing had built them yet.
+fn note_dependencies_compiled(req: &BuildRequest<'_>, artifacts: &[Artifact]) {
+    let compiled: BTreeSet<&str> = artifacts
+        .iter()
+        .filter(|a| !a.fresh && !a.target.is_custom_build())
+        .filter(|a| !req.workspace.is_member(&a.package_id))
+        .map(|a| a.target.name.as_str())
+        .collect();
+    if !compiled.is_empty() {
+        req.shell.verbose_status(
+            "Compiled",
+            format_args!(
+                "{} the build dir `{}` did not hold with these settings \
+                 (profile, features, flags): {}",
+                crate::shell::count(compiled.len(), "dependency", "dependencies"),
+                req.layout.build_dir().display(),
+                compiled.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
 }
 
 /// `cargo test --doc` with the rustdoc recorder: builds what the doctests

@@ -83,11 +83,7 @@ pub fn exec(shell: &Shell, args: &PlanArgs) -> Result<()> {
         .iter()
         .map(|p| p.id.repr.clone())
         .collect();
-    let layout = Layout::new(
-        &ws.target_dir(args.compile.target_dir.as_deref()),
-        &args.compile.profile_dir(),
-        ws.root(),
-    );
+    let layout = Layout::of(&ws, &args.compile);
     let state =
         BundleState::load(&layout)?.filter(|s| ws.generation().is_ok_and(|g| g == s.generation));
     // After a build, what it really compiled; before, a prediction.

@@ -42,14 +42,13 @@ fn file_name(p: &Path) -> String {
 
 /// Whether two files have the same bytes (a hard link of one file is).
 fn same_file(a: &Path, b: &Path) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
+    if crate::fs::same_inode(a, b) {
+        return Ok(true);
+    }
     let meta = |p: &Path| {
         std::fs::metadata(p).with_context(|| format!("failed to read `{}`", p.display()))
     };
     let (ma, mb) = (meta(a)?, meta(b)?);
-    if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
-        return Ok(true);
-    }
     if ma.len() != mb.len() {
         return Ok(false);
     }

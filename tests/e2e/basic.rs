@@ -347,7 +347,7 @@ fn no_facade_source_looks_like_a_crate_interface() {
 fn every_dependency_is_compiled_once() {
     let f = fixture();
     let plan = f.project.plan_json(&[]);
-    let deps = shared_target_dir().join("dyndev/debug/deps");
+    let deps = shared_deps_dir();
     let rlibs = |prefix: &str| -> Vec<PathBuf> {
         std::fs::read_dir(&deps)
             .unwrap()

@@ -170,7 +170,7 @@ fn units_a_shared_std_cannot_serve_build_statically_beside_the_others() {
         "{out}"
     );
     // The library's own tests call into itoa through the bundle.
-    let lib_tests = std::fs::read_dir(shared_target_dir().join("dyndev/debug/deps"))
+    let lib_tests = std::fs::read_dir(shared_deps_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {

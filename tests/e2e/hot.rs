@@ -282,8 +282,7 @@ fn a_library_body_edit_reloads_without_compiling_the_programs_crate() {
     let app = "hot-libonly";
     let p = hot_project(app);
     let (w, first) = start_hot(&p);
-    let dep_info = shared_target_dir()
-        .join("dyndev/debug/deps")
+    let dep_info = shared_deps_dir()
         .read_dir()
         .unwrap()
         .map(|e| e.unwrap().path())

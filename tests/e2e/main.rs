@@ -3,6 +3,7 @@
 //! compiles once for the whole suite).
 
 mod basic;
+mod build_dir;
 mod compare;
 mod config;
 mod differential;

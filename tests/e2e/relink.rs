@@ -131,7 +131,7 @@ fn watch_restarts_without_compiling_the_crates_above_the_library() {
     w.wait_for("the first run", |out, err| {
         out.contains("v=1 2") && err.contains("Watching")
     });
-    let deps = shared_target_dir().join("dyndev/debug/deps");
+    let deps = shared_deps_dir();
     let unit = |prefix: &str| {
         std::fs::read_dir(&deps)
             .unwrap()

@@ -17,6 +17,12 @@ pub fn shared_target_dir() -> &'static Path {
     })
 }
 
+/// Where cargo puts every unit's output for dyndev's builds in the shared
+/// target dir: the build dir, which dyndev shares with plain cargo.
+pub fn shared_deps_dir() -> PathBuf {
+    shared_target_dir().join("debug/deps")
+}
+
 /// Fails the test, naming the tool and how to get it, when `tool` is not
 /// on `PATH`: a test never passes without what it tests.
 #[track_caller]
@@ -207,7 +213,7 @@ pub fn manifest(name: &str, rest: &str) -> String {
 /// The newest test harness in the shared target dir whose name starts
 /// with `crate_name-`.
 pub fn newest_harness(crate_name: &str) -> PathBuf {
-    let deps = shared_target_dir().join("dyndev/debug/deps");
+    let deps = shared_deps_dir();
     std::fs::read_dir(&deps)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -167,15 +167,16 @@ impl Bench {
         } else {
             let mut c = Command::new(crate::cargo::cargo_program());
             c.arg(self.subcommand);
-            // Static builds share dyndev's cargo target dir, so each
-            // dependency compiles once for all modes.
+            // Static builds land beside dyndev's.
             c.arg(format!(
                 "--target-dir={}",
                 self.target_dir.join("dyndev").display()
             ));
             c
         };
-        cmd.arg(format!("--manifest-path={}", self.manifest.display()))
+        // All modes share one build dir, so each dependency compiles once.
+        cmd.env("CARGO_BUILD_BUILD_DIR", &self.target_dir)
+            .arg(format!("--manifest-path={}", self.manifest.display()))
             .args(&self.target_flag)
             .args(&self.build_args)
             .current_dir(&self.copy_root)

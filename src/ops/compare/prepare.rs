@@ -12,7 +12,6 @@ use super::modes::{Mode, modes};
 use super::scenario::{Kind, Scenario};
 use crate::cli::{CompareArgs, PackageArgs};
 use crate::error::Failure;
-use crate::layout::Layout;
 use crate::ops::run::{Runnable, choose};
 use crate::shell::{Shell, human_size};
 use crate::workspace::Workspace;
@@ -75,12 +74,7 @@ impl<'a> Comparison<'a> {
         let base = ws.target_dir(args.compile.target_dir.as_deref());
         let dir = base.join("dyndev-compare");
         crate::fs::create_dir_all(&dir)?;
-        let lock = Layout {
-            target_dir: dir.clone(),
-            profile_dir: dir.clone(),
-            state_dir: dir.clone(),
-        }
-        .lock(shell)?;
+        let lock = crate::layout::lock_dir(shell, &dir)?;
 
         // The copy: the workspace and its path dependencies outside it.
         let mut roots = vec![ws.root().to_owned()];

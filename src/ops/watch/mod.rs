@@ -117,11 +117,7 @@ impl<'a> Session<'a> {
             Mode::Test(a) => &a.compile,
         };
         let ws = Workspace::load(shell, compile)?;
-        let layout = crate::layout::Layout::new(
-            &ws.target_dir(compile.target_dir.as_deref()),
-            &compile.profile_dir(),
-            ws.root(),
-        );
+        let layout = crate::layout::Layout::of(&ws, compile);
         let exclusions = Exclusions::for_workspace(&ws, &layout.target_dir);
         // The workspace's own: workspaces sharing a target dir, or watchers
         // of one after another, never touch each other's.
@@ -328,7 +324,7 @@ impl<'a> Session<'a> {
             && self.hot.is_some()
             && !self.announced
             && b.fast.as_ref().is_some_and(|f| !f.knows_the_program())
-            && forget_fingerprint(&self.layout.profile_dir, b.command.get_program())
+            && forget_program(&self.layout.deps_dir(), b.command.get_program())
         {
             self.shell.verbose_status(
                 "Rebuilding",
@@ -361,7 +357,7 @@ impl<'a> Session<'a> {
                 }
                 self.report(&e);
                 let known = Inputs::of_workspace(&self.ws)
-                    .with_recent_dep_info(&self.ws, &self.layout.profile_dir.join("deps"))
+                    .with_recent_dep_info(&self.ws, &self.layout.deps_dir())
                     .finish(&self.exclusions);
                 let mut inputs = self.inputs.clone();
                 inputs.files.extend(known.files);
@@ -705,23 +701,25 @@ impl Drop for Session<'_> {
     }
 }
 
-/// Makes cargo compile the executable `exe` again on the next build (its
-/// unit's dep-info record in cargo's fingerprints, under dyndev's own
-/// target dir, removed). Whether there was one to remove.
-fn forget_fingerprint(profile_dir: &Path, exe: &std::ffi::OsStr) -> bool {
-    let Some(name) = Path::new(exe).file_name().and_then(|n| n.to_str()) else {
+/// Makes cargo compile the executable `exe` again on the next build: the
+/// unit's own output in the build dir (`exe` is cargo's hard link to it)
+/// removed, which cargo takes for a stale unit. Nothing of the user's own
+/// builds, which share the build dir, is touched. Whether there was one.
+fn forget_program(deps_dir: &Path, exe: &std::ffi::OsStr) -> bool {
+    let exe = Path::new(exe);
+    let Some(name) = exe.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
-    let Ok(dirs) = std::fs::read_dir(profile_dir.join(".fingerprint")) else {
+    let Ok(entries) = std::fs::read_dir(deps_dir) else {
         return false;
     };
-    let mut forgot = false;
-    for dir in dirs.flatten().map(|e| e.path()) {
-        if dir.join(format!("bin-{name}")).exists() {
-            forgot |= std::fs::remove_file(dir.join(format!("dep-bin-{name}"))).is_ok();
-        }
-    }
-    forgot
+    // The unit's file is named after the crate: `my_app-<hash>` for `my-app`.
+    let stem = format!("{}-", name.replace('-', "_"));
+    entries.flatten().any(|e| {
+        e.file_name().to_str().is_some_and(|n| n.starts_with(&stem))
+            && crate::fs::same_inode(&e.path(), exe)
+            && std::fs::remove_file(e.path()).is_ok()
+    })
 }
 
 /// Makes `capture` the innermost rustc wrapper of this process's builds

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -72,7 +71,6 @@ impl FastPath {
         captures: &Path,
         script_inputs: BTreeSet<PathBuf>,
     ) -> FastPath {
-        let exe_inode = std::fs::metadata(exe).ok().map(|m| (m.dev(), m.ino()));
         let mut units = Vec::new();
         let mut bin = None;
         for a in artifacts.iter().filter(|a| ws.is_member(&a.package_id)) {
@@ -94,9 +92,7 @@ impl FastPath {
                     Capture::read(captures, stem)
                         .or_else(|| Capture::read_wrapped(captures, stem))
                         .and_then(|c| c.invocation().out_dir)
-                        .and_then(|d| std::fs::metadata(d.join(stem)).ok())
-                        .map(|m| (m.dev(), m.ino()))
-                        .is_some_and(|id| Some(id) == exe_inode)
+                        .is_some_and(|d| crate::fs::same_inode(&d.join(stem), exe))
                 };
                 let found = a
                     .executable

@@ -1,0 +1,113 @@
+//! dyndev shares cargo's build dir with the user's own builds: what plain
+//! cargo compiled, dyndev does not compile again, and the other way round.
+//! Each test has a target dir of its own, so "compiled once" is exact.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+fn app(config: &str) -> Project {
+    project()
+        .file(".cargo/config.toml", config)
+        .file(
+            "Cargo.toml",
+            &manifest("shared-app", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(42u8)); }\n",
+        )
+        .build()
+}
+
+/// Plain `cargo build` in the project, with `target` as its target dir.
+fn cargo_build(p: &Project, target: &Path) -> Run {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.arg("build")
+        .current_dir(&p.root)
+        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TERM_COLOR", "never")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS");
+    run(cmd).success()
+}
+
+fn dyndev_build(p: &Project, target: &Path) -> Run {
+    let mut cmd = dyndev_cmd(&p.root, &["build"]);
+    cmd.env("CARGO_TARGET_DIR", target);
+    run(cmd).success()
+}
+
+fn compiled(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
+        .collect()
+}
+
+#[test]
+fn a_dependency_cargo_built_is_not_compiled_again_by_dyndev() {
+    let p = app("");
+    let target = p.root.join("target");
+    let plain = cargo_build(&p, &target);
+    assert!(
+        compiled(&plain).iter().any(|c| c.starts_with("itoa ")),
+        "{plain}"
+    );
+
+    // The first dyndev build compiles the member alone, and links the bundle.
+    let first = dyndev_build(&p, &target);
+    let units = compiled(&first);
+    assert!(
+        units.iter().all(|c| c.starts_with("shared-app ")),
+        "{first}"
+    );
+    let dynamic = target.join("dyndev/debug/shared-app");
+    assert_needs_a_bundle(&dynamic);
+    assert_eq!(run_outside_cargo(&dynamic, &[]).success().stdout, "42\n");
+
+    // Plain cargo finds everything fresh, and its program is still its own.
+    let again = cargo_build(&p, &target);
+    assert_eq!(compiled(&again), Vec::<&str>::new(), "{again}");
+    let own = target.join("debug/shared-app");
+    let needed = cargo_dyndev::inspect::dynamic_info(&own).unwrap().needed;
+    assert!(
+        !needed.iter().any(|n| n.starts_with("libdyndev_")),
+        "{needed:?}"
+    );
+    assert_eq!(run_outside_cargo(&own, &[]).success().stdout, "42\n");
+    // And so does dyndev.
+    let second = dyndev_build(&p, &target);
+    assert_eq!(compiled(&second), Vec::<&str>::new(), "{second}");
+}
+
+#[test]
+fn a_configured_build_dir_is_shared_the_other_way_round() {
+    let p = app("[build]\nbuild-dir = \"cache\"\n");
+    let target = p.root.join("target");
+
+    let first = dyndev_build(&p, &target);
+    assert!(
+        compiled(&first).iter().any(|c| c.starts_with("itoa ")),
+        "{first}"
+    );
+    let in_cache = |dir: &Path| {
+        dir.join("debug/deps")
+            .read_dir()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libitoa-"))
+    };
+    assert!(in_cache(&p.root.join("cache")), "the user's build dir");
+    assert!(!in_cache(&target), "the target dir holds no unit");
+
+    // Plain cargo compiles its own member only.
+    let plain = cargo_build(&p, &target);
+    let units = compiled(&plain);
+    assert_eq!(units.len(), 1, "{plain}");
+    assert!(units[0].starts_with("shared-app "), "{plain}");
+    let dynamic = target.join("dyndev/debug/shared-app");
+    assert_eq!(run_outside_cargo(&dynamic, &[]).success().stdout, "42\n");
+}
