@@ -123,6 +123,23 @@ pub fn same_inode(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Whether the file at `path` was written, or replaced, at or after `time`
+/// (or is gone). A file put back with an older modification time (`cp -p`,
+/// `rsync -t`, `tar x`, a move) still has a new status change time, which
+/// no one can set.
+pub fn changed_since(path: &Path, time: SystemTime) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return true;
+    };
+    let changed = SystemTime::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(meta.ctime()).unwrap_or_default(),
+            u32::try_from(meta.ctime_nsec()).unwrap_or_default(),
+        );
+    meta.modified().map_or(true, |m| m >= time) || changed >= time
+}
+
 /// Modification time in nanoseconds since the epoch, `None` when missing.
 pub fn mtime_nanos(path: &Path) -> Option<u128> {
     let modified = fs::metadata(path).ok()?.modified().ok()?;

@@ -174,6 +174,18 @@ impl Invocation {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// The directories rustc searches for native libraries: `-L` values
+    /// of kind `native` or `all`, or of no kind.
+    pub fn native_search_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.search_paths
+            .iter()
+            .filter_map(|v| match v.split_once('=') {
+                Some(("native" | "all", dir)) => Some(Path::new(dir)),
+                Some(("dependency" | "crate" | "framework", _)) => None,
+                _ => Some(Path::new(v.as_str())),
+            })
+    }
+
     /// The stem of the file this unit writes: `libfoo-hash` for a library,
     /// `foo-hash` for an executable. Dependents name the unit by it.
     pub fn unit_stem(&self) -> Option<String> {

@@ -391,14 +391,14 @@ fn snapshot(
     started: std::time::SystemTime,
 ) -> Result<LibSnapshot, String> {
     let info = DepInfo::read(&stage.join(&out.dep_info)).ok_or("its dep-info is missing")?;
-    if saved_since(&info.files, started) {
-        return Err("a source was saved while it compiled".into());
-    }
     let mut files = BTreeMap::new();
     for file in &info.files {
         let bytes = std::fs::read(file).map_err(|e| format!("`{}`: {e}", file.display()))?;
         let blob = ctx.store.put_blob(&bytes).map_err(|e| format!("{e:#}"))?;
         files.insert(file.clone(), blob);
+    }
+    if saved_since(&info.files, started) {
+        return Err("a source was saved while it compiled".into());
     }
     Ok(LibSnapshot {
         id: String::new(),
@@ -445,7 +445,30 @@ fn decide(
         .ok_or("the record of its interface is gone")?;
     let new = snapshot(ctx, inv, args, out, stage, started)?;
     compare(ctx, &shown, &new)?;
+    // The source says which crates a body names, not which crates rustc
+    // loaded for it (a name also used in `#[cfg(test)]` code, a local of
+    // that name, a macro's expansion): the metadata does.
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("`{}`: {e}", path.display()));
+    let (old_rmeta, new_rmeta) = (read(&out.rmeta(&out.dir))?, read(&out.rmeta(stage))?);
+    if let Some(name) = newly_loaded(inv, &old_rmeta, &new_rmeta) {
+        return Err(format!("it starts to use the crate `{name}`"));
+    }
     Ok((published, new))
+}
+
+/// An `--extern` crate the new metadata depends on and the shown metadata
+/// does not. A crate's metadata lists every crate of its graph, each with
+/// the file name suffix cargo gave it (`-0123abcd…`), and dependents link
+/// what that list names: keeping metadata that lacks a crate the new code
+/// calls would leave its code out of their links.
+fn newly_loaded<'a>(inv: &'a Invocation, shown: &[u8], new: &[u8]) -> Option<&'a str> {
+    inv.externs.iter().find_map(|ext| {
+        let stem = ext.path.as_deref()?.file_stem()?.to_str()?;
+        let (_, hash) = stem.rsplit_once('-')?;
+        let suffix = format!("-{hash}");
+        let lists = |metadata: &[u8]| memchr::memmem::find(metadata, suffix.as_bytes()).is_some();
+        (lists(new) && !lists(shown)).then_some(ext.name.as_str())
+    })
 }
 
 /// Whether `new` differs from `shown` in bodies no dependent sees alone.
@@ -510,11 +533,14 @@ pub fn compare(ctx: &Context<'_>, shown: &LibSnapshot, new: &LibSnapshot) -> Res
     // Files read as data or code by `include!` and its kin count byte for
     // byte, whatever they hold.
     let mut included = BTreeSet::new();
+    let read_files: BTreeSet<PathBuf> = new_texts.keys().cloned().collect();
     for (path, text) in old_texts.iter().chain(&new_texts) {
         included.extend(
             source::include_targets(path, text)
                 .ok_or("it includes a file named by a computed path")?,
         );
+        // A macro that reads a file it is given the name of.
+        included.extend(source::files_named_in_macros(text, &read_files));
     }
     let std_macros = source::std_macros_unshadowed(
         old_texts

@@ -119,9 +119,14 @@ pub fn compile(ctx: &Context<'_>, inv: &Invocation, args: &[String]) -> Result<(
 }
 
 /// Whether the cutoff compiles `inv`: a library (not its tests) or an
-/// executable.
+/// executable, with its debug info in its objects. Split debug info
+/// (`-C split-debuginfo=packed|unpacked`) names the files beside the
+/// objects where rustc wrote them, which a staged compile moves.
 pub fn handles(inv: &Invocation) -> bool {
-    is_library(inv) || inv.kind() == UnitKind::Executable
+    let split = inv
+        .codegen_value("split-debuginfo")
+        .is_some_and(|v| v != "off");
+    !split && (is_library(inv) || inv.kind() == UnitKind::Executable)
 }
 
 fn is_library(inv: &Invocation) -> bool {
@@ -294,13 +299,16 @@ fn record_unit(
         ctx.store.forget_unit(&stem);
         return Ok(());
     };
-    if record::saved_since(&info.files, started) {
-        ctx.store.forget_unit(&stem);
-        return Ok(());
-    }
     let mut files = BTreeMap::new();
     for file in &info.files {
-        files.insert(file.clone(), record::hash(&crate::fs::read(file)?));
+        match std::fs::read(file) {
+            Ok(bytes) => files.insert(file.clone(), record::hash(&bytes)),
+            Err(_) => None,
+        };
+    }
+    if files.len() != info.files.len() || record::saved_since(&info.files, started) {
+        ctx.store.forget_unit(&stem);
+        return Ok(());
     }
     let mut ids = BTreeMap::new();
     for path in outputs {
@@ -314,6 +322,7 @@ fn record_unit(
         args: record::comparable(args),
         env: record::env_now(&info.env),
         files,
+        natives: record::native_archives(inv),
         externs: interface::extern_ids(ctx, inv),
         outputs: ids,
         stderr,

@@ -30,6 +30,8 @@ pub struct UnitRecord {
     pub env: BTreeMap<String, Option<String>>,
     /// Its source files (dep-info) and their content hashes.
     pub files: BTreeMap<PathBuf, String>,
+    /// The static libraries it could link or bundle ([`native_archives`]).
+    pub natives: BTreeMap<PathBuf, FileId>,
     pub externs: BTreeMap<PathBuf, ExternId>,
     /// What it wrote, as it was left: a library's rlib and rmeta, an
     /// executable's binary.
@@ -98,7 +100,9 @@ pub fn comparable(args: &[String]) -> Vec<String> {
 /// and no `-Z` option changes that.
 pub fn compiled_opaquely(inv: &Invocation) -> bool {
     let incremental = inv.codegen_value("incremental").is_some();
-    let unoptimized = matches!(inv.codegen_value("opt-level"), None | Some("0"));
+    // `-O` is `-C opt-level=3` spelled short (`RUSTFLAGS=-O`).
+    let unoptimized = !inv.args.iter().any(|a| a == "-O")
+        && matches!(inv.codegen_value("opt-level"), None | Some("0"));
     let unstable = inv.args.iter().any(|a| a.starts_with("-Z"));
     (incremental || unoptimized) && !unstable
 }
@@ -114,13 +118,36 @@ pub fn env_now(env_deps: &[String]) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-/// Whether any of `files` was modified at or after `time` (or is gone).
+/// Every static library (`lib*.a`) in the native search paths of `inv`
+/// (`-L native=`, `-L all=`, `-L`), by file identity: what a build script
+/// compiled (as the `cc` crate does) is no source of the crate's, but
+/// rustc bundles it into a library's rlib and links it into a program. A
+/// build script that runs again writes it again.
+pub fn native_archives(inv: &Invocation) -> BTreeMap<PathBuf, FileId> {
+    let mut out = BTreeMap::new();
+    for dir in inv.native_search_dirs() {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let archive = path.extension().is_some_and(|e| e == "a")
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("lib"));
+            if archive && let Some(id) = FileId::of(&path) {
+                out.insert(path, id);
+            }
+        }
+    }
+    out
+}
+
+/// Whether any of `files` was written or replaced at or after `time` (or
+/// is gone): then what a compile started at `time` read is unknown. Check
+/// it after reading them, so a write in between is seen.
 pub fn saved_since(files: &[PathBuf], time: std::time::SystemTime) -> bool {
-    files.iter().any(|f| {
-        std::fs::metadata(f)
-            .and_then(|m| m.modified())
-            .map_or(true, |m| m >= time)
-    })
+    files.iter().any(|f| crate::fs::changed_since(f, time))
 }
 
 impl UnitRecord {
@@ -157,6 +184,9 @@ impl UnitRecord {
             if now.as_ref() != Some(h) {
                 return Some(format!("`{}` changed", file.display()));
             }
+        }
+        if native_archives(&Invocation::parse(self.args.clone())) != self.natives {
+            return Some("a static library it links changed".into());
         }
         for (name, value) in &self.env {
             if std::env::var(name).ok() != *value {
@@ -204,6 +234,10 @@ mod tests {
         )));
         assert!(compiled_opaquely(&inv("--crate-name a")));
         assert!(!compiled_opaquely(&inv("--crate-name a -C opt-level=1")));
+        assert!(!compiled_opaquely(&inv("--crate-name a -O")));
+        assert!(compiled_opaquely(&inv(
+            "--crate-name a -O -C incremental=/i"
+        )));
         assert!(!compiled_opaquely(&inv(
             "--crate-name a -C incremental=/i -Zinline-mir"
         )));
@@ -223,6 +257,7 @@ mod tests {
             args: comparable(&args),
             env: BTreeMap::new(),
             files: BTreeMap::from([(src.clone(), super::hash(b"pub fn f() {}\n"))]),
+            natives: BTreeMap::new(),
             externs: externs.clone(),
             outputs: BTreeMap::new(),
             stderr: String::new(),

@@ -118,17 +118,17 @@ impl<'ast> Visit<'ast> for Shadowing {
 
     fn visit_item_macro(&mut self, m: &'ast syn::ItemMacro) {
         if let Some(name) = &m.ident {
-            self.found |= STD_MACROS.iter().any(|s| name == s);
+            self.found |= is_std_macro(name);
         }
         syn::visit::visit_item_macro(self, m);
     }
 
     fn visit_use_name(&mut self, u: &'ast syn::UseName) {
-        self.found |= STD_MACROS.iter().any(|s| u.ident == s);
+        self.found |= is_std_macro(&u.ident);
     }
 
     fn visit_use_rename(&mut self, u: &'ast syn::UseRename) {
-        self.found |= STD_MACROS.iter().any(|s| u.rename == s || u.ident == s);
+        self.found |= is_std_macro(&u.rename) || is_std_macro(&u.ident);
     }
 
     fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
@@ -137,6 +137,14 @@ impl<'ast> Visit<'ast> for Shadowing {
         }
         syn::visit::visit_item_use(self, u);
     }
+}
+
+/// Whether `name` names one of the standard macros, raw (`r#println`) or
+/// not: both are the same name to rustc.
+fn is_std_macro(name: &syn::Ident) -> bool {
+    use syn::ext::IdentExt;
+    let name = name.unraw();
+    STD_MACROS.iter().any(|s| name == s)
 }
 
 /// Whether a use tree holds a glob whose path leaves the crate.
@@ -307,6 +315,47 @@ pub fn include_targets(path: &Path, text: &str) -> Option<BTreeSet<PathBuf>> {
     let mut out = BTreeSet::new();
     scan(stream, dir, &mut out)?;
     Some(out)
+}
+
+/// Those of `files` that a macro call or attribute in `text` names by a
+/// string literal (`source_hash!("src/schema.rs")`), as a path relative to
+/// any directory: a macro that reads a file makes the file's bytes part of
+/// what it expands to, wherever the file also sits in the module tree.
+pub fn files_named_in_macros(text: &str, files: &BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+    fn literals(stream: TokenStream, in_macro: bool, out: &mut Vec<String>) {
+        let trees: Vec<TokenTree> = stream.into_iter().collect();
+        for (i, tree) in trees.iter().enumerate() {
+            match tree {
+                TokenTree::Literal(l) if in_macro => {
+                    if let Ok(s) = syn::parse_str::<syn::LitStr>(&l.to_string()) {
+                        out.push(s.value());
+                    }
+                }
+                TokenTree::Group(g) => {
+                    // `name!(...)`, `#[attr(...)]`.
+                    let call = i > 0
+                        && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '!' || p.as_char() == '#');
+                    literals(g.stream(), in_macro || call, out);
+                }
+                _ => {}
+            }
+        }
+    }
+    let Ok(stream) = text.parse::<TokenStream>() else {
+        return files.clone();
+    };
+    let mut named = Vec::new();
+    literals(stream, false, &mut named);
+    files
+        .iter()
+        .filter(|f| {
+            named.iter().any(|n| {
+                let n = Path::new(n.trim_start_matches("./"));
+                !n.as_os_str().is_empty() && f.ends_with(n)
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// Every identifier in a token stream.
@@ -901,6 +950,26 @@ pub fn generic<T: Default>() -> T {
     }
 
     #[test]
+    fn files_a_macro_names_are_found() {
+        let files: BTreeSet<PathBuf> = ["/w/lib/src/lib.rs", "/w/lib/src/schema.rs"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let named = |text: &str| files_named_in_macros(text, &files);
+        assert_eq!(
+            named("pub const H: u64 = mac::source_hash!(\"src/schema.rs\");"),
+            BTreeSet::from([PathBuf::from("/w/lib/src/schema.rs")])
+        );
+        assert_eq!(
+            named("#[mac::embed(path = \"./schema.rs\")] pub struct S;").len(),
+            1
+        );
+        // A string that is no macro's argument, or names no file read.
+        assert!(named("pub const P: &str = \"src/schema.rs\";").is_empty());
+        assert!(named("fn f() { println!(\"schema.rs.bak\"); }").is_empty());
+    }
+
+    #[test]
     fn shadowing_of_std_macros_is_found() {
         assert!(std_macros_unshadowed([
             LIB,
@@ -913,6 +982,8 @@ pub fn generic<T: Default>() -> T {
             "use defmt::*;",
             "use foo::{bar, baz::*};",
             "use other::format as fmt2; use x::y as format;",
+            "macro_rules! r#println { () => {} }",
+            "use x::y as r#format;",
         ] {
             assert!(!std_macros_unshadowed([LIB, text]), "{text}");
         }

@@ -24,7 +24,7 @@ use super::record::{LibSnapshot, Published, UnitRecord, hash};
 
 /// Bumped whenever a record's meaning changes; a store of another version
 /// is cleared, and every unit compiles once.
-const STORE_VERSION: u32 = 2;
+const STORE_VERSION: u32 = 3;
 
 /// The cutoff's records for one workspace.
 #[derive(Debug, Clone)]

@@ -298,10 +298,11 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                 entry.write(&run_dir)?;
                 return Ok(code);
             }
-            let status = rustc_command(&rustc)
+            let mut cmd = rustc_command(&rustc);
+            let status = cmd
                 .args(&args)
                 .status()
-                .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
+                .with_context(|| failed_to_run(&cmd))?;
             if status.success() {
                 append_env_dep(&inv, &bundle_env)?;
             }
@@ -351,6 +352,12 @@ fn rustc_command(rustc: &OsString) -> Command {
     }
 }
 
+/// The error of a command that did not start: it names the program that
+/// was not found, the user's wrapper or rustc.
+fn failed_to_run(cmd: &Command) -> String {
+    format!("failed to run `{}`", cmd.get_program().to_string_lossy())
+}
+
 fn passthrough(rustc: &OsString, args: &[OsString]) -> Result<i32> {
     let mut cmd = rustc_command(rustc);
     cmd.args(args);
@@ -358,13 +365,11 @@ fn passthrough(rustc: &OsString, args: &[OsString]) -> Result<i32> {
     {
         use std::os::unix::process::CommandExt;
         let err = cmd.exec();
-        Err(err).with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))
+        Err(err).with_context(|| failed_to_run(&cmd))
     }
     #[cfg(not(unix))]
     {
-        let status = cmd
-            .status()
-            .with_context(|| format!("failed to run `{}`", rustc.to_string_lossy()))?;
+        let status = cmd.status().with_context(|| failed_to_run(&cmd))?;
         Ok(crate::cargo::exit_code(status))
     }
 }

@@ -155,3 +155,199 @@ fn watch_restarts_without_compiling_the_crates_above_the_library() {
     }
     w.interrupt();
 }
+
+/// A body that starts to call a crate the library declared but never
+/// loaded (its name already in the sources, in `#[cfg(test)]` code) changes
+/// what its dependents must link: they compile, and the program runs.
+#[test]
+fn a_body_that_starts_to_call_a_crate_compiles_the_dependents() {
+    let app = "relink-newcrate";
+    let lib = |body: &str| {
+        format!(
+            "pub fn value() -> String {{\n    {body}\n}}\n\n#[cfg(test)]\nmod tests {{\n    \
+             #[test]\n    fn formats() {{\n        \
+             assert_eq!(itoa::Buffer::new().format(1u8), \"1\");\n    }}\n}}\n"
+        )
+    };
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n",
+        )
+        .file(
+            "lib/Cargo.toml",
+            &manifest(
+                &format!("{app}-lib"),
+                "[dependencies]\nitoa = \"=1.0.18\"\n",
+            ),
+        )
+        .file("lib/src/lib.rs", &lib("String::from(\"1\")"))
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                app,
+                &format!(
+                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
+                ),
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() {\n    println!(\"{}\", lib::value());\n}\n",
+        )
+        .build();
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "1\n");
+    p.write(
+        "lib/src/lib.rs",
+        &lib("itoa::Buffer::new().format(2u8).to_owned()"),
+    );
+    let edit = p.dyndev(&["run", "-v", "-p", app]).success();
+    assert_eq!(edit.stdout, "2\n", "{edit}");
+    assert!(
+        edit.stderr.contains("it starts to use the crate `itoa`"),
+        "{edit}"
+    );
+    // And stays right on the next build.
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "2\n");
+}
+
+/// A source put back during its compile with an older modification time
+/// (`cp -p`, `rsync -t`): what the compile read is unknown, so nothing is
+/// recorded of it, and the next compile cargo asks for happens.
+#[test]
+fn a_source_replaced_during_its_compile_is_not_recorded() {
+    let app = "relink-replaced";
+    let p = chain(app);
+    let lib = p.root.join("base/src/lib.rs");
+    let spare = p.root.join("spare.rs");
+    // The user's own workspace wrapper (dyndev runs it inside its own)
+    // puts the spare in place right after the library's compile.
+    p.write(
+        ".cargo/config.toml",
+        "[build]\nrustc-workspace-wrapper = \"tools/wrap.sh\"\n",
+    );
+    p.write(
+        "tools/wrap.sh",
+        &format!(
+            "#!/bin/sh\n\"$@\"\ncode=$?\ncase \"$*\" in\n  *\"--crate-name relink_replaced_base \"*)\n    \
+             if [ -f '{spare}' ]; then cp -p '{spare}' '{lib}' && rm '{spare}'; fi;;\nesac\nexit $code\n",
+            spare = spare.display(),
+            lib = lib.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        p.root.join("tools/wrap.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "1 2\n");
+
+    std::fs::write(&spare, base_rs("3")).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::open(&spare)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    p.write("base/src/lib.rs", &base_rs("2"));
+    // What the compile read.
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "2 4\n");
+    assert_eq!(std::fs::read_to_string(&lib).unwrap(), base_rs("3"));
+
+    // Saved again: cargo asks for the compile, and it happens.
+    std::fs::File::open(&lib)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let again = p.dyndev(&["run", "-p", app]).success();
+    assert_eq!(again.stdout, "3 6\n", "{again}");
+}
+
+/// A workspace library's C code, compiled by its build script into a
+/// static library that rustc bundles into the rlib: a change of the C
+/// code, and nothing else, still reaches the program.
+#[test]
+fn a_static_library_from_a_build_script_is_an_input() {
+    let app = "relink-cee";
+    let build = "use std::process::Command;\n\nfn main() {\n    \
+        let out = std::env::var(\"OUT_DIR\").unwrap();\n    \
+        let obj = format!(\"{out}/cee.o\");\n    \
+        assert!(Command::new(\"cc\").args([\"-c\", \"-fPIC\", \"cee.c\", \"-o\", &obj]).status().unwrap().success());\n    \
+        assert!(Command::new(\"ar\").args([\"crs\", &format!(\"{out}/libcee.a\"), &obj]).status().unwrap().success());\n    \
+        println!(\"cargo:rustc-link-search=native={out}\");\n    \
+        println!(\"cargo:rustc-link-lib=static=cee\");\n    \
+        println!(\"cargo:rerun-if-changed=cee.c\");\n}\n";
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n",
+        )
+        .file("lib/Cargo.toml", &manifest(&format!("{app}-lib"), ""))
+        .file("lib/build.rs", build)
+        .file("lib/cee.c", "int cee_value(void) { return 1; }\n")
+        .file(
+            "lib/src/lib.rs",
+            "extern \"C\" {\n    fn cee_value() -> i32;\n}\n\n\
+             pub fn value() -> i32 {\n    unsafe { cee_value() }\n}\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                app,
+                &format!(
+                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
+                ),
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() {\n    println!(\"cee {}\", lib::value());\n}\n",
+        )
+        .build();
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "cee 1\n");
+    p.write("lib/cee.c", "int cee_value(void) { return 2; }\n");
+    let edit = p.dyndev(&["run", "-v", "-p", app]).success();
+    assert_eq!(edit.stdout, "cee 2\n", "{edit}");
+    assert!(
+        edit.stderr.contains("a static library it links changed"),
+        "{edit}"
+    );
+    assert_eq!(p.dyndev(&["run", "-p", app]).success().stdout, "cee 2\n");
+}
+
+/// Split debug info names its files where rustc wrote them: a backtrace
+/// through a workspace library still shows the library's lines.
+#[test]
+fn split_debuginfo_keeps_a_librarys_lines_in_a_backtrace() {
+    let app = "relink-split";
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n\n\
+             [profile.dev]\nsplit-debuginfo = \"packed\"\n",
+        )
+        .file("lib/Cargo.toml", &manifest(&format!("{app}-lib"), ""))
+        .file(
+            "lib/src/lib.rs",
+            "pub fn value(x: Option<u32>) -> u32 {\n    x.unwrap()\n}\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                app,
+                &format!(
+                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
+                ),
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() {\n    println!(\"{}\", lib::value(None));\n}\n",
+        )
+        .build();
+    let mut cmd = dyndev_cmd(&p.root, &["run", "-p", app]);
+    cmd.env("RUST_BACKTRACE", "1");
+    let run = run(cmd).code(101);
+    // The frame of `value` itself, beyond the panic's own message.
+    assert!(run.stderr.contains("at ./lib/src/lib.rs:2:7"), "{run}");
+}

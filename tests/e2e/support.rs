@@ -181,7 +181,9 @@ impl Project {
     }
 
     pub fn write(&self, path: &str, contents: &str) {
-        std::fs::write(self.root.join(path), contents).unwrap();
+        let path = self.root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
     }
 
     /// `<target>/dyndev/debug/<name>`: where dyndev puts binaries.
