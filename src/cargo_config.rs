@@ -151,6 +151,14 @@ pub fn workspace_wrapper(cwd: &Path) -> Result<Option<PathBuf>> {
     Ok(config.build.rustc_workspace_wrapper)
 }
 
+/// Whether cargo's build dir is set for builds from `cwd`
+/// (`build.build-dir` in the configuration, or `CARGO_BUILD_BUILD_DIR`).
+pub fn build_dir_configured(cwd: &Path) -> Result<bool> {
+    let config = cargo_config2::Config::load_with_cwd(cwd)
+        .context("failed to read cargo's configuration")?;
+    Ok(config.build.build_dir.is_some())
+}
+
 /// Cargo's home: `$CARGO_HOME`, else `~/.cargo`.
 pub fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")

@@ -79,6 +79,11 @@ pub mod env {
 
     /// Where compile records are appended, one JSON line each.
     pub const RUSTC_LOG: &str = "__CARGO_DYNDEV_RUSTC_LOG";
+    /// `compare`'s linker proxy, which the rustc timer gives every compile
+    /// as `-C linker` (a linker from cargo's configuration would enter
+    /// every unit's fingerprint, and the user's build dir would see them
+    /// all as changed).
+    pub const TIMER_LINKER: &str = "__CARGO_DYNDEV_TIMER_LINKER";
 
     // The capture, set by `watch`.
 

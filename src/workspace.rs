@@ -18,6 +18,9 @@ use crate::shell::Shell;
 pub struct Workspace {
     pub metadata: Metadata,
     pub settings: Settings,
+    /// Whether the user set cargo's build dir (`build.build-dir`, in the
+    /// configuration or the environment).
+    pub build_dir_configured: bool,
 }
 
 impl Workspace {
@@ -86,7 +89,13 @@ impl Workspace {
         for w in warnings {
             shell.warn(w);
         }
-        Ok(Workspace { metadata, settings })
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let build_dir_configured = crate::cargo_config::build_dir_configured(&cwd)?;
+        Ok(Workspace {
+            metadata,
+            settings,
+            build_dir_configured,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -126,7 +135,7 @@ impl Workspace {
     /// once for plain cargo and dyndev alike.
     pub fn build_dir(&self, target_dir_flag: Option<&Path>) -> PathBuf {
         match &self.metadata.build_directory {
-            Some(dir) if *dir != self.metadata.target_directory => dir.clone().into_std_path_buf(),
+            Some(dir) if self.build_dir_configured => dir.clone().into_std_path_buf(),
             _ => self.target_dir(target_dir_flag),
         }
     }

@@ -111,3 +111,31 @@ fn a_configured_build_dir_is_shared_the_other_way_round() {
     let dynamic = target.join("dyndev/debug/shared-app");
     assert_eq!(run_outside_cargo(&dynamic, &[]).success().stdout, "42\n");
 }
+
+/// `compare` builds a copy of the project in every mode, in the user's
+/// build dir: the dependencies the user's `cargo build` compiled are fresh
+/// for each mode, and the user's own units are left as they were.
+#[test]
+fn compare_compiles_no_dependency_the_user_built() {
+    let p = app("");
+    let target = p.root.join("target");
+    cargo_build(&p, &target);
+    let mut cmd = dyndev_cmd(&p.root, &["compare", "--runs", "1", "--linkers", "none"]);
+    cmd.env("CARGO_TARGET_DIR", &target);
+    let out = run(cmd).success();
+    let units = compiled(&out);
+    assert!(
+        !units.is_empty(),
+        "the first build shows cargo's progress: {out}"
+    );
+    assert!(units.iter().all(|c| c.starts_with("shared-app ")), "{out}");
+    // The user's builds find everything as they left it.
+    let again = cargo_build(&p, &target);
+    assert_eq!(compiled(&again), Vec::<&str>::new(), "{again}");
+    assert_eq!(
+        run_outside_cargo(&target.join("debug/shared-app"), &[])
+            .success()
+            .stdout,
+        "42\n"
+    );
+}

@@ -1,6 +1,11 @@
 //! The build runner: one timed build of a mode (or, with `--tests`, one
 //! build and run of the tests), all modes in one target dir (the linker
-//! proxy picks each mode's linker, so cargo's fingerprints hold).
+//! proxy picks each mode's linker, so cargo's fingerprints hold), and in
+//! the user's own build dir: each dependency compiles once for the user's
+//! builds and every mode. The copy's own crates stay apart there: cargo
+//! hashes the workspace wrapper into them (dyndev's, or the timer's for
+//! static modes), and the copy's would otherwise be the user's units, as
+//! cargo names a path package by its path within the workspace.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,12 @@ pub(super) struct Bench {
     copy_root: PathBuf,
     pub(super) manifest: PathBuf,
     pub(super) target_dir: PathBuf,
+    /// The user's build dir, which the modes share with the user's builds.
+    build_dir: PathBuf,
+    /// The timer, also the static modes' workspace wrapper.
+    timer: PathBuf,
+    /// The user's own workspace wrapper, run inside the timer.
+    user_wrapper: Option<PathBuf>,
     target_flag: Vec<String>,
     /// `build`, or `test` to time the test loop (build and run).
     subcommand: &'static str,
@@ -39,6 +50,7 @@ impl Bench {
         host: &str,
         copy_root: PathBuf,
         manifest: PathBuf,
+        build_dir: PathBuf,
         target_flag: Option<String>,
         args: &CompareArgs,
     ) -> Result<Bench> {
@@ -73,6 +85,8 @@ impl Bench {
             "CARGO_TARGET_{}_LINKER",
             host.to_uppercase().replace(['-', '.'], "_")
         );
+        let user_wrapper = crate::cargo_config::workspace_wrapper(&copy_root)?
+            .filter(|w| w.file_name() != Some(contract::names::WRAPPER.as_ref()));
         let link_log = logs.join("links.jsonl");
         let rustc_log = logs.join("rustc.jsonl");
         // The linker the user configured runs behind the proxy, so "static"
@@ -88,8 +102,8 @@ impl Bench {
             .target_linker(host)?,
         };
         let mut env: Vec<(String, OsString)> = vec![
-            (linker_var, linker.into_os_string()),
-            ("RUSTC_WRAPPER".into(), timer.into_os_string()),
+            (contract::env::TIMER_LINKER.into(), linker.into_os_string()),
+            ("RUSTC_WRAPPER".into(), timer.clone().into_os_string()),
             (contract::env::LINK_LOG.into(), link_log.clone().into()),
             (
                 crate::contract::env::RUSTC_LOG.into(),
@@ -103,6 +117,9 @@ impl Bench {
             copy_root,
             manifest,
             target_dir: dir.join("target"),
+            build_dir,
+            timer,
+            user_wrapper,
             target_flag: target_flag.into_iter().collect(),
             subcommand: if args.tests { "test" } else { "build" },
             build_args,
@@ -158,6 +175,20 @@ impl Bench {
     /// Builds one mode, timed; `show` lets cargo's progress through (for
     /// the long first build), otherwise output is kept and shown on failure.
     pub(super) fn build(&self, shell: &Shell, mode: &Mode, show: bool) -> Result<Sample> {
+        self.build_in(shell, mode, show, &self.build_dir)
+    }
+
+    /// [`Bench::build`] from nothing: in the comparison's own build dir,
+    /// emptied first with its target dir.
+    pub(super) fn cold_build(&self, shell: &Shell, mode: &Mode) -> Result<Sample> {
+        if self.target_dir.exists() {
+            std::fs::remove_dir_all(&self.target_dir)
+                .with_context(|| format!("failed to remove `{}`", self.target_dir.display()))?;
+        }
+        self.build_in(shell, mode, false, &self.target_dir)
+    }
+
+    fn build_in(&self, shell: &Shell, mode: &Mode, show: bool, build_dir: &Path) -> Result<Sample> {
         interrupt::check()?;
         let mut cmd = if mode.dyndev {
             let mut c = Command::new(crate::fs::self_exe()?);
@@ -174,8 +205,13 @@ impl Bench {
             ));
             c
         };
-        // All modes share one build dir, so each dependency compiles once.
-        cmd.env("CARGO_BUILD_BUILD_DIR", &self.target_dir)
+        if !mode.dyndev {
+            cmd.env("RUSTC_WORKSPACE_WRAPPER", &self.timer);
+            if let Some(w) = &self.user_wrapper {
+                cmd.env(contract::env::INNER_WRAPPER, w);
+            }
+        }
+        cmd.env("CARGO_BUILD_BUILD_DIR", build_dir)
             .arg(format!("--manifest-path={}", self.manifest.display()))
             .args(&self.target_flag)
             .args(&self.build_args)
@@ -186,7 +222,6 @@ impl Bench {
                 contract::env::LINKER_MODE,
                 serde_json::to_string(&mode.linker)?,
             )
-            .env_remove("RUSTC_WORKSPACE_WRAPPER")
             .env_remove(crate::contract::env::STATE_DIR);
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -50,12 +50,7 @@ impl Comparison<'_> {
                 "Cold",
                 format_args!("build of {} from an empty target dir", mode.name),
             );
-            let target_dir = &self.bench.target_dir;
-            if target_dir.exists() {
-                std::fs::remove_dir_all(target_dir)
-                    .with_context(|| format!("failed to remove `{}`", target_dir.display()))?;
-            }
-            cold.push(Some(self.bench.build(shell, mode, false)?.wall_ms));
+            cold.push(Some(self.bench.cold_build(shell, mode)?.wall_ms));
         }
         Ok(cold)
     }

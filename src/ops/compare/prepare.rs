@@ -139,7 +139,16 @@ impl<'a> Comparison<'a> {
             })
         });
 
-        let bench = Bench::new(&dir, &host, copy_root.clone(), manifest, target_flag, args)?;
+        let build_dir = ws.build_dir(args.compile.target_dir.as_deref());
+        let bench = Bench::new(
+            &dir,
+            &host,
+            copy_root.clone(),
+            manifest,
+            build_dir,
+            target_flag,
+            args,
+        )?;
         Ok(Comparison {
             args,
             workspace_root: ws.root().to_owned(),
