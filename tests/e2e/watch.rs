@@ -519,6 +519,141 @@ fn a_build_script_input_restarts_the_program() {
     assert_gone(second.pid, "the program");
 }
 
+/// A workspace whose build scripts cargo runs again for different saves:
+/// `engine`'s prints no `rerun-if` (any file of the package reruns it;
+/// it counts the `pub fn`s of its library), `level`'s watches the
+/// directory `assets` (it joins what every file under it says, and the
+/// library also reads `assets/a.txt`). The program says both.
+fn scripts_project(app: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!(
+                "[workspace]\nmembers = [\"engine\", \"level\", \"{app}\"]\nresolver = \"2\"\n"
+            ),
+        )
+        .file("engine/Cargo.toml", &manifest("engine", ""))
+        .file(
+            "engine/build.rs",
+            "fn main() {\n\
+             \x20   let lib = std::fs::read_to_string(\"src/lib.rs\").unwrap();\n\
+             \x20   println!(\"cargo:rustc-env=NFNS={}\", lib.matches(\"pub fn \").count());\n\
+             }\n",
+        )
+        .file(
+            "engine/src/lib.rs",
+            "pub fn count() -> &'static str {\n    env!(\"NFNS\")\n}\n",
+        )
+        .file("level/Cargo.toml", &manifest("level", ""))
+        .file(
+            "level/build.rs",
+            "fn main() {\n\
+             \x20   println!(\"cargo:rerun-if-changed=assets\");\n\
+             \x20   let (mut dirs, mut said) = (vec![std::path::PathBuf::from(\"assets\")], vec![]);\n\
+             \x20   while let Some(dir) = dirs.pop() {\n\
+             \x20       for entry in std::fs::read_dir(dir).unwrap() {\n\
+             \x20           let path = entry.unwrap().path();\n\
+             \x20           match path.is_dir() {\n\
+             \x20               true => dirs.push(path),\n\
+             \x20               false => said.push(std::fs::read_to_string(path).unwrap().trim().to_owned()),\n\
+             \x20           }\n\
+             \x20       }\n\
+             \x20   }\n\
+             \x20   said.sort();\n\
+             \x20   println!(\"cargo:rustc-env=LEVEL={}\", said.join(\"+\"));\n\
+             }\n",
+        )
+        .file("level/src/lib.rs", &level_lib(""))
+        .file("level/assets/a.txt", "a1\n")
+        .file(
+            &format!("{app}/Cargo.toml"),
+            &manifest(
+                app,
+                "[dependencies]\n\
+                 engine = { path = \"../engine\" }\n\
+                 level = { path = \"../level\" }\n",
+            ),
+        )
+        .file(
+            &format!("{app}/src/main.rs"),
+            "fn main() {\n\
+             \x20   let data = format!(\"{}-{}\", engine::count(), level::level());\n\
+             \x20   println!(\"v1 pid={} child=0 data={data}\", std::process::id());\n\
+             \x20   std::thread::sleep(std::time::Duration::from_secs(300));\n\
+             }\n",
+        )
+        .build()
+}
+
+/// `level`'s library: what its build script found, after `prefix`.
+fn level_lib(prefix: &str) -> String {
+    format!(
+        "pub fn level() -> String {{\n\
+         \x20   let _ = include_str!(\"../assets/a.txt\");\n\
+         \x20   format!(\"{prefix}{{}}\", env!(\"LEVEL\"))\n\
+         }}\n"
+    )
+}
+
+/// The fast path replays rustc with what build scripts printed last: a
+/// save that makes cargo run a script again is cargo's to build. Saves
+/// cargo runs no script for are still replayed.
+#[test]
+fn a_save_that_runs_a_build_script_again_goes_to_cargo() {
+    let p = scripts_project("watch-scripts");
+    let mut w = Watching::start(&p, &["-v"]);
+    assert_eq!(w.hello(1).data, "1-a1");
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    // The `n`th start: what the program said, and what the watcher said
+    // since the save.
+    let start = |n: usize| {
+        let data = w.hello(n).data;
+        let (_, err) = w.wait_for(&format!("restart #{n}"), |_, err| {
+            err.matches("Restarted `").count() >= n - 1
+        });
+        (data, err[err.rfind("Rebuilding").unwrap()..].to_owned())
+    };
+    // Whether cargo built, running `package`'s build script.
+    let script_ran = |last: &str, package: &str| {
+        !last.contains("(replayed")
+            && last.lines().any(|l| {
+                l.contains(&format!("/build/{package}-")) && l.contains("build-script-build`")
+            })
+    };
+
+    // A script that prints no `rerun-if`: a new function in its library.
+    p.write(
+        "engine/src/lib.rs",
+        "pub fn count() -> &'static str {\n    env!(\"NFNS\")\n}\n\n\
+         pub fn more() {}\n",
+    );
+    let (data, last) = start(2);
+    assert_eq!(data, "2-a1", "{last}");
+    assert!(script_ran(&last, "engine"), "{last}");
+
+    // A script watching a directory: a file in it that the library also
+    // reads, a new directory in it with a file, then that file.
+    p.write("level/assets/a.txt", "a2\n");
+    let (data, last) = start(3);
+    assert_eq!(data, "2-a2", "{last}");
+    assert!(script_ran(&last, "level"), "{last}");
+    std::fs::create_dir(p.root.join("level/assets/maps")).unwrap();
+    p.write("level/assets/maps/b.txt", "b1\n");
+    let (data, last) = start(4);
+    assert_eq!(data, "2-a2+b1", "{last}");
+    p.write("level/assets/maps/b.txt", "b2\n");
+    let (data, last) = start(5);
+    assert_eq!(data, "2-a2+b2", "{last}");
+    assert!(script_ran(&last, "level"), "{last}");
+
+    // The library of a script that watches only its directory: replayed.
+    p.write("level/src/lib.rs", &level_lib("L"));
+    let (data, last) = start(6);
+    assert_eq!(data, "2-La2+b2", "{last}");
+    assert!(last.contains("(replayed 2 rustc commands)"), "{last}");
+    w.interrupt();
+}
+
 /// Under a terminal (a pseudo-terminal made by `script`), the program
 /// reads the terminal, and Ctrl-C there stops it, its child and the
 /// watcher.

@@ -12,11 +12,14 @@ use super::Session;
 use super::inputs::{self, Inputs};
 
 impl Session<'_> {
-    /// The paths of an event that are inputs, or directories leading to one.
+    /// The paths of an event that are inputs, or directories leading to
+    /// one; never a target dir (a tree may hold one).
     pub(super) fn relevant(&self, paths: Vec<PathBuf>) -> BTreeSet<PathBuf> {
         paths
             .into_iter()
-            .filter(|p| self.inputs.affected_by(p))
+            .filter(|p| {
+                self.inputs.affected_by(p) && !self.exclusions.excludes(&inputs::normalize(p))
+            })
             .collect()
     }
 

@@ -1,12 +1,14 @@
 //! What a build read, learned from the build itself: the files in the
 //! dep-info of every workspace unit (modules, `#[path]`, `include_str!`),
-//! build scripts' `rerun-if-changed` paths, manifests, `Cargo.lock` and
-//! cargo's configuration. Never anything under a target dir.
+//! build scripts' `rerun-if-changed` paths (a directory: everything under
+//! it), manifests, `Cargo.lock` and cargo's configuration. Never anything
+//! under a target dir. And what makes cargo run a build script again
+//! ([`ScriptInputs`]), which the fast path leaves to cargo.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use cargo_metadata::{Artifact, BuildScript, TargetKind};
+use cargo_metadata::{Artifact, BuildScript, PackageId, TargetKind};
 
 use crate::workspace::Workspace;
 
@@ -14,6 +16,10 @@ use crate::workspace::Workspace;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     pub files: BTreeSet<PathBuf>,
+    /// Directories whose every entry is an input: a `rerun-if-changed`
+    /// directory, which cargo scans whole, and every directory under it
+    /// (each watched itself, so a new file in any of them is seen).
+    pub trees: BTreeSet<PathBuf>,
 }
 
 /// Where not to look: directories builds write to or that never change
@@ -52,17 +58,18 @@ impl Exclusions {
         Exclusions { dirs }
     }
 
-    fn excludes(&self, path: &Path) -> bool {
+    pub fn excludes(&self, path: &Path) -> bool {
         self.dirs.iter().any(|d| path.starts_with(d))
     }
 }
 
 impl Inputs {
-    /// Inputs of a build that reported `artifacts` and `build_scripts`.
+    /// Inputs of a build that reported `artifacts`, and whose build
+    /// scripts watch `scripts`.
     pub fn of_build(
         ws: &Workspace,
         artifacts: &[Artifact],
-        build_scripts: &[BuildScript],
+        scripts: &ScriptInputs,
         exclusions: &Exclusions,
     ) -> Inputs {
         let root = ws.root();
@@ -79,9 +86,16 @@ impl Inputs {
                 }
             }
         }
-        files.extend(script_inputs(ws, build_scripts));
+        files.extend(scripts.rerun_if_changed.iter().cloned());
         let mut inputs = Inputs::of_workspace(ws);
         inputs.files.extend(files);
+        inputs.trees.extend(
+            scripts
+                .rerun_if_changed
+                .iter()
+                .filter(|p| p.is_dir())
+                .cloned(),
+        );
         inputs.finish(exclusions)
     }
 
@@ -115,7 +129,10 @@ impl Inputs {
                 files.insert(t.src_path.clone().into());
             }
         }
-        Inputs { files }
+        Inputs {
+            files,
+            trees: BTreeSet::new(),
+        }
     }
 
     /// Adds what the newest dep-info of each member target lists: after a
@@ -165,16 +182,32 @@ impl Inputs {
         self
     }
 
-    /// Normalises every path and drops those under an excluded directory.
+    /// Normalises every path and drops those under an excluded directory;
+    /// lists what each tree holds now: its files, and its directories as
+    /// trees of their own.
     pub fn finish(self, exclusions: &Exclusions) -> Inputs {
-        Inputs {
-            files: self
-                .files
+        let mut files: BTreeSet<PathBuf> = self
+            .files
+            .into_iter()
+            .map(|p| normalize(&p))
+            .filter(|p| !exclusions.excludes(p))
+            .collect();
+        let mut trees = BTreeSet::new();
+        for tree in &self.trees {
+            let tree = normalize(tree);
+            // Cargo follows links when it scans a directory.
+            let walk = walkdir::WalkDir::new(&tree)
+                .follow_links(true)
                 .into_iter()
-                .map(|p| normalize(&p))
-                .filter(|p| !exclusions.excludes(p))
-                .collect(),
+                .filter_entry(|e| !exclusions.excludes(e.path()));
+            for entry in walk.flatten() {
+                match entry.file_type().is_dir() {
+                    true => trees.insert(entry.into_path()),
+                    false => files.insert(entry.into_path()),
+                };
+            }
         }
+        Inputs { files, trees }
     }
 
     /// How many of the files exist (the others are watched for in case
@@ -184,48 +217,186 @@ impl Inputs {
     }
 
     /// The directories to watch: each file's parent, or its nearest
-    /// existing ancestor when the parent does not exist (yet).
+    /// existing ancestor when the parent does not exist (yet), and every
+    /// tree.
     pub fn dirs(&self) -> BTreeSet<PathBuf> {
         self.files
             .iter()
             .filter_map(|f| f.ancestors().skip(1).find(|d| d.is_dir()))
             .map(Path::to_owned)
+            .chain(self.trees.iter().filter(|t| t.is_dir()).cloned())
             .collect()
     }
 
     /// Whether a change at `path` may change the build: the path is an
-    /// input, or a directory on the way to one (created, renamed, removed).
+    /// input, an entry of a tree, or a directory on the way to either
+    /// (created, renamed, removed).
     pub fn affected_by(&self, path: &Path) -> bool {
         let path = normalize(path);
-        self.files.contains(&path)
-            || self
-                .files
-                .range(path.clone()..)
-                .next()
-                .is_some_and(|f| f.starts_with(&path) && f != &path)
+        let leads_to = |set: &BTreeSet<PathBuf>| {
+            set.contains(&path)
+                || set
+                    .range(path.clone()..)
+                    .next()
+                    .is_some_and(|f| f.starts_with(&path) && f != &path)
+        };
+        leads_to(&self.files)
+            || leads_to(&self.trees)
+            || path.parent().is_some_and(|d| self.trees.contains(d))
     }
 }
 
-/// The `rerun-if-changed` paths of the build scripts of workspace members.
-pub fn script_inputs(ws: &Workspace, build_scripts: &[BuildScript]) -> BTreeSet<PathBuf> {
-    let mut files = BTreeSet::new();
-    for s in build_scripts {
-        let Some(package) = ws.metadata.packages.iter().find(|p| p.id == s.package_id) else {
-            continue;
+/// What makes cargo run the build scripts of a build's members again, as
+/// its fingerprint of a script's run decides (see cargo's build-scripts
+/// reference, "Change Detection"): a change to a `rerun-if-changed` path,
+/// or to anything under it when it is a directory; a change to a file the
+/// script's own compile read (cargo compiles the script again, then runs
+/// it); and, for a script that printed neither `rerun-if-changed` nor
+/// `rerun-if-env-changed`, a change to any file of its package.
+///
+/// A script that printed only `rerun-if-env-changed` runs again when one
+/// of those variables changes, which no save of a source does: cargo
+/// compares the watcher's own environment, fixed for the session, and its
+/// `[env]` table, and a save of cargo's configuration is cargo's to build.
+///
+/// What a script printed is cargo's record of its run, the `output` file
+/// next to the `OUT_DIR` its `build-script-executed` message names: the
+/// message carries the script's `rustc-env` and `rustc-cfg` lines, not its
+/// `rerun-if` ones, and a captured rustc command carries what the script
+/// gave the compile, not what reruns it. A script whose record cannot be
+/// read, or that compiled without a message of its run, is taken to run
+/// again on a change to any file of its package, as cargo runs a script
+/// it knows nothing of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptInputs {
+    /// The `rerun-if-changed` paths, each a file or a directory.
+    pub rerun_if_changed: BTreeSet<PathBuf>,
+    /// The files the scripts' compiles read.
+    pub sources: BTreeSet<PathBuf>,
+    /// The directories of packages whose script runs again on a change to
+    /// any of their files.
+    pub whole_packages: BTreeSet<PathBuf>,
+    /// The directory of every member: a file is the nearest one's, as
+    /// cargo lists no file of a nested package as the outer package's
+    /// (a nested package that is no member counts as the outer one's: a
+    /// save there goes to cargo when cargo may not need it, never the
+    /// other way).
+    pub packages: BTreeSet<PathBuf>,
+}
+
+impl ScriptInputs {
+    /// What reruns the build scripts of the members of a build that
+    /// reported `artifacts` and `build_scripts`.
+    pub fn of_build(
+        ws: &Workspace,
+        artifacts: &[Artifact],
+        build_scripts: &[BuildScript],
+    ) -> ScriptInputs {
+        let dir_of = |id: &PackageId| {
+            ws.members()
+                .find(|p| &p.id == id)
+                .and_then(|p| p.manifest_path.parent())
+                .map(|d| normalize(d.as_std_path()))
         };
-        let dir = package.manifest_path.parent().map(|d| d.as_std_path());
-        let output = s.out_dir.parent().map(|d| d.join("output"));
-        if let (Some(dir), Some(output)) = (dir, output)
-            && let Ok(text) = std::fs::read_to_string(output)
-        {
-            files.extend(
-                rerun_if_changed(&text)
-                    .into_iter()
-                    .map(|p| normalize(&dir.join(p))),
-            );
+        let mut scripts = ScriptInputs {
+            packages: ws.members().filter_map(|p| dir_of(&p.id)).collect(),
+            ..ScriptInputs::default()
+        };
+        for a in artifacts.iter().filter(|a| a.target.is_custom_build()) {
+            let Some(dir) = dir_of(&a.package_id) else {
+                continue;
+            };
+            for dep_info in dep_info_files(a) {
+                if let Some(info) = crate::depinfo::DepInfo::read(&dep_info) {
+                    scripts.sources.extend(
+                        info.files
+                            .into_iter()
+                            .map(|p| normalize(&ws.root().join(p))),
+                    );
+                }
+            }
+            if !build_scripts.iter().any(|s| s.package_id == a.package_id) {
+                scripts.ran(dir, None);
+            }
         }
+        for s in build_scripts {
+            let Some(dir) = dir_of(&s.package_id) else {
+                continue;
+            };
+            // `output` beside `OUT_DIR`; `run/stdout` in cargo's newer
+            // layout of the build dir.
+            let output = s.out_dir.parent().and_then(|d| {
+                std::fs::read_to_string(d.join("output"))
+                    .or_else(|_| std::fs::read_to_string(d.join("run/stdout")))
+                    .ok()
+            });
+            scripts.ran(dir, output.as_deref());
+        }
+        scripts
     }
-    files
+
+    /// Notes a run of the build script of the package in `dir`, which
+    /// printed `output` (`None`: not known).
+    fn ran(&mut self, dir: PathBuf, output: Option<&str>) {
+        let printed = output.map(Printed::parse).unwrap_or_default();
+        if output.is_none()
+            || (printed.rerun_if_changed.is_empty() && printed.rerun_if_env_changed.is_empty())
+        {
+            self.whole_packages.insert(dir.clone());
+        }
+        self.rerun_if_changed.extend(
+            printed
+                .rerun_if_changed
+                .iter()
+                .map(|p| normalize(&dir.join(p))),
+        );
+        self.packages.insert(dir);
+    }
+
+    /// Whether cargo runs a build script again after a change to `path`.
+    pub fn rerun_by(&self, path: &Path) -> bool {
+        let path = normalize(path);
+        self.sources.contains(&path)
+            || self.rerun_if_changed.iter().any(|p| path.starts_with(p))
+            || path
+                .ancestors()
+                .find(|d| self.packages.contains(*d))
+                .is_some_and(|d| self.whole_packages.contains(d))
+    }
+}
+
+/// The `rerun-if` lines of a build script's output, read as cargo reads
+/// them: in both the `cargo:` and `cargo::` spellings, each line trimmed,
+/// a value's end trimmed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Printed {
+    pub rerun_if_changed: Vec<PathBuf>,
+    pub rerun_if_env_changed: Vec<String>,
+}
+
+impl Printed {
+    pub fn parse(output: &str) -> Printed {
+        let mut printed = Printed::default();
+        for line in output.lines() {
+            let line = line.trim();
+            let Some(data) = line
+                .strip_prefix("cargo::")
+                .or_else(|| line.strip_prefix("cargo:"))
+            else {
+                continue;
+            };
+            match data.split_once('=') {
+                Some(("rerun-if-changed", path)) => printed
+                    .rerun_if_changed
+                    .push(PathBuf::from(path.trim_end())),
+                Some(("rerun-if-env-changed", var)) => {
+                    printed.rerun_if_env_changed.push(var.trim_end().to_owned())
+                }
+                _ => {}
+            }
+        }
+        printed
+    }
 }
 
 /// The dep-info files for an artifact: rustc's (`deps/<crate>-<hash>.d`,
@@ -273,19 +444,6 @@ fn dep_info_files(a: &Artifact) -> Vec<PathBuf> {
     out
 }
 
-/// `rerun-if-changed` paths in a build script's output, in both the
-/// `cargo:` and `cargo::` spellings.
-pub fn rerun_if_changed(output: &str) -> Vec<PathBuf> {
-    output
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("cargo::rerun-if-changed=")
-                .or_else(|| l.strip_prefix("cargo:rerun-if-changed="))
-        })
-        .map(PathBuf::from)
-        .collect()
-}
-
 pub use crate::fs::normalize;
 
 #[cfg(test)]
@@ -293,12 +451,119 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_rerun_if_changed_in_both_spellings() {
-        let out =
-            "cargo:rustc-cfg=x\ncargo:rerun-if-changed=a.txt\ncargo::rerun-if-changed=dir/b\n";
+    fn reads_what_a_script_printed_as_cargo_does() {
+        let out = "cargo:rustc-cfg=x\ncargo:rerun-if-changed=a.txt\n\
+                   \x20 cargo::rerun-if-changed=dir/b \r\n\
+                   cargo:rerun-if-env-changed=CC\ncargo:rerun-if=x\n\
+                   cargo:name=rerun-if-changed\nrerun-if-changed=c\n";
         assert_eq!(
-            rerun_if_changed(out),
-            [Path::new("a.txt"), Path::new("dir/b")]
+            Printed::parse(out),
+            Printed {
+                rerun_if_changed: vec!["a.txt".into(), "dir/b".into()],
+                rerun_if_env_changed: vec!["CC".into()],
+            }
+        );
+    }
+
+    /// `/w` a package with members nested in it: `engine`, whose script
+    /// printed no `rerun-if`; `level`, whose script watches a directory;
+    /// `quiet`, whose script watches only a variable; `tool`, without a
+    /// script.
+    fn scripts(root_output: Option<&str>) -> ScriptInputs {
+        let mut s = ScriptInputs {
+            packages: ["/w", "/w/engine", "/w/level", "/w/quiet", "/w/tool"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            sources: ["/w/engine/build.rs", "/w/shared/gen.rs"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            ..ScriptInputs::default()
+        };
+        s.ran("/w/engine".into(), Some("cargo:rustc-env=N=2\n"));
+        s.ran(
+            "/w/level".into(),
+            Some("cargo::rerun-if-changed=assets\ncargo::rerun-if-changed=../extra.txt\n"),
+        );
+        s.ran("/w/quiet".into(), Some("cargo:rerun-if-env-changed=CC\n"));
+        s.ran("/w".into(), root_output);
+        s
+    }
+
+    #[test]
+    fn a_build_script_runs_again_when_cargo_would_run_it() {
+        let s = scripts(Some("cargo:rerun-if-changed=build.rs\n"));
+        let reruns = |p: &str| s.rerun_by(Path::new(p));
+        // No `rerun-if`: any file of the package, none of another's.
+        assert!(reruns("/w/engine/src/lib.rs"));
+        assert!(reruns("/w/engine/README.md"));
+        assert!(!reruns("/w/tool/src/main.rs"));
+        // A directory: anything under it, at any depth, and nothing else.
+        assert!(reruns("/w/level/assets/a.txt"));
+        assert!(reruns("/w/level/assets/maps/b.txt"));
+        assert!(reruns("/w/level/assets"));
+        assert!(!reruns("/w/level/assets.txt"));
+        assert!(!reruns("/w/level/src/lib.rs"));
+        assert!(reruns("/w/extra.txt"));
+        // Only a variable: no file.
+        assert!(!reruns("/w/quiet/src/lib.rs"));
+        // What the scripts' compiles read.
+        assert!(reruns("/w/shared/gen.rs"));
+        assert!(reruns("/w/engine/src/../build.rs"));
+        assert!(!reruns("/w/src/main.rs"));
+
+        // The outer package's script reruns on its own files, not on those
+        // of the members nested in it; one never heard from, on all its own.
+        for s in [scripts(Some("")), scripts(None)] {
+            assert!(s.rerun_by(Path::new("/w/src/main.rs")));
+            assert!(s.rerun_by(Path::new("/w/shared/other.rs")));
+            assert!(!s.rerun_by(Path::new("/w/quiet/src/lib.rs")));
+            assert!(!s.rerun_by(Path::new("/w/tool/src/main.rs")));
+        }
+    }
+
+    #[test]
+    fn a_tree_is_everything_under_it_but_a_target_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for f in ["assets/a.txt", "assets/maps/b.txt", "assets/target/x.txt"] {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), "x").unwrap();
+        }
+        let assets = root.join("assets");
+        let inputs = Inputs {
+            files: [assets.clone()].into(),
+            trees: [assets.clone()].into(),
+        }
+        .finish(&Exclusions {
+            dirs: vec![assets.join("target")],
+        });
+        assert_eq!(
+            inputs.files,
+            [
+                assets.clone(),
+                assets.join("a.txt"),
+                assets.join("maps/b.txt")
+            ]
+            .into()
+        );
+        assert_eq!(inputs.trees, [assets.clone(), assets.join("maps")].into());
+        assert_eq!(
+            inputs.dirs(),
+            [root.to_owned(), assets.clone(), assets.join("maps")].into()
+        );
+        // A new file, at any depth; never one in the target dir.
+        assert!(inputs.affected_by(&assets.join("new.txt")));
+        assert!(inputs.affected_by(&assets.join("maps/new.txt")));
+        assert!(!inputs.affected_by(&assets.join("target/y.txt")));
+        assert!(!inputs.affected_by(&root.join("other.txt")));
+        // Finishing again finds the same.
+        assert_eq!(
+            inputs.clone().finish(&Exclusions {
+                dirs: vec![assets.join("target")],
+            }),
+            inputs
         );
     }
 
@@ -314,6 +579,7 @@ mod tests {
             .into_iter()
             .map(PathBuf::from)
             .collect(),
+            ..Inputs::default()
         }
         .finish(&Exclusions {
             dirs: vec!["/w/target".into(), "/home/u/.cargo".into()],
@@ -340,6 +606,7 @@ mod tests {
             .into_iter()
             .map(PathBuf::from)
             .collect(),
+            ..Inputs::default()
         }
         .finish(&ex);
         assert_eq!(
@@ -355,6 +622,10 @@ mod tests {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
+            trees: ["/w/assets", "/w/assets/maps"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
         };
         assert!(inputs.affected_by(Path::new("/w/src/main.rs")));
         assert!(inputs.affected_by(Path::new("/w/src/game")));
@@ -362,5 +633,10 @@ mod tests {
         assert!(!inputs.affected_by(Path::new("/w/src/main.rs.swp")));
         assert!(!inputs.affected_by(Path::new("/w/src/gam")));
         assert!(!inputs.affected_by(Path::new("/w/target/debug/app")));
+        // A tree's entries, at any depth, and the way to it.
+        assert!(inputs.affected_by(Path::new("/w/assets/new.txt")));
+        assert!(inputs.affected_by(Path::new("/w/assets/maps/b.txt")));
+        assert!(inputs.affected_by(Path::new("/w/assets")));
+        assert!(!inputs.affected_by(Path::new("/w/assets.txt")));
     }
 }

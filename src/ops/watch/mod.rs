@@ -31,7 +31,7 @@ use crate::shell::Shell;
 use crate::workspace::Workspace;
 use changes::{fingerprint, is_cargo_file};
 use hot::Hot;
-use inputs::{Exclusions, Inputs};
+use inputs::{Exclusions, Inputs, ScriptInputs};
 use instance::Instance;
 use replay::FastPath;
 
@@ -545,20 +545,11 @@ impl<'a> Session<'a> {
                 let req = selected.request(shell, ws, args);
                 let outcome = build(&req)?;
                 let mut program = run::program(ws, args, &selected, &outcome, &req.layout)?;
-                let inputs = Inputs::of_build(
-                    ws,
-                    &outcome.artifacts,
-                    &outcome.build_scripts,
-                    &self.exclusions,
-                );
+                let scripts =
+                    ScriptInputs::of_build(ws, &outcome.artifacts, &outcome.build_scripts);
+                let inputs = Inputs::of_build(ws, &outcome.artifacts, &scripts, &self.exclusions);
                 let fast = self.captures.as_deref().map(|captures| {
-                    FastPath::new(
-                        ws,
-                        &outcome.artifacts,
-                        &program.exe,
-                        captures,
-                        inputs::script_inputs(ws, &outcome.build_scripts),
-                    )
+                    FastPath::new(ws, &outcome.artifacts, &program.exe, captures, scripts)
                 });
                 // The program gets the environment the user gave watch.
                 for var in [
@@ -591,12 +582,9 @@ impl<'a> Session<'a> {
                 let req =
                     BuildRequest::new(shell, ws, "test", cargo_args, &args.features, &args.compile);
                 let outcome = build(&req)?;
-                let inputs = Inputs::of_build(
-                    ws,
-                    &outcome.artifacts,
-                    &outcome.build_scripts,
-                    &self.exclusions,
-                );
+                let scripts =
+                    ScriptInputs::of_build(ws, &outcome.artifacts, &outcome.build_scripts);
+                let inputs = Inputs::of_build(ws, &outcome.artifacts, &scripts, &self.exclusions);
                 let mut command = Command::new(crate::fs::self_exe()?);
                 command.args(test_command(args));
                 Ok(Built {

@@ -20,7 +20,7 @@ use cargo_metadata::{Artifact, PackageId};
 use crate::shell::Shell;
 use crate::workspace::Workspace;
 
-use super::inputs::normalize;
+use super::inputs::{ScriptInputs, normalize};
 use crate::depinfo::DepInfo;
 use crate::helpers::capture::Capture;
 
@@ -50,8 +50,9 @@ pub struct FastPath {
     bin: Option<String>,
     /// Member packages and the member packages each depends on.
     member_deps: BTreeMap<PackageId, BTreeSet<PackageId>>,
-    /// Files that build scripts watch: a change there needs cargo.
-    script_inputs: BTreeSet<PathBuf>,
+    /// What runs a build script again: a change there needs cargo, which
+    /// runs it; a replay would reuse what it printed last.
+    scripts: ScriptInputs,
 }
 
 /// Units to compile again, in order, and where the executable comes from.
@@ -69,7 +70,7 @@ impl FastPath {
         artifacts: &[Artifact],
         exe: &Path,
         captures: &Path,
-        script_inputs: BTreeSet<PathBuf>,
+        scripts: ScriptInputs,
     ) -> FastPath {
         let mut units = Vec::new();
         let mut bin = None;
@@ -170,7 +171,7 @@ impl FastPath {
             exe: exe.to_owned(),
             bin,
             member_deps,
-            script_inputs,
+            scripts,
         }
     }
 
@@ -198,14 +199,13 @@ impl FastPath {
     }
 
     /// The units to compile again after `changed`, in order; none when
-    /// cargo must do it (a file no captured unit lists, a build script's
-    /// input, a unit never captured, or the executable not among them).
+    /// cargo must do it (a file no captured unit lists, a change that runs
+    /// a build script again, a unit never captured, or the executable not
+    /// among them).
     pub fn plan(&self, changed: &[PathBuf]) -> Option<Replay<'_>> {
         let bin = self.bin.as_deref()?;
         for path in changed {
-            if self.script_inputs.contains(path)
-                || !self.units.iter().any(|u| u.files.contains(path))
-            {
+            if self.scripts.rerun_by(path) || !self.units.iter().any(|u| u.files.contains(path)) {
                 return None;
             }
         }
@@ -504,7 +504,14 @@ mod tests {
                 ),
             ]
             .into(),
-            script_inputs: [PathBuf::from("/w/engine/build-input.txt")].into(),
+            scripts: ScriptInputs {
+                rerun_if_changed: [PathBuf::from("/w/engine/build-input.txt")].into(),
+                packages: ["/w/game", "/w/engine", "/w/tool"]
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect(),
+                ..ScriptInputs::default()
+            },
         }
     }
 
@@ -540,6 +547,37 @@ mod tests {
         // A unit never captured, unrelated to the change, is no obstacle.
         let f = fast(false);
         assert!(f.plan(&[PathBuf::from("/w/engine/lib.rs")]).is_some());
+    }
+
+    #[test]
+    fn a_save_that_runs_a_build_script_again_goes_to_cargo() {
+        let engine = |f: &mut FastPath| {
+            f.units[1]
+                .files
+                .insert("/w/engine/assets/maps/a.txt".into());
+        };
+        // A directory the script watches: anything under it.
+        let mut f = fast(true);
+        engine(&mut f);
+        f.scripts.rerun_if_changed.insert("/w/engine/assets".into());
+        assert!(
+            f.plan(&[PathBuf::from("/w/engine/assets/maps/a.txt")])
+                .is_none()
+        );
+        assert!(f.plan(&[PathBuf::from("/w/engine/lib.rs")]).is_some());
+        // A script that printed no `rerun-if`: any file of its package,
+        // with another change or alone; other packages' files replay.
+        let mut f = fast(true);
+        engine(&mut f);
+        f.scripts.whole_packages.insert("/w/engine".into());
+        for changed in [
+            &["/w/engine/lib.rs"][..],
+            &["/w/game/main.rs", "/w/engine/assets/maps/a.txt"],
+        ] {
+            let changed: Vec<PathBuf> = changed.iter().map(PathBuf::from).collect();
+            assert!(f.plan(&changed).is_none(), "{changed:?}");
+        }
+        assert!(f.plan(&[PathBuf::from("/w/game/main.rs")]).is_some());
     }
 
     #[test]
