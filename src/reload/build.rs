@@ -109,6 +109,14 @@ impl Invocation {
         }
     }
 
+    /// The crate's name (`--crate-name`).
+    pub fn crate_name(&self) -> Option<String> {
+        self.argv
+            .windows(2)
+            .find(|w| w[0] == "--crate-name")
+            .map(|w| w[1].clone())
+    }
+
     /// Whether the crate was built as an executable.
     pub fn is_executable(&self) -> bool {
         self.argv

@@ -11,6 +11,7 @@
 //! `docs/reload.md` tells the whole story.
 
 pub mod build;
+pub mod code;
 pub mod dwarf;
 pub mod elf;
 pub mod ptrace;
@@ -306,6 +307,9 @@ impl Session {
         };
         let compiled = start.elapsed();
         let changed = thin::changed(kept, &new)?;
+        if let Some(why) = self.never_called_again(invocation, kept, &changed)? {
+            return Err(Refusal::Restart(why));
+        }
         if changed.objects.is_empty() {
             self.kept = Some(new);
             let took = start.elapsed();
@@ -364,6 +368,49 @@ impl Session {
         outcome.objects = objects.len();
         outcome.total += build;
         Ok(outcome)
+    }
+
+    /// Why the change cannot reach the running program: it changed code
+    /// that runs once and never again. The program's `main` is called
+    /// once by the runtime: a patch of its entry is never taken, and the
+    /// frame that runs it (its loop included) goes on in the old code.
+    fn never_called_again(
+        &self,
+        invocation: &build::Invocation,
+        kept: &thin::KeptLink,
+        changed: &thin::Changed,
+    ) -> Result<Option<String>> {
+        let Some(main) = invocation.crate_name().and_then(|c| self.program_main(&c)) else {
+            return Ok(None);
+        };
+        let new = code::Objects::read(&changed.objects)?;
+        let mut old = code::Objects::read(&changed.previous)?;
+        if new.function(&main)?.is_some() && old.function(&main)?.is_none() {
+            // Moved to another codegen unit: its running version is in
+            // one of the objects that did not change.
+            old = code::Objects::read(&kept.objects)?;
+        }
+        Ok(match code::changed(&old, &new, &main)? {
+            Some(true) => Some(format!(
+                "`{}` changed, and the running program never calls `main` again",
+                demangle_path(&main)
+            )),
+            _ => None,
+        })
+    }
+
+    /// The mangled name of the program's `main` (of crate `crate_name`).
+    fn program_main(&self, crate_name: &str) -> Option<String> {
+        let functions = &self.generations[0].image.functions;
+        let legacy = format!("{crate_name}::main");
+        // v0: `_RNvCs<disambiguator>_<len><crate>4main`.
+        let v0 = format!("{}{crate_name}4main", crate_name.len());
+        functions
+            .keys()
+            .find(|name| {
+                demangle_path(name) == legacy || (name.starts_with("_RNvCs") && name.ends_with(&v0))
+            })
+            .cloned()
     }
 
     /// Loads the shared library `new_code` into the program and points

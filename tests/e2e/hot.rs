@@ -16,6 +16,11 @@ fn hot_project(app: &str) -> Project {
 }
 
 fn hot_main(state: &str, compute: &str) -> String {
+    hot_main_marked(state, compute, "")
+}
+
+/// [`hot_main`], whose loop prints `mark` at the end of each tick.
+fn hot_main_marked(state: &str, compute: &str, mark: &str) -> String {
     format!(
         "use std::io::Write;
 
@@ -30,7 +35,7 @@ fn main() {{
     let mut state = Box::<State>::default();
     loop {{
         state.counter += 1;
-        println!(\"tick pid={{}} n={{}} r={{}} w={{}}\", std::process::id(), state.counter, compute(0), engine::word());
+        println!(\"tick pid={{}} n={{}} r={{}} w={{}}{mark}\", std::process::id(), state.counter, compute(0), engine::word());
         std::io::stdout().flush().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }}
@@ -311,4 +316,51 @@ fn a_library_body_edit_reloads_without_compiling_the_programs_crate() {
         "the program's crate was compiled: {err}"
     );
     assert_counts_on(&w, first.pid);
+}
+
+/// `main` runs once: an edit of its loop can never reach the running
+/// program, so it restarts, saying why, and never reports a reload; an
+/// edit of what the loop calls still reloads, also in `main`'s file.
+#[test]
+fn an_edit_of_main_restarts_and_an_edit_of_what_it_calls_reloads() {
+    let app = "hot-main";
+    let p = hot_project(app);
+    let main = format!("{app}/src/main.rs");
+    let (mut w, first) = start_hot(&p);
+    assert_a_save_reloads(&w, &p, app, &first);
+
+    p.write(&main, &hot_main_marked("counter: u64", "x + 2000", " m=1"));
+    let (out, _) = w.wait_for("the new loop", |out, _| out.contains(" m=1"));
+    let second = out
+        .lines()
+        .find(|l| l.ends_with(" m=1"))
+        .and_then(|l| ticks(l).first().cloned())
+        .expect("a tick");
+    assert_ne!(second.pid, first.pid);
+    let (_, err) = w.wait_for("the restart's line", |_, err| err.contains("Restarted `"));
+    assert!(
+        err.contains(
+            "warning: `hot_main::main` changed, and the running program never calls `main` \
+             again: restarting"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("Reloaded `").count(), 1, "{err}");
+    assert_gone(first.pid, "the old instance");
+
+    // The new instance reloads an edit of `compute`, which sits above
+    // `main` and grows by a line: `main`'s code is the same.
+    p.write(
+        &main,
+        &hot_main_marked("counter: u64", "let y = x + 3000;\n    y", " m=1"),
+    );
+    let (third, _) = wait_tick(&w, "the new code", |t| t.r == 3000);
+    assert_eq!(third.pid, second.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| {
+        err.matches("Reloaded `").count() == 2
+    });
+    assert_eq!(err.matches("restarting").count(), 1, "{err}");
+    assert_counts_on(&w, second.pid);
+    w.interrupt();
+    assert_gone(second.pid, "the program");
 }
