@@ -98,6 +98,9 @@ pub struct Outcome {
     pub statics_kept: usize,
     /// Jumps that needed a trampoline (target beyond 2 GiB).
     pub via_trampoline: usize,
+    /// What rustc said compiling the new code (its warnings), rendered as
+    /// a terminal shows them; empty when it said nothing or did not run.
+    pub warnings: String,
 }
 
 /// What becomes of state in the crate's own statics.
@@ -269,9 +272,10 @@ impl Session {
             built = invocation.build_patch(&out, &incremental, &link)?;
         }
         match built {
-            Ok(()) => {
+            Ok(warnings) => {
                 let build = start.elapsed();
                 let mut outcome = self.apply(&out)?;
+                outcome.warnings = warnings;
                 outcome.build = build;
                 outcome.total += build;
                 Ok(outcome)
@@ -297,8 +301,8 @@ impl Session {
         let start = Instant::now();
         // Nothing the crate reads changed (a library's body did): the new
         // code is in the libraries alone, and the crate is not compiled.
-        let new = if invocation.unchanged() {
-            kept.renewed(root)?
+        let (new, warnings) = if invocation.unchanged() {
+            (kept.renewed(root)?, String::new())
         } else {
             match invocation.compile_kept(root)? {
                 Ok(new) => new,
@@ -317,6 +321,7 @@ impl Session {
                 build: compiled,
                 link: took - compiled,
                 total: took,
+                warnings,
                 ..Outcome::default()
             });
         }
@@ -367,6 +372,7 @@ impl Session {
         outcome.link = build - compiled;
         outcome.objects = objects.len();
         outcome.total += build;
+        outcome.warnings = warnings;
         Ok(outcome)
     }
 

@@ -364,3 +364,24 @@ fn an_edit_of_main_restarts_and_an_edit_of_what_it_calls_reloads() {
     w.interrupt();
     assert_gone(second.pid, "the program");
 }
+
+/// rustc's warnings about the code a save reloads are shown as a restart
+/// shows them: rendered, once, before the reload's line.
+#[test]
+fn a_reload_shows_rustcs_warnings() {
+    let app = "hot-warn";
+    let p = hot_project(app);
+    let (w, first) = start_hot(&p);
+    p.write(
+        &format!("{app}/src/main.rs"),
+        &hot_main("counter: u64", "let unused_here = 1;\n    x + 2000"),
+    );
+    let (second, _) = wait_tick(&w, "the new code", |t| t.r == 2000);
+    assert_eq!(second.pid, first.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| err.contains("Reloaded `"));
+    let warning = "warning: unused variable: `unused_here`";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(err.contains(&format!("--> {app}/src/main.rs:")), "{err}");
+    assert!(err.find(warning) < err.find("Reloaded `"), "{err}");
+    assert!(!err.contains("\"$message_type\""), "{err}");
+}

@@ -162,8 +162,13 @@ impl Session<'_> {
         self.finish_replay(built, command, shown, saved, "")
     }
 
-    /// One line per reload, and its costs with `-v`.
+    /// rustc's warnings about the new code, as a restart shows them, then
+    /// one line per reload, and its costs with `-v`.
     pub(super) fn reloaded(&self, outcome: &reload::Outcome, saved: Instant, changed: &[PathBuf]) {
+        if !outcome.warnings.is_empty() {
+            use std::io::Write;
+            let _ = write!(anstream::stderr(), "{}", outcome.warnings);
+        }
         self.shell.status(
             "Reloaded",
             format_args!(
