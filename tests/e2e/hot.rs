@@ -121,6 +121,12 @@ fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
     );
     assert!(!err.contains("Restarted"), "{err}");
     assert_eq!(thin.find_iter(&err).count(), 1, "{err}");
+    // `-v` is watch's own: cargo is not made verbose, its `Running` and
+    // `Fresh` lines would bury the reload's.
+    assert!(
+        !err.contains("--crate-name") && !err.contains("Fresh "),
+        "{err}"
+    );
 
     // A library member: compiled first, then the program's crate against
     // it; `main`'s loop (old code) calls the library's new function.

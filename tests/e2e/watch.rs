@@ -247,6 +247,17 @@ fn a_save_restarts_the_program_and_only_a_save_of_an_input_does() {
     assert_eq!(p.snapshot(), expected, "the user's files changed");
 }
 
+/// `-vv` makes cargo verbose too (`-v` alone is watch's own: see
+/// `hot::a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it`).
+#[test]
+fn watch_vv_makes_cargo_verbose() {
+    let p = watch_project("watch-vv");
+    let w = Watching::start(&p, &["-vv"]);
+    w.hello(1);
+    let (_, err) = w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    assert!(err.contains("--crate-name watch_vv"), "{err}");
+}
+
 #[test]
 fn a_failed_build_keeps_the_program_running() {
     let p = watch_project("watch-broken");
