@@ -391,3 +391,101 @@ fn a_reload_shows_rustcs_warnings() {
     assert!(err.find(warning) < err.find("Reloaded `"), "{err}");
     assert!(!err.contains("\"$message_type\""), "{err}");
 }
+
+/// A window that paints on `Expose` only, as egui paints on input only:
+/// each paint prints `compute(0)`.
+fn gui_main(compute: &str) -> String {
+    format!(
+        "use std::io::Write;
+use x11rb::connection::Connection;
+use x11rb::protocol::Event;
+use x11rb::protocol::xproto::*;
+use x11rb::wrapper::ConnectionExt as _;
+
+fn compute(x: u64) -> u64 {{
+    {compute}
+}}
+
+fn main() {{
+    let (conn, screen) = x11rb::connect(None).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let window = conn.generate_id().unwrap();
+    let aux = CreateWindowAux::new().event_mask(EventMask::EXPOSURE);
+    conn.create_window(0, window, root, 0, 0, 64, 64, 0, WindowClass::INPUT_OUTPUT, 0, &aux)
+        .unwrap();
+    let pid = conn.intern_atom(false, b\"_NET_WM_PID\").unwrap().reply().unwrap().atom;
+    conn.change_property32(PropMode::REPLACE, window, pid, AtomEnum::CARDINAL, &[std::process::id()])
+        .unwrap();
+    conn.map_window(window).unwrap();
+    conn.flush().unwrap();
+    let mut paints = 0;
+    loop {{
+        if let Event::Expose(e) = conn.wait_for_event().unwrap() {{
+            if e.count == 0 {{
+                paints += 1;
+                println!(\"paint pid={{}} n={{paints}} r={{}}\", std::process::id(), compute(0));
+                std::io::stdout().flush().unwrap();
+            }}
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// The paints a program of [`gui_main`] printed: (pid, result).
+fn paints(stdout: &str) -> Vec<(i32, u64)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.strip_prefix("paint pid=")?.split(' ');
+            let pid = words.next()?.parse().ok()?;
+            let r = words.nth(1)?.strip_prefix("r=")?.parse().ok()?;
+            Some((pid, r))
+        })
+        .collect()
+}
+
+/// After a reload, the program's window is asked to paint again (an X11
+/// `Expose`), so a GUI that paints on input only shows the new code with
+/// no input at all.
+#[test]
+fn a_reload_makes_the_programs_window_paint_again() {
+    let x = Xvfb::start();
+    let app = "hot-gui";
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest(
+                app,
+                "[dependencies]\nx11rb = { version = \"=0.14.0\", default-features = false }\n",
+            ),
+        )
+        .file("src/main.rs", &gui_main("x + 1000"))
+        .build();
+    let mut w = Watching::start_in(&p, &["--hot", "-v"], &[("DISPLAY", &x.display)]);
+    let (out, _) = w.wait_for("the first paint", |out, _| {
+        paints(out).iter().any(|&(_, r)| r == 1000)
+    });
+    let (pid, _) = paints(&out)[0];
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    p.write("src/main.rs", &gui_main("x + 2000"));
+    let (out, err) = w.wait_for("a paint of the new code", |out, _| {
+        paints(out).iter().any(|&(_, r)| r == 2000)
+    });
+    assert!(
+        paints(&out).iter().all(|&(p, _)| p == pid),
+        "the program restarted:\n{err}"
+    );
+    let (_, err) = w.wait_for("the redraw's line", |_, err| err.contains("Redraw "));
+    assert!(
+        err.contains(&format!(
+            "Redraw asked 1 window of process {pid} on X11 `{}` to draw again",
+            x.display
+        )),
+        "{err}"
+    );
+    w.interrupt();
+    assert_gone(pid, "the program");
+}

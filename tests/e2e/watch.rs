@@ -101,9 +101,16 @@ pub(crate) struct Watching {
 
 impl Watching {
     pub(crate) fn start(p: &Project, args: &[&str]) -> Watching {
+        Watching::start_in(p, args, &[])
+    }
+
+    /// [`Watching::start`] with the variables `env` set for the watcher
+    /// and so for the program.
+    pub(crate) fn start_in(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Watching {
         let mut full = vec!["watch"];
         full.extend_from_slice(args);
         let mut child = dyndev_cmd(&p.root, &full)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

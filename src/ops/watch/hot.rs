@@ -136,6 +136,11 @@ impl Session<'_> {
         match applied {
             Ok(outcome) => {
                 self.reloaded(&outcome, saved, changed);
+                // A GUI that paints on input only would show the new code
+                // at the next input: a reload that seems to have failed.
+                if let Some(pid) = pid.filter(|_| outcome.functions > 0) {
+                    super::redraw::after_reload(self.shell, pid);
+                }
                 return (true, true);
             }
             Err(Refusal::Restart(why)) => {

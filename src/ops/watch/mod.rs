@@ -9,6 +9,7 @@ mod changes;
 mod hot;
 pub mod inputs;
 pub mod instance;
+mod redraw;
 pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
