@@ -311,9 +311,9 @@ impl Session {
         };
         let compiled = start.elapsed();
         let changed = thin::changed(kept, &new)?;
-        if let Some(why) = self.never_called_again(invocation, kept, &changed)? {
-            return Err(Refusal::Restart(why));
-        }
+        // Told after the refusals that name a cause (a layout, a static's
+        // type), which a change of `main` often comes with.
+        let once = self.never_called_again(invocation, kept, &changed)?;
         if changed.objects.is_empty() {
             self.kept = Some(new);
             let took = start.elapsed();
@@ -366,7 +366,8 @@ impl Session {
             return Err(Refusal::Failed(anyhow!(failed)));
         }
         let build = start.elapsed();
-        let mut outcome = self.apply_patch(&out, Some((&changed.previous, &changed.objects)))?;
+        let mut outcome =
+            self.apply_patch(&out, Some((&changed.previous, &changed.objects)), once)?;
         self.kept = Some(new);
         outcome.build = compiled;
         outcome.link = build - compiled;
@@ -422,17 +423,20 @@ impl Session {
     /// Loads the shared library `new_code` into the program and points
     /// every old function it also defines at its new version.
     pub fn apply(&mut self, new_code: &Path) -> Result<Outcome, Refusal> {
-        self.apply_patch(new_code, None)
+        self.apply_patch(new_code, None, None)
     }
 
     /// [`Session::apply`]; for new code linked from changed objects only
     /// (`changed`: the running versions of those objects, and the new
     /// ones), which is bound
     /// to the program's addresses and must be mapped where it was linked.
+    /// `once`: why the change cannot reach the running code, refused
+    /// after the checks of what it can carry.
     fn apply_patch(
         &mut self,
         new_code: &Path,
         changed: Option<(&[PathBuf], &[PathBuf])>,
+        once: Option<String>,
     ) -> Result<Outcome, Refusal> {
         let start = Instant::now();
         let mut outcome = Outcome::default();
@@ -468,7 +472,7 @@ impl Session {
             }
             None => {}
         }
-        if let Some(reason) = self.statics_refusal(&image) {
+        if let Some(reason) = self.statics_refusal(&image).or(once) {
             return Err(Refusal::Restart(reason));
         }
         outcome.check = start.elapsed();
