@@ -83,6 +83,18 @@ impl GlobalArgs {
         }
     }
 
+    /// These options as `watch` hands them on, to cargo and to the
+    /// `cargo dyndev test` it reruns: its first `-v` shows its own details
+    /// (each reload's costs, what a restart is for), `-vv` makes cargo
+    /// verbose too. `build`, `run` and `test` pass `-v` to cargo, as
+    /// cargo's own commands take it.
+    pub fn for_watch(&self) -> GlobalArgs {
+        GlobalArgs {
+            verbose: self.verbose.saturating_sub(1),
+            ..self.clone()
+        }
+    }
+
     pub fn push_cargo_args(&self, out: &mut Vec<String>) {
         if self.quiet {
             out.push("--quiet".into());
@@ -379,7 +391,7 @@ impl ExecutableArgs {
     }
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(after_help = "To pass `--help` to the program, use `-- --help`.")]
 pub struct RunArgs {
     #[command(flatten)]
@@ -398,7 +410,7 @@ pub struct RunArgs {
     pub args: Vec<OsString>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(
     after_help = "Test binaries link against the bundle. To pass arguments to them, \
     use `-- ARGS`: `cargo dyndev test -- --nocapture`."
@@ -546,8 +558,9 @@ pub struct CompareArgs {
     subcommand_negates_reqs = true,
     after_help = "Watches exactly the files the build read (sources, `include_str!` inputs, \
     manifests, `Cargo.lock`, cargo's configuration, build scripts' `rerun-if-changed` paths), \
-    never a target dir. A failed build leaves the running program alone. To pass `--help` to \
-    the program, use `-- --help`."
+    never a target dir. A failed build leaves the running program alone. `-v` shows watch's own \
+    details (each reload's costs, why a save restarts), `-vv` makes cargo verbose too. To pass \
+    `--help` to the program, use `-- --help`."
 )]
 pub struct WatchArgs {
     #[command(subcommand)]
@@ -578,7 +591,10 @@ pub enum WatchMode {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "To pass `--help` to the program, use `-- --help`.")]
+#[command(
+    after_help = "`-v` shows watch's own details (each reload's costs, why a save restarts), \
+    `-vv` makes cargo verbose too. To pass `--help` to the program, use `-- --help`."
+)]
 pub struct WatchRunArgs {
     #[command(flatten)]
     pub run: RunArgs,
@@ -587,7 +603,10 @@ pub struct WatchRunArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Filters and `-- ARGS` go to the tests as with `cargo dyndev test`.")]
+#[command(
+    after_help = "Filters and `-- ARGS` go to the tests as with `cargo dyndev test`. `-v` shows \
+    watch's own details, `-vv` makes cargo verbose too."
+)]
 pub struct WatchTestArgs {
     #[command(flatten)]
     pub test: TestArgs,
@@ -781,6 +800,42 @@ mod tests {
         assert_eq!(t.test.filter.as_deref(), Some("parse"));
         assert!(t.watch.clear && t.test.global.quiet);
         assert_eq!(t.test.args, ["--nocapture"]);
+    }
+
+    #[test]
+    fn watch_keeps_the_first_v_for_itself() {
+        let cargo_args = |args: &[&str]| {
+            let d = parse(args);
+            let global = match &d.command {
+                Command::Watch(w) => w.global().for_watch(),
+                Command::Build(b) => b.global.clone(),
+                _ => panic!("not watch or build"),
+            };
+            let mut out = Vec::new();
+            global.push_cargo_args(&mut out);
+            (global.verbosity(), out)
+        };
+        assert_eq!(
+            cargo_args(&["cargo", "dyndev", "watch", "--hot", "-v"]),
+            (Verbosity::Normal, vec![])
+        );
+        assert_eq!(
+            cargo_args(&["cargo", "dyndev", "watch", "-vv", "--", "-v"]),
+            (Verbosity::Verbose, vec!["--verbose".to_owned()])
+        );
+        assert_eq!(
+            cargo_args(&["cargo", "dyndev", "watch", "test", "-v"]),
+            (Verbosity::Normal, vec![])
+        );
+        assert_eq!(
+            cargo_args(&["cargo", "dyndev", "watch", "-q"]).1,
+            ["--quiet"]
+        );
+        // Cargo's own commands take `-v` as cargo does.
+        assert_eq!(
+            cargo_args(&["cargo", "dyndev", "build", "-v"]).1,
+            ["--verbose"]
+        );
     }
 
     #[test]

@@ -109,6 +109,14 @@ impl Invocation {
         }
     }
 
+    /// The crate's name (`--crate-name`).
+    pub fn crate_name(&self) -> Option<String> {
+        self.argv
+            .windows(2)
+            .find(|w| w[0] == "--crate-name")
+            .map(|w| w[1].clone())
+    }
+
     /// Whether the crate was built as an executable.
     pub fn is_executable(&self) -> bool {
         self.argv
@@ -225,8 +233,9 @@ impl Invocation {
 
     /// Compiles the crate with its own command, same incremental cache,
     /// and keeps the objects instead of linking them (the linker proxy's
-    /// keep-only mode). The executable on disk is left as it was.
-    pub fn compile_kept(&self, root: &Path) -> Result<Result<KeptLink, BuildFailed>> {
+    /// keep-only mode), with rustc's messages (its warnings) rendered. The
+    /// executable on disk is left as it was.
+    pub fn compile_kept(&self, root: &Path) -> Result<Result<(KeptLink, String), BuildFailed>> {
         let output = self.output().context("the command names no output")?;
         let name = output.file_name().context("an output has a name")?;
         let latest = root.join(format!("{}.json", name.to_string_lossy()));
@@ -239,8 +248,9 @@ impl Invocation {
                 stderr: rendered(&String::from_utf8_lossy(&out.stderr)),
             }));
         }
+        let messages = rendered(&String::from_utf8_lossy(&out.stderr));
         KeptLink::latest(root, &output)
-            .map(Ok)
+            .map(|kept| Ok((kept, messages)))
             .context("the compile kept no objects (it did not link through the linker proxy)")
     }
 
@@ -263,16 +273,17 @@ impl Invocation {
             .with_context(|| format!("failed to run `{rustc}`"))
     }
 
-    /// Compiles the crate into the shared library `out`.
+    /// Compiles the crate into the shared library `out`; rustc's messages
+    /// (its warnings) on success.
     pub fn build_patch(
         &self,
         out: &Path,
         incremental: &Path,
         link: &PatchLink,
-    ) -> Result<Result<(), BuildFailed>> {
+    ) -> Result<Result<String, BuildFailed>> {
         let output = self.run(&self.patch_args(out, incremental, link), &[])?;
         if output.status.success() {
-            Ok(Ok(()))
+            Ok(Ok(String::from_utf8_lossy(&output.stderr).into_owned()))
         } else {
             remove_leftover_objects(out);
             Ok(Err(BuildFailed {
@@ -283,16 +294,17 @@ impl Invocation {
 }
 
 /// rustc's messages as a terminal shows them, from `--error-format=json`
-/// lines (each with its `rendered` text); other lines as they are.
+/// lines (each with its `rendered` text; notices without one, such as
+/// the artifacts it wrote, are for cargo); other lines as they are.
 fn rendered(stderr: &str) -> String {
     stderr
         .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("rendered")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| format!("{line}\n"))
-        })
+        .filter_map(
+            |line| match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) => v.get("rendered")?.as_str().map(str::to_owned),
+                Err(_) => Some(format!("{line}\n")),
+            },
+        )
         .collect()
 }
 
@@ -323,7 +335,8 @@ mod tests {
 
     #[test]
     fn json_diagnostics_are_rendered() {
-        let stderr = "{\"$message_type\":\"diagnostic\",\"rendered\":\"error: no\\n\"}\nplain\n";
+        let stderr = "{\"$message_type\":\"diagnostic\",\"rendered\":\"error: no\\n\"}\nplain\n\
+            {\"$message_type\":\"artifact\",\"artifact\":\"/t/app.d\",\"emit\":\"dep-info\"}\n";
         assert_eq!(rendered(stderr), "error: no\nplain\n");
     }
 

@@ -11,6 +11,7 @@
 //! `docs/reload.md` tells the whole story.
 
 pub mod build;
+pub mod code;
 pub mod dwarf;
 pub mod elf;
 pub mod ptrace;
@@ -97,6 +98,9 @@ pub struct Outcome {
     pub statics_kept: usize,
     /// Jumps that needed a trampoline (target beyond 2 GiB).
     pub via_trampoline: usize,
+    /// What rustc said compiling the new code (its warnings), rendered as
+    /// a terminal shows them; empty when it said nothing or did not run.
+    pub warnings: String,
 }
 
 /// What becomes of state in the crate's own statics.
@@ -268,9 +272,10 @@ impl Session {
             built = invocation.build_patch(&out, &incremental, &link)?;
         }
         match built {
-            Ok(()) => {
+            Ok(warnings) => {
                 let build = start.elapsed();
                 let mut outcome = self.apply(&out)?;
+                outcome.warnings = warnings;
                 outcome.build = build;
                 outcome.total += build;
                 Ok(outcome)
@@ -296,8 +301,8 @@ impl Session {
         let start = Instant::now();
         // Nothing the crate reads changed (a library's body did): the new
         // code is in the libraries alone, and the crate is not compiled.
-        let new = if invocation.unchanged() {
-            kept.renewed(root)?
+        let (new, warnings) = if invocation.unchanged() {
+            (kept.renewed(root)?, String::new())
         } else {
             match invocation.compile_kept(root)? {
                 Ok(new) => new,
@@ -306,6 +311,9 @@ impl Session {
         };
         let compiled = start.elapsed();
         let changed = thin::changed(kept, &new)?;
+        // Told after the refusals that name a cause (a layout, a static's
+        // type), which a change of `main` often comes with.
+        let once = self.never_called_again(invocation, kept, &changed)?;
         if changed.objects.is_empty() {
             self.kept = Some(new);
             let took = start.elapsed();
@@ -313,6 +321,7 @@ impl Session {
                 build: compiled,
                 link: took - compiled,
                 total: took,
+                warnings,
                 ..Outcome::default()
             });
         }
@@ -357,29 +366,77 @@ impl Session {
             return Err(Refusal::Failed(anyhow!(failed)));
         }
         let build = start.elapsed();
-        let mut outcome = self.apply_patch(&out, Some((&changed.previous, &changed.objects)))?;
+        let mut outcome =
+            self.apply_patch(&out, Some((&changed.previous, &changed.objects)), once)?;
         self.kept = Some(new);
         outcome.build = compiled;
         outcome.link = build - compiled;
         outcome.objects = objects.len();
         outcome.total += build;
+        outcome.warnings = warnings;
         Ok(outcome)
+    }
+
+    /// Why the change cannot reach the running program: it changed code
+    /// that runs once and never again. The program's `main` is called
+    /// once by the runtime: a patch of its entry is never taken, and the
+    /// frame that runs it (its loop included) goes on in the old code.
+    fn never_called_again(
+        &self,
+        invocation: &build::Invocation,
+        kept: &thin::KeptLink,
+        changed: &thin::Changed,
+    ) -> Result<Option<String>> {
+        let Some(main) = invocation.crate_name().and_then(|c| self.program_main(&c)) else {
+            return Ok(None);
+        };
+        let new = code::Objects::read(&changed.objects)?;
+        let mut old = code::Objects::read(&changed.previous)?;
+        if new.function(&main)?.is_some() && old.function(&main)?.is_none() {
+            // Moved to another codegen unit: its running version is in
+            // one of the objects that did not change.
+            old = code::Objects::read(&kept.objects)?;
+        }
+        Ok(match code::changed(&old, &new, &main)? {
+            Some(true) => Some(format!(
+                "`{}` changed, and the running program never calls `main` again",
+                demangle_path(&main)
+            )),
+            _ => None,
+        })
+    }
+
+    /// The mangled name of the program's `main` (of crate `crate_name`).
+    fn program_main(&self, crate_name: &str) -> Option<String> {
+        let functions = &self.generations[0].image.functions;
+        let legacy = format!("{crate_name}::main");
+        // v0: `_RNvCs<disambiguator>_<len><crate>4main`.
+        let v0 = format!("{}{crate_name}4main", crate_name.len());
+        functions
+            .keys()
+            .find(|name| {
+                demangle_path(name) == legacy || (name.starts_with("_RNvCs") && name.ends_with(&v0))
+            })
+            .cloned()
     }
 
     /// Loads the shared library `new_code` into the program and points
     /// every old function it also defines at its new version.
     pub fn apply(&mut self, new_code: &Path) -> Result<Outcome, Refusal> {
-        self.apply_patch(new_code, None)
+        self.apply_patch(new_code, None, None)
     }
 
     /// [`Session::apply`]; for new code linked from changed objects only
     /// (`changed`: the running versions of those objects, and the new
     /// ones), which is bound
     /// to the program's addresses and must be mapped where it was linked.
+    /// `once`: why the change cannot reach the running code, refused
+    /// after the checks of what it can carry.
     fn apply_patch(
         &mut self,
         new_code: &Path,
         changed: Option<(&[PathBuf], &[PathBuf])>,
+        once: Option<String>,
     ) -> Result<Outcome, Refusal> {
         let start = Instant::now();
         let mut outcome = Outcome::default();
@@ -415,7 +472,7 @@ impl Session {
             }
             None => {}
         }
-        if let Some(reason) = self.statics_refusal(&image) {
+        if let Some(reason) = self.statics_refusal(&image).or(once) {
             return Err(Refusal::Restart(reason));
         }
         outcome.check = start.elapsed();

@@ -16,6 +16,11 @@ fn hot_project(app: &str) -> Project {
 }
 
 fn hot_main(state: &str, compute: &str) -> String {
+    hot_main_marked(state, compute, "")
+}
+
+/// [`hot_main`], whose loop prints `mark` at the end of each tick.
+fn hot_main_marked(state: &str, compute: &str, mark: &str) -> String {
     format!(
         "use std::io::Write;
 
@@ -30,7 +35,7 @@ fn main() {{
     let mut state = Box::<State>::default();
     loop {{
         state.counter += 1;
-        println!(\"tick pid={{}} n={{}} r={{}} w={{}}\", std::process::id(), state.counter, compute(0), engine::word());
+        println!(\"tick pid={{}} n={{}} r={{}} w={{}}{mark}\", std::process::id(), state.counter, compute(0), engine::word());
         std::io::stdout().flush().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }}
@@ -116,6 +121,12 @@ fn a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it() {
     );
     assert!(!err.contains("Restarted"), "{err}");
     assert_eq!(thin.find_iter(&err).count(), 1, "{err}");
+    // `-v` is watch's own: cargo is not made verbose, its `Running` and
+    // `Fresh` lines would bury the reload's.
+    assert!(
+        !err.contains("--crate-name") && !err.contains("Fresh "),
+        "{err}"
+    );
 
     // A library member: compiled first, then the program's crate against
     // it; `main`'s loop (old code) calls the library's new function.
@@ -310,4 +321,170 @@ fn a_library_body_edit_reloads_without_compiling_the_programs_crate() {
         "the program's crate was compiled: {err}"
     );
     assert_counts_on(&w, first.pid);
+}
+
+/// `main` runs once: an edit of its loop can never reach the running
+/// program, so it restarts, saying why, and never reports a reload; an
+/// edit of what the loop calls still reloads, also in `main`'s file.
+#[test]
+fn an_edit_of_main_restarts_and_an_edit_of_what_it_calls_reloads() {
+    let app = "hot-main";
+    let p = hot_project(app);
+    let main = format!("{app}/src/main.rs");
+    let (mut w, first) = start_hot(&p);
+    assert_a_save_reloads(&w, &p, app, &first);
+
+    p.write(&main, &hot_main_marked("counter: u64", "x + 2000", " m=1"));
+    let (out, _) = w.wait_for("the new loop", |out, _| out.contains(" m=1"));
+    let second = out
+        .lines()
+        .find(|l| l.ends_with(" m=1"))
+        .and_then(|l| ticks(l).first().cloned())
+        .expect("a tick");
+    assert_ne!(second.pid, first.pid);
+    let (_, err) = w.wait_for("the restart's line", |_, err| err.contains("Restarted `"));
+    assert!(
+        err.contains(
+            "warning: `hot_main::main` changed, and the running program never calls `main` \
+             again: restarting"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("Reloaded `").count(), 1, "{err}");
+    assert_gone(first.pid, "the old instance");
+
+    // The new instance reloads an edit of `compute`, which sits above
+    // `main` and grows by a line: `main`'s code is the same.
+    p.write(
+        &main,
+        &hot_main_marked("counter: u64", "let y = x + 3000;\n    y", " m=1"),
+    );
+    let (third, _) = wait_tick(&w, "the new code", |t| t.r == 3000);
+    assert_eq!(third.pid, second.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| {
+        err.matches("Reloaded `").count() == 2
+    });
+    assert_eq!(err.matches("restarting").count(), 1, "{err}");
+    assert_counts_on(&w, second.pid);
+    w.interrupt();
+    assert_gone(second.pid, "the program");
+}
+
+/// rustc's warnings about the code a save reloads are shown as a restart
+/// shows them: rendered, once, before the reload's line.
+#[test]
+fn a_reload_shows_rustcs_warnings() {
+    let app = "hot-warn";
+    let p = hot_project(app);
+    let (w, first) = start_hot(&p);
+    p.write(
+        &format!("{app}/src/main.rs"),
+        &hot_main("counter: u64", "let unused_here = 1;\n    x + 2000"),
+    );
+    let (second, _) = wait_tick(&w, "the new code", |t| t.r == 2000);
+    assert_eq!(second.pid, first.pid, "{}", w.output().1);
+    let (_, err) = w.wait_for("the reload's line", |_, err| err.contains("Reloaded `"));
+    let warning = "warning: unused variable: `unused_here`";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    assert!(err.contains(&format!("--> {app}/src/main.rs:")), "{err}");
+    assert!(err.find(warning) < err.find("Reloaded `"), "{err}");
+    assert!(!err.contains("\"$message_type\""), "{err}");
+}
+
+/// A window that paints on `Expose` only, as egui paints on input only:
+/// each paint prints `compute(0)`.
+fn gui_main(compute: &str) -> String {
+    format!(
+        "use std::io::Write;
+use x11rb::connection::Connection;
+use x11rb::protocol::Event;
+use x11rb::protocol::xproto::*;
+use x11rb::wrapper::ConnectionExt as _;
+
+fn compute(x: u64) -> u64 {{
+    {compute}
+}}
+
+fn main() {{
+    let (conn, screen) = x11rb::connect(None).unwrap();
+    let root = conn.setup().roots[screen].root;
+    let window = conn.generate_id().unwrap();
+    let aux = CreateWindowAux::new().event_mask(EventMask::EXPOSURE);
+    conn.create_window(0, window, root, 0, 0, 64, 64, 0, WindowClass::INPUT_OUTPUT, 0, &aux)
+        .unwrap();
+    let pid = conn.intern_atom(false, b\"_NET_WM_PID\").unwrap().reply().unwrap().atom;
+    conn.change_property32(PropMode::REPLACE, window, pid, AtomEnum::CARDINAL, &[std::process::id()])
+        .unwrap();
+    conn.map_window(window).unwrap();
+    conn.flush().unwrap();
+    let mut paints = 0;
+    loop {{
+        if let Event::Expose(e) = conn.wait_for_event().unwrap() {{
+            if e.count == 0 {{
+                paints += 1;
+                println!(\"paint pid={{}} n={{paints}} r={{}}\", std::process::id(), compute(0));
+                std::io::stdout().flush().unwrap();
+            }}
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// The paints a program of [`gui_main`] printed: (pid, result).
+fn paints(stdout: &str) -> Vec<(i32, u64)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.strip_prefix("paint pid=")?.split(' ');
+            let pid = words.next()?.parse().ok()?;
+            let r = words.nth(1)?.strip_prefix("r=")?.parse().ok()?;
+            Some((pid, r))
+        })
+        .collect()
+}
+
+/// After a reload, the program's window is asked to paint again (an X11
+/// `Expose`), so a GUI that paints on input only shows the new code with
+/// no input at all.
+#[test]
+fn a_reload_makes_the_programs_window_paint_again() {
+    let x = Xvfb::start();
+    let app = "hot-gui";
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest(
+                app,
+                "[dependencies]\nx11rb = { version = \"=0.14.0\", default-features = false }\n",
+            ),
+        )
+        .file("src/main.rs", &gui_main("x + 1000"))
+        .build();
+    let mut w = Watching::start_in(&p, &["--hot", "-v"], &[("DISPLAY", &x.display)]);
+    let (out, _) = w.wait_for("the first paint", |out, _| {
+        paints(out).iter().any(|&(_, r)| r == 1000)
+    });
+    let (pid, _) = paints(&out)[0];
+    w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+
+    p.write("src/main.rs", &gui_main("x + 2000"));
+    let (out, err) = w.wait_for("a paint of the new code", |out, _| {
+        paints(out).iter().any(|&(_, r)| r == 2000)
+    });
+    assert!(
+        paints(&out).iter().all(|&(p, _)| p == pid),
+        "the program restarted:\n{err}"
+    );
+    let (_, err) = w.wait_for("the redraw's line", |_, err| err.contains("Redraw "));
+    assert!(
+        err.contains(&format!(
+            "Redraw asked 1 window of process {pid} on X11 `{}` to draw again",
+            x.display
+        )),
+        "{err}"
+    );
+    w.interrupt();
+    assert_gone(pid, "the program");
 }

@@ -34,6 +34,52 @@ pub fn require_tool(tool: &str) {
     );
 }
 
+/// A headless X server on a display of its own (`-noreset`: it keeps
+/// going when its last client leaves), stopped when dropped.
+pub struct Xvfb {
+    child: std::process::Child,
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts one and waits until it takes connections; fails the test,
+    /// naming the tool, without `Xvfb`.
+    #[track_caller]
+    pub fn start() -> Xvfb {
+        use std::io::BufRead;
+        require_tool("Xvfb");
+        // It picks a free display and writes its number once it listens.
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-noreset", "-nolisten", "tcp"])
+            .args(["-screen", "0", "320x240x24"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start Xvfb");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let number: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb did not start: {line:?}"));
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `cargo-dyndev dyndev ARGS`, run in `dir` with the shared target dir.
 pub fn dyndev_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-dyndev"));

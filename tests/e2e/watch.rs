@@ -101,9 +101,16 @@ pub(crate) struct Watching {
 
 impl Watching {
     pub(crate) fn start(p: &Project, args: &[&str]) -> Watching {
+        Watching::start_in(p, args, &[])
+    }
+
+    /// [`Watching::start`] with the variables `env` set for the watcher
+    /// and so for the program.
+    pub(crate) fn start_in(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Watching {
         let mut full = vec!["watch"];
         full.extend_from_slice(args);
         let mut child = dyndev_cmd(&p.root, &full)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -248,6 +255,17 @@ fn a_save_restarts_the_program_and_only_a_save_of_an_input_does() {
         expected.insert(std::path::Path::new("ws").join(path), contents.into_bytes());
     }
     assert_eq!(p.snapshot(), expected, "the user's files changed");
+}
+
+/// `-vv` makes cargo verbose too (`-v` alone is watch's own: see
+/// `hot::a_body_edit_reaches_the_running_process_and_a_compile_error_keeps_it`).
+#[test]
+fn watch_vv_makes_cargo_verbose() {
+    let p = watch_project("watch-vv");
+    let w = Watching::start(&p, &["-vv"]);
+    w.hello(1);
+    let (_, err) = w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
+    assert!(err.contains("--crate-name watch_vv"), "{err}");
 }
 
 #[test]
@@ -601,7 +619,8 @@ fn level_lib(prefix: &str) -> String {
 #[test]
 fn a_save_that_runs_a_build_script_again_goes_to_cargo() {
     let p = scripts_project("watch-scripts");
-    let mut w = Watching::start(&p, &["-v"]);
+    // `-vv`: cargo's own `-v`, which names each build script it runs.
+    let mut w = Watching::start(&p, &["-vv"]);
     assert_eq!(w.hello(1).data, "1-a1");
     w.wait_for("the watcher to watch", |_, err| err.contains("Watching"));
     // The `n`th start: what the program said, and what the watcher said
@@ -779,8 +798,10 @@ fn the_fast_path_replays_rustc_and_leaves_cargo_correct() {
         (third.version.as_str(), third.data.as_str()),
         ("v2", "beta")
     );
-    let (_, err) = w.output();
-    assert!(err.contains("(replayed 2 rustc commands)"), "{err}");
+    // The new instance may print before the watcher's status line does.
+    let (_, err) = w.wait_for("the restart's line", |_, err| {
+        err.contains("(replayed 2 rustc commands)")
+    });
     let engine = err.rfind("Replaying rustc for `libengine-").expect(&err);
     let binary = err.rfind("Replaying rustc for `watch_fast-").expect(&err);
     assert!(engine < binary, "{err}");

@@ -136,6 +136,11 @@ impl Session<'_> {
         match applied {
             Ok(outcome) => {
                 self.reloaded(&outcome, saved, changed);
+                // A GUI that paints on input only would show the new code
+                // at the next input: a reload that seems to have failed.
+                if let Some(pid) = pid.filter(|_| outcome.functions > 0) {
+                    super::redraw::after_reload(self.shell, pid);
+                }
                 return (true, true);
             }
             Err(Refusal::Restart(why)) => {
@@ -162,8 +167,13 @@ impl Session<'_> {
         self.finish_replay(built, command, shown, saved, "")
     }
 
-    /// One line per reload, and its costs with `-v`.
+    /// rustc's warnings about the new code, as a restart shows them, then
+    /// one line per reload, and its costs with `-v`.
     pub(super) fn reloaded(&self, outcome: &reload::Outcome, saved: Instant, changed: &[PathBuf]) {
+        if !outcome.warnings.is_empty() {
+            use std::io::Write;
+            let _ = write!(anstream::stderr(), "{}", outcome.warnings);
+        }
         self.shell.status(
             "Reloaded",
             format_args!(

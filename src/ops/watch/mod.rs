@@ -9,6 +9,7 @@ mod changes;
 mod hot;
 pub mod inputs;
 pub mod instance;
+mod redraw;
 pub mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,25 @@ pub fn exec(shell: &Shell, args: &WatchArgs) -> Result<()> {
     if options.hot && matches!(mode, Mode::Test(_)) {
         bail!("`--hot` reloads a running program; `watch test` keeps none running");
     }
+    // The first `-v` is watch's own: cargo's `Fresh` and `Running` lines
+    // would bury each save's.
+    let (run, test);
+    let mode = match mode {
+        Mode::Run(a) => {
+            run = RunArgs {
+                global: a.global.for_watch(),
+                ..a.clone()
+            };
+            Mode::Run(&run)
+        }
+        Mode::Test(a) => {
+            test = TestArgs {
+                global: a.global.for_watch(),
+                ..a.clone()
+            };
+            Mode::Test(&test)
+        }
+    };
     Session::new(shell, mode, options)?.run()
 }
 
