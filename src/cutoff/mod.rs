@@ -258,6 +258,16 @@ pub fn unchanged(state_dir: &Path, members: &[String], inv: &Invocation) -> bool
         .is_none()
 }
 
+/// Forgets the record of `inv`'s last compile: something else compiled the
+/// unit since (a reload, which keeps its objects for the running program
+/// alone), so the record no longer says what the running code was made
+/// from, and [`unchanged`] must not answer from it.
+pub fn forget(state_dir: &Path, inv: &Invocation) {
+    if let Some(stem) = inv.unit_stem() {
+        Store::new(state_dir).forget_unit(&stem);
+    }
+}
+
 /// The code each workspace library among `rlibs` holds now, by stem: the
 /// blob of the symbols it uses from elsewhere, or its file's identity when
 /// the cutoff did not publish it.

@@ -206,28 +206,34 @@ impl Invocation {
     /// ([`crate::cutoff::unchanged`]): its new code can only be its
     /// libraries'.
     pub fn unchanged(&self) -> bool {
-        let var = |k: &str| {
-            self.env
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let Some(state) = var(crate::contract::env::STATE_DIR) else {
+        let Some(state) = self.var(crate::contract::env::STATE_DIR) else {
             return false;
         };
-        let members: Vec<String> = var(crate::contract::env::MEMBER_LIBS)
+        let members: Vec<String> = self
+            .var(crate::contract::env::MEMBER_LIBS)
             .unwrap_or_default()
             .split(',')
             .filter(|m| !m.is_empty())
             .map(str::to_owned)
             .collect();
-        let inv = crate::rustc_args::Invocation::parse(self.argv[1..].to_vec());
-        crate::cutoff::unchanged(Path::new(state), &members, &inv)
+        crate::cutoff::unchanged(Path::new(state), &members, &self.rustc_invocation())
+    }
+
+    /// The value of `key` in the command's environment.
+    fn var(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn rustc_invocation(&self) -> crate::rustc_args::Invocation {
+        crate::rustc_args::Invocation::parse(self.argv[1..].to_vec())
     }
 
     /// The executable this command links.
     pub fn output(&self) -> Option<PathBuf> {
-        let inv = crate::rustc_args::Invocation::parse(self.argv[1..].to_vec());
+        let inv = self.rustc_invocation();
         Some(inv.out_dir.clone()?.join(inv.unit_stem()?))
     }
 
@@ -240,6 +246,12 @@ impl Invocation {
         let name = output.file_name().context("an output has a name")?;
         let latest = root.join(format!("{}.json", name.to_string_lossy()));
         let _ = std::fs::remove_file(&latest);
+        // The running code comes from this compile now, not the one the
+        // cutoff recorded: a save that puts the sources back as they were
+        // then must compile again, not find them unchanged.
+        if let Some(state) = self.var(crate::contract::env::STATE_DIR) {
+            crate::cutoff::forget(Path::new(state), &self.rustc_invocation());
+        }
         // The command as it is, diagnostics' format included: rustc's
         // incremental cache holds for the normal build and this one alike.
         let out = self.run(&self.argv[1..], &[(crate::contract::env::KEEP_ONLY, "1")])?;

@@ -246,6 +246,31 @@ fn assert_a_save_reloads(w: &Watching, p: &Project, app: &str, first: &Tick) {
     assert_counts_on(w, first.pid);
 }
 
+/// A save that puts the sources back as they were when the watcher
+/// started reaches the running process too: the reloaded code, not the
+/// start's, is what it now runs.
+#[test]
+fn a_save_back_to_the_first_sources_reloads_them() {
+    let app = "hot-revert";
+    let p = hot_project(app);
+    let (mut w, first) = start_hot(&p);
+    assert_a_save_reloads(&w, &p, app, &first);
+    p.write(
+        &format!("{app}/src/main.rs"),
+        &hot_main("counter: u64", "x + 1000"),
+    );
+    // A tick of the first code after one of the second.
+    let back_again = |out: &str| {
+        let all = ticks(out);
+        let second = all.iter().position(|t| t.r == 2000)?;
+        all[second..].iter().find(|t| t.r == 1000).cloned()
+    };
+    let (out, _) = w.wait_for("the first code again", |out, _| back_again(out).is_some());
+    let back = back_again(&out).expect("just seen");
+    assert_eq!(back.pid, first.pid, "{}", w.output().1);
+    w.interrupt();
+}
+
 /// A program its user links with mold reloads too: the patch is linked by
 /// rustc's own rust-lld, since mold places a shared library at 0 whatever
 /// base it is given.
