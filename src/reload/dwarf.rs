@@ -159,16 +159,14 @@ fn walk(
             return Ok(());
         }
         gimli::DW_TAG_subprogram => {
-            if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
-                let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
+            if let Some(linkage) = symbol_name(dwarf, unit, &entry, name.as_deref())? {
                 let sig = signature(dwarf, unit, entry.offset())?;
                 out.functions.entry(linkage).or_default().insert(sig);
             }
             return Ok(());
         }
         gimli::DW_TAG_variable => {
-            if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
-                let linkage = dwarf.attr_string(unit, v)?.to_string_lossy().into_owned();
+            if let Some(linkage) = symbol_name(dwarf, unit, &entry, name.as_deref())? {
                 out.statics
                     .entry(linkage)
                     .or_default()
@@ -357,4 +355,141 @@ fn signature(
         }
     }
     Ok(s)
+}
+
+/// The symbol a function or static is linked by: its linkage (mangled)
+/// name, or, for one exported under its own name (`#[no_mangle]`), that
+/// name. `None` for what no symbol names (a local).
+fn symbol_name(
+    dwarf: &gimli::Dwarf<R<'_>>,
+    unit: &Unit<R<'_>>,
+    entry: &DebuggingInformationEntry<'_, '_, R<'_>>,
+    name: Option<&str>,
+) -> Result<Option<String>> {
+    if let Some(v) = entry.attr_value(gimli::DW_AT_linkage_name)? {
+        return Ok(Some(
+            dwarf.attr_string(unit, v)?.to_string_lossy().into_owned(),
+        ));
+    }
+    let external = matches!(
+        entry.attr_value(gimli::DW_AT_external)?,
+        Some(AttributeValue::Flag(true))
+    );
+    Ok(name.filter(|_| external).map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layouts in the debug info of `src`, compiled into the program
+    /// `t` as a debug build compiles it (a linked file, as reloads read:
+    /// an object's string references are relocations still to apply).
+    fn layouts(src: &str) -> Layouts {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.rs"),
+            format!("{src}\nfn main() {{ println!(\"{{}}\", run()); }}\n"),
+        )
+        .unwrap();
+        let out = dir.path().join("t");
+        let status =
+            std::process::Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+                .args(["--crate-name", "t", "--crate-type", "bin", "--edition=2021"])
+                .args(["-C", "debuginfo=2", "-C", "codegen-units=1", "-o"])
+                .arg(&out)
+                .arg("main.rs")
+                .current_dir(dir.path())
+                .status()
+                .unwrap();
+        assert!(status.success());
+        Layouts::read(&out).unwrap()
+    }
+
+    /// A program with a struct, an exported function and static (their
+    /// names do not change with their types, as mangled ones would) and
+    /// `more`, each used so that its debug info is emitted.
+    fn lib(fields: &str, param: &str, stat: &str, more: &str) -> String {
+        format!(
+            "pub struct State {{ {fields} }}\n\
+             #[unsafe(no_mangle)]\n\
+             pub static COUNT: {stat} = 0;\n\
+             #[unsafe(no_mangle)]\n\
+             #[inline(never)]\n\
+             pub extern \"C\" fn step(by: {param}) -> {param} {{ by }}\n\
+             {more}\n\
+             pub fn run() -> u64 {{\n\
+             \x20   let s = std::hint::black_box(State {{ n: 1, ..unsafe {{ std::mem::zeroed() }} }});\n\
+             \x20   s.n + step(1) as u64 + COUNT as u64 + extra()\n\
+             }}\n"
+        )
+    }
+
+    const NO_MORE: &str = "fn extra() -> u64 { 0 }";
+
+    #[test]
+    fn the_same_code_has_the_same_layouts() {
+        let old = layouts(&lib("n: u64, m: u32", "u32", "u32", NO_MORE));
+        let new = layouts(&lib("n: u64, m: u32", "u32", "u32", NO_MORE));
+        assert!(old.types.contains_key("t::State"), "{:?}", old.types.keys());
+        assert_eq!(old.mismatch(&new), None);
+    }
+
+    #[test]
+    fn a_changed_field_type_or_a_new_field_is_a_layout_change() {
+        let old = layouts(&lib("n: u64, m: u32", "u32", "u32", NO_MORE));
+        for fields in [
+            "n: u64, m: u64",
+            "n: u64, m: u32, extra: u8",
+            "m: u32, n: u64",
+        ] {
+            let new = layouts(&lib(fields, "u32", "u32", NO_MORE));
+            assert_eq!(
+                old.mismatch(&new),
+                Some(Mismatch::Type("t::State".into())),
+                "{fields}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_changed_signature_or_static_type_is_named() {
+        let old = layouts(&lib("n: u64, m: u32", "u32", "u32", NO_MORE));
+        let new = layouts(&lib("n: u64, m: u32", "u64", "u32", NO_MORE));
+        assert_eq!(old.mismatch(&new), Some(Mismatch::Signature("step".into())));
+        let new = layouts(&lib("n: u64, m: u32", "u32", "u64", NO_MORE));
+        assert_eq!(
+            old.mismatch(&new),
+            Some(Mismatch::StaticType("COUNT".into()))
+        );
+    }
+
+    #[test]
+    fn what_only_new_code_has_is_fine_and_is_merged() {
+        let mut old = layouts(&lib("n: u64, m: u32", "u32", "u32", NO_MORE));
+        let added = |ty: &str| {
+            format!(
+                "pub struct Added {{ pub a: {ty} }}\n\
+                 fn extra() -> u64 {{ std::hint::black_box(Added {{ a: 1 }}).a as u64 }}"
+            )
+        };
+        let new = layouts(&lib("n: u64, m: u32", "u32", "u32", &added("u8")));
+        assert_eq!(old.mismatch(&new), None);
+        old.merge(new);
+        assert!(old.types.contains_key("t::Added"), "{:?}", old.types.keys());
+        // Once merged, a later change of it counts.
+        let later = layouts(&lib("n: u64, m: u32", "u32", "u32", &added("u16")));
+        assert_eq!(
+            old.mismatch(&later),
+            Some(Mismatch::Type("t::Added".into()))
+        );
+    }
+
+    #[test]
+    fn code_without_debug_info_cannot_be_compared() {
+        assert_eq!(
+            Layouts::default().mismatch(&Layouts::default()),
+            Some(Mismatch::NoTypeInfo)
+        );
+    }
 }
