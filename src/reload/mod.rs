@@ -9,13 +9,25 @@
 //! layout, a function's signature, state in the crate's statics) is found
 //! before anything is written and answered with [`Refusal::Restart`].
 //! `docs/reload.md` tells the whole story.
+//!
+//! This module holds a session (compile, refuse, load, apply); the jumps
+//! and trampolines are in `jumps.rs`, the binding of statics in
+//! `statics.rs`, symbol names for messages in `names.rs`.
 
 pub mod build;
 pub mod code;
 pub mod dwarf;
 pub mod elf;
+mod jumps;
+mod names;
 pub mod ptrace;
+mod statics;
 pub mod thin;
+
+use jumps::{TrampolinePage, reaches};
+pub use jumps::{jump, step_out, trampoline};
+pub use names::demangle_path;
+pub use statics::Statics;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -32,15 +44,6 @@ use ptrace::{Arg, Tracee};
 pub fn kept_links(scratch: &Path) -> PathBuf {
     scratch.join("links")
 }
-
-/// `jmp rel32`.
-const JMP_LEN: u64 = 5;
-/// `jmp [rip+0]` then the 8-byte target.
-const TRAMPOLINE_LEN: u64 = 16;
-/// Trampoline pages are mapped this large.
-const TRAMPOLINE_PAGE: u64 = 64 * 1024;
-/// How far a `rel32` reaches, with a margin.
-const REACH: u64 = (1 << 31) - (1 << 20);
 
 /// Why a patch was not applied; the program still runs its old code.
 #[derive(Debug)]
@@ -103,19 +106,6 @@ pub struct Outcome {
     pub warnings: String,
 }
 
-/// What becomes of state in the crate's own statics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Statics {
-    /// New code uses the running program's statics (its references are
-    /// rewritten); refuse when that cannot be done.
-    #[default]
-    Keep,
-    /// Accept that new code starts from fresh copies.
-    Reset,
-    /// Refuse any change to a crate that has statics with state.
-    Refuse,
-}
-
 /// Code loaded in the program: the executable, then each patch library.
 #[derive(Debug)]
 struct Generation {
@@ -143,13 +133,6 @@ impl thin::Running for RunningCode<'_> {
     fn imports(&self, name: &str) -> bool {
         self.0[0].image.imports.contains(name)
     }
-}
-
-/// A page of jumps near old code, for targets a `rel32` cannot reach.
-#[derive(Debug)]
-struct TrampolinePage {
-    addr: u64,
-    used: u64,
 }
 
 /// Reloads of one running program.
@@ -534,137 +517,6 @@ impl Session {
         Ok(outcome)
     }
 
-    /// Why the new code's statics cannot be what the running code uses.
-    fn statics_refusal(&self, image: &Image) -> Option<String> {
-        let exe = &self.generations[0].image;
-        let shared: Vec<&String> = image
-            .mutable_statics
-            .iter()
-            .filter(|s| exe.mutable_statics.contains(s))
-            .collect();
-        // Legacy mangling hashes a static's type: a static whose type
-        // changed is another symbol under the same path.
-        if self.statics != Statics::Reset {
-            let old_paths: BTreeMap<String, &String> = exe
-                .mutable_statics
-                .iter()
-                .map(|s| (demangle_path(s), s))
-                .collect();
-            for name in &image.mutable_statics {
-                let path = demangle_path(name);
-                if old_paths.get(&path).is_some_and(|old| *old != name) {
-                    return Some(format!("`{path}` changed type"));
-                }
-            }
-        }
-        if image.unknown_tls_refs > 0 {
-            return Some("new code reaches a thread-local reload cannot identify".into());
-        }
-        match self.statics {
-            Statics::Reset => None,
-            // Code reaching a thread-local the executable lacks would
-            // address memory of another module's block.
-            _ if image
-                .tls_refs
-                .iter()
-                .any(|(_, n, _)| !exe.thread_locals.contains_key(n)) =>
-            {
-                let (_, n, _) = image
-                    .tls_refs
-                    .iter()
-                    .find(|(_, n, _)| !exe.thread_locals.contains_key(n))
-                    .expect("found above");
-                Some(format!(
-                    "`{}` is a new thread-local, which only a restart can allocate",
-                    demangle_path(n)
-                ))
-            }
-            Statics::Refuse => shared.first().map(|s| {
-                format!(
-                    "`{}` is a static with state, and new code would get a fresh copy",
-                    demangle_path(s)
-                )
-            }),
-            Statics::Keep => {
-                for name in shared {
-                    let pair = match (exe.statics.get(name), image.statics.get(name)) {
-                        (Some(old), Some(new)) => Some((old, new)),
-                        _ => exe
-                            .thread_locals
-                            .get(name)
-                            .zip(image.thread_locals.get(name)),
-                    };
-                    match pair {
-                        Some((old, new)) if old.size == new.size => {}
-                        _ => return Some(format!("`{}` changed type", demangle_path(name))),
-                    }
-                }
-                let unbindable = image
-                    .unbindable
-                    .iter()
-                    .find(|s| exe.statics.contains_key(*s) || exe.thread_locals.contains_key(*s));
-                unbindable.map(|s| {
-                    format!(
-                        "new code reaches `{}` in a way reload cannot point at the running \
-                         program's copy",
-                        demangle_path(s)
-                    )
-                })
-            }
-        }
-    }
-
-    /// The writes that make the newest library use the executable's
-    /// statics instead of its own copies.
-    fn bind_statics(&self, tracee: &Tracee) -> Result<Vec<(u64, Vec<u8>)>, Refusal> {
-        let exe = &self.generations[0];
-        let new = self.generations.last().expect("loaded");
-        let mut writes = Vec::new();
-        // Thread-locals: the local-exec offset of the executable's own.
-        for (at, name, inside) in &new.image.tls_refs {
-            let offset = exe.image.thread_locals.get(name).and_then(|old| {
-                let tp = exe.image.exe_tp_offset(old.addr + inside)?;
-                i32::try_from(tp).ok()
-            });
-            let Some(offset) = offset else {
-                return Err(Refusal::Restart(format!(
-                    "`{}` is a thread-local new code cannot reach",
-                    demangle_path(name)
-                )));
-            };
-            writes.push((new.bias + at, offset.to_le_bytes().to_vec()));
-        }
-        if self.statics != Statics::Keep {
-            return Ok(writes);
-        }
-        for r in &new.image.static_refs {
-            let (Some(old), Some(own)) = (
-                exe.image.statics.get(&r.name),
-                new.image.statics.get(&r.name),
-            ) else {
-                continue;
-            };
-            let delta = (exe.bias + old.addr).wrapping_sub(new.bias + own.addr) as i64;
-            let at = new.bias + r.at;
-            if r.pc_relative {
-                let bytes = tracee.read(at, 4)?;
-                let disp = i32::from_le_bytes(bytes.try_into().expect("4 bytes")) as i64;
-                let Ok(disp) = i32::try_from(disp + delta) else {
-                    return Err(Refusal::Restart(format!(
-                        "the new code was mapped too far from `{}` to share it",
-                        demangle_path(&r.name)
-                    )));
-                };
-                writes.push((at, disp.to_le_bytes().to_vec()));
-            } else {
-                let bytes = tracee.read(at, 8)?;
-                let addr = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
-                writes.push((at, addr.wrapping_add(delta as u64).to_le_bytes().to_vec()));
-            }
-        }
-        Ok(writes)
-    }
-
     fn load(&mut self, tracee: &mut Tracee, worker: i32, path: &Path) -> Result<()> {
         let maps = elf::maps(self.pid)?;
         let libc = libc_path(&maps)?;
@@ -694,192 +546,6 @@ impl Session {
         });
         Ok(())
     }
-
-    /// Every old entry (of every earlier generation) with its new target.
-    fn plan(&self, outcome: &mut Outcome, changed: Option<(&[PathBuf], &[PathBuf])>) -> Vec<Site> {
-        let mut sites = Vec::new();
-        let (new, olds) = self.generations.split_last().expect("generations");
-        // What the previous code defined and the new does not: the whole
-        // previous generation against the new library, or the running
-        // versions of the changed objects against their new versions (the
-        // library keeps only what is reachable).
-        let functions = |objects: &[PathBuf]| -> BTreeSet<String> {
-            objects
-                .iter()
-                .filter_map(|o| Image::read(o).ok())
-                .flat_map(|i| i.functions.into_keys())
-                .collect()
-        };
-        let (before, after): (BTreeSet<String>, BTreeSet<String>) = match changed {
-            Some((previous, current)) => (functions(previous), functions(current)),
-            None => (
-                olds.last()
-                    .map(|p| p.image.functions.keys().cloned().collect())
-                    .unwrap_or_default(),
-                new.image.functions.keys().cloned().collect(),
-            ),
-        };
-        outcome.stale = before
-            .difference(&after)
-            .map(|name| demangle_path(name))
-            .collect();
-        outcome.stale.sort();
-        outcome.stale.dedup();
-        for old in olds {
-            for (name, copies) in &old.image.functions {
-                let Some(nf) = new.image.functions.get(name).and_then(|n| n.first()) else {
-                    continue;
-                };
-                for f in copies {
-                    if f.room < JMP_LEN {
-                        outcome.too_short.push(demangle_path(name));
-                        continue;
-                    }
-                    sites.push(Site {
-                        entry: old.bias + f.addr,
-                        target: new.bias + nf.addr,
-                    });
-                }
-            }
-        }
-        sites
-    }
-
-    /// Gives every site whose target is out of `rel32` reach a trampoline
-    /// slot within reach, mapping pages in the program as needed.
-    fn ensure_trampolines(
-        &mut self,
-        tracee: &mut Tracee,
-        worker: i32,
-        plan: &[Site],
-    ) -> Result<()> {
-        let mut mmap_addr = None;
-        for site in plan {
-            if reaches(site.entry, site.target) || self.slots.contains_key(&site.entry) {
-                continue;
-            }
-            let page =
-                match self.pages.iter_mut().find(|p| {
-                    p.used + TRAMPOLINE_LEN <= TRAMPOLINE_PAGE && reaches(site.entry, p.addr)
-                }) {
-                    Some(p) => p,
-                    None => {
-                        let mmap = match mmap_addr {
-                            Some(a) => a,
-                            None => {
-                                let maps = elf::maps(self.pid)?;
-                                let libc = libc_path(&maps)?;
-                                let a = elf::load_bias(&maps, &libc, 0)?
-                                    + elf::dynamic_symbol(&libc, "mmap")?;
-                                mmap_addr = Some(a);
-                                a
-                            }
-                        };
-                        let addr = self.map_page_near(tracee, worker, mmap, site.entry)?;
-                        self.pages.push(TrampolinePage { addr, used: 0 });
-                        self.pages.last_mut().expect("just pushed")
-                    }
-                };
-            let slot = page.addr + page.used;
-            page.used += TRAMPOLINE_LEN;
-            self.slots.insert(site.entry, slot);
-        }
-        Ok(())
-    }
-
-    fn map_page_near(&self, tracee: &mut Tracee, worker: i32, mmap: u64, near: u64) -> Result<u64> {
-        for _ in 0..8 {
-            let maps = elf::maps(self.pid)?;
-            let at = elf::free_range_near(&maps, near, TRAMPOLINE_PAGE, REACH)
-                .context("no free address space near the program's code for jumps")?;
-            let got = tracee.call(
-                worker,
-                mmap,
-                &[
-                    Arg::Int(at),
-                    Arg::Int(TRAMPOLINE_PAGE),
-                    Arg::Int((libc::PROT_READ | libc::PROT_EXEC) as u64),
-                    Arg::Int(
-                        (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE)
-                            as u64,
-                    ),
-                    Arg::Int(u64::MAX),
-                    Arg::Int(0),
-                ],
-                &[],
-            )?;
-            if got == at {
-                return Ok(at);
-            }
-        }
-        bail!("could not map a page for jumps near {near:#x}")
-    }
-
-    fn step_out(&self, tracee: &mut Tracee, plan: &[Site]) -> Result<usize> {
-        let entries: Vec<u64> = plan.iter().map(|s| s.entry).collect();
-        step_out(tracee, entries)
-    }
-
-    fn write_jump(&self, tracee: &Tracee, site: &Site) -> Result<()> {
-        let dest = match self.slots.get(&site.entry) {
-            Some(&slot) if !reaches(site.entry, site.target) => {
-                tracee.write(slot, &trampoline(site.target))?;
-                slot
-            }
-            _ => site.target,
-        };
-        tracee.write(site.entry, &jump(site.entry, dest)?)
-    }
-}
-
-/// Single-steps every stopped thread whose next instruction is inside the
-/// bytes a jump will cover (past an entry's first byte), until it is out.
-/// Returns how many threads moved.
-pub fn step_out(tracee: &mut Tracee, mut entries: Vec<u64>) -> Result<usize> {
-    entries.sort_unstable();
-    let inside = |rip: u64| {
-        let i = entries.partition_point(|&e| e < rip);
-        i > 0 && rip < entries[i - 1] + JMP_LEN
-    };
-    let mut stepped = 0;
-    for tid in tracee.thread_ids() {
-        let mut steps = 0;
-        while inside(tracee.regs(tid)?.rip) {
-            if steps == 64 {
-                bail!("thread {tid} stays at the start of a function being patched");
-            }
-            tracee.single_step(tid)?;
-            steps += 1;
-        }
-        if steps > 0 {
-            stepped += 1;
-        }
-    }
-    Ok(stepped)
-}
-
-/// `jmp rel32` from `entry` to `dest`.
-pub fn jump(entry: u64, dest: u64) -> Result<[u8; 5]> {
-    let rel = dest.wrapping_sub(entry + JMP_LEN) as i64;
-    let rel = i32::try_from(rel).map_err(|_| anyhow!("jump out of reach at {entry:#x}"))?;
-    let mut jmp = [0xe9, 0, 0, 0, 0];
-    jmp[1..].copy_from_slice(&rel.to_le_bytes());
-    Ok(jmp)
-}
-
-/// `jmp [rip+0]; .quad target`, padded with `int3`.
-pub fn trampoline(target: u64) -> [u8; TRAMPOLINE_LEN as usize] {
-    let mut t = [0xcc; TRAMPOLINE_LEN as usize];
-    t[..6].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
-    t[6..14].copy_from_slice(&target.to_le_bytes());
-    t
-}
-
-/// One old entry point and where it must lead.
-#[derive(Debug, Clone, Copy)]
-struct Site {
-    entry: u64,
-    target: u64,
 }
 
 /// An executable's thread-locals use the local-exec model even when
@@ -889,10 +555,6 @@ fn thread_local_in(stderr: &str) -> Option<String> {
     let rest = stderr.split("R_X86_64_TPOFF32 against ").nth(1)?;
     let name = rest.split(" cannot").next()?;
     Some(name.split("::_$").next().unwrap_or(name).to_owned())
-}
-
-fn reaches(from: u64, to: u64) -> bool {
-    from.abs_diff(to) < REACH
 }
 
 fn libc_path(maps: &[elf::Mapping]) -> Result<PathBuf> {
@@ -929,98 +591,9 @@ fn pick_worker(tracee: &mut Tracee) -> Result<i32> {
         .context("the program has no threads")
 }
 
-/// `app::compute` for `_ZN3app7compute17h0123456789abcdefE`: the path
-/// without the hash (legacy mangling), for messages.
-pub fn demangle_path(mangled: &str) -> String {
-    let Some(mut rest) = mangled.strip_prefix("_ZN") else {
-        return mangled.to_owned();
-    };
-    let mut parts = Vec::new();
-    while let Some(len_end) = rest.find(|c: char| !c.is_ascii_digit()) {
-        if len_end == 0 {
-            break;
-        }
-        let Ok(len) = rest[..len_end].parse::<usize>() else {
-            break;
-        };
-        let Some(part) = rest.get(len_end..len_end + len) else {
-            break;
-        };
-        rest = &rest[len_end + len..];
-        let is_hash = part.len() == 17
-            && part.starts_with('h')
-            && part[1..].chars().all(|c| c.is_ascii_hexdigit());
-        if !is_hash {
-            // A part starting with `$` is written `_$`.
-            let part = if part.starts_with("_$") {
-                &part[1..]
-            } else {
-                part
-            };
-            parts.push(unescape(part));
-        }
-    }
-    let path = parts.join("::");
-    // A `thread_local!` is a value inside a constant inside a closure: name
-    // the thread-local.
-    match path.find("::{{constant}}") {
-        Some(i) => path[..i].to_owned(),
-        None => path,
-    }
-}
-
-/// Legacy mangling's escapes (`$LT$`, `$u7b$`, `..`).
-fn unescape(part: &str) -> String {
-    const ESCAPES: &[(&str, &str)] = &[
-        ("$SP$", "@"),
-        ("$BP$", "*"),
-        ("$RF$", "&"),
-        ("$LT$", "<"),
-        ("$GT$", ">"),
-        ("$LP$", "("),
-        ("$RP$", ")"),
-        ("$C$", ","),
-        ("$u20$", " "),
-        ("$u27$", "'"),
-        ("$u5b$", "["),
-        ("$u5d$", "]"),
-        ("$u7b$", "{"),
-        ("$u7d$", "}"),
-        ("$u7e$", "~"),
-        ("..", "::"),
-    ];
-    let mut s = part.to_owned();
-    for (from, to) in ESCAPES {
-        s = s.replace(from, to);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_demangled_without_hash() {
-        assert_eq!(
-            demangle_path("_ZN3app7compute17h0d5edd5b252fb3fbE"),
-            "app::compute"
-        );
-        assert_eq!(demangle_path("main"), "main");
-        assert_eq!(
-            demangle_path(
-                "_ZN3app1T29_$u7b$$u7b$constant$u7d$$u7d$28_$u7b$$u7b$closure$u7d$$u7d$\
-                 23__RUST_STD_INTERNAL_VAL17hcb2c155d2077c870E"
-            ),
-            "app::T"
-        );
-        assert_eq!(
-            demangle_path(
-                "_ZN4core3ptr42drop_in_place$LT$std..io..error..Error$GT$17h5ea4004d1302afb8E"
-            ),
-            "core::ptr::drop_in_place<std::io::error::Error>"
-        );
-    }
 
     #[test]
     fn thread_locals_are_named_from_the_link_error() {
@@ -1028,98 +601,5 @@ mod tests {
             app::T::_$u7b$$u7b$constant$u7d$$u7d$::__RUST_STD_INTERNAL_VAL::hcb2c cannot be used with -shared";
         assert_eq!(thread_local_in(stderr).as_deref(), Some("app::T"));
         assert_eq!(thread_local_in("error[E0308]: mismatched types"), None);
-    }
-
-    #[test]
-    fn jumps_encode_their_displacement() {
-        assert_eq!(jump(0x1000, 0x1010).unwrap(), [0xe9, 0x0b, 0, 0, 0]);
-        assert_eq!(
-            jump(0x1000, 0x1000).unwrap(),
-            [0xe9, 0xfb, 0xff, 0xff, 0xff]
-        );
-        assert!(jump(0x5500_0000_0000, 0x7f00_0000_0000).is_err());
-        let t = trampoline(0x1122_3344_5566_7788);
-        assert_eq!(t[..6], [0xff, 0x25, 0, 0, 0, 0]);
-        assert_eq!(
-            u64::from_le_bytes(t[6..14].try_into().unwrap()),
-            0x1122_3344_5566_7788
-        );
-    }
-
-    /// A child loops over the very bytes a jump covers (four `nop`s and a
-    /// `jmp` back); it is stepped out to the entry, the jump is written,
-    /// and it ends up spinning at the target.
-    #[test]
-    #[allow(unsafe_code)]
-    fn a_thread_inside_the_patched_bytes_is_stepped_out_then_jumps() {
-        const AT: u64 = 0x10_0000_0000;
-        let entry = AT;
-        let target = AT + 64;
-        let mut code = [0xccu8; 128];
-        code[..6].copy_from_slice(&[0x90, 0x90, 0x90, 0x90, 0xeb, 0xfa]);
-        code[64..66].copy_from_slice(&[0xeb, 0xfe]);
-        // SAFETY: the child maps a page, copies the code and runs it; it
-        // allocates nothing, so locks other threads held at fork are moot.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: a fresh anonymous mapping at an address we own, the
-            // copy stays inside it, and the code in it never returns.
-            unsafe {
-                let p = libc::mmap(
-                    AT as *mut libc::c_void,
-                    4096,
-                    libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-                    -1,
-                    0,
-                );
-                if p as u64 != AT {
-                    libc::_exit(3);
-                }
-                std::ptr::copy_nonoverlapping(code.as_ptr(), p as *mut u8, code.len());
-                let run: extern "C" fn() -> ! = std::mem::transmute(p);
-                run();
-            }
-        }
-        struct Reap(i32);
-        impl Drop for Reap {
-            fn drop(&mut self) {
-                // SAFETY: kill and waitpid on our own child.
-                unsafe {
-                    libc::kill(self.0, libc::SIGKILL);
-                    libc::waitpid(self.0, std::ptr::null_mut(), 0);
-                }
-            }
-        }
-        let _reap = Reap(pid);
-        std::thread::sleep(Duration::from_millis(50));
-        let mut t = Tracee::seize(pid).unwrap();
-        t.stop_all().unwrap();
-        // Interrupts tend to land on branch targets (here: the entry); a
-        // few steps put the thread where a jump's bytes would cut an
-        // instruction.
-        let mut rip = t.regs(pid).unwrap().rip;
-        for _ in 0..6 {
-            if rip > entry + 1 && rip < entry + 5 {
-                break;
-            }
-            t.single_step(pid).unwrap();
-            rip = t.regs(pid).unwrap().rip;
-        }
-        assert!(rip > entry && rip < entry + 5, "{rip:#x}");
-        assert_eq!(step_out(&mut t, vec![entry]).unwrap(), 1);
-        assert_eq!(t.regs(pid).unwrap().rip, entry);
-        t.write(entry, &jump(entry, target).unwrap()).unwrap();
-        t.resume_all_but(None).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        t.stop_all().unwrap();
-        assert_eq!(t.regs(pid).unwrap().rip, target);
-        t.detach().unwrap();
-    }
-
-    #[test]
-    fn reach_is_two_gigabytes() {
-        assert!(reaches(0x5500_0000_0000, 0x5500_1000_0000));
-        assert!(!reaches(0x5500_0000_0000, 0x7f00_0000_0000));
     }
 }
