@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
-use super::Session;
 use super::replay::Replay;
+use super::{Replayed, Session};
 use crate::reload::{self, Refusal};
 
 /// What `--hot` needs: where patch libraries go, and the reload session of
@@ -98,23 +98,23 @@ impl Session<'_> {
         changed: &[PathBuf],
         command: &Command,
         shown: &str,
-    ) -> (bool, bool) {
+    ) -> Replayed {
         match plan.run_libraries(self.shell) {
             Ok(true) => {}
             Ok(false) => {
                 if !self.stopping.load(Ordering::SeqCst) {
                     self.wait_message();
                 }
-                return (true, true);
+                return Replayed::Handled;
             }
             Err(e) => {
                 self.shell.warn(format_args!(
                     "the fast path failed, building with cargo: {e:#}"
                 ));
-                return (false, false);
+                return Replayed::ToCargoAfresh;
             }
         }
-        let pid = self.running.as_ref().map(|(i, _)| i.pid);
+        let pid = self.running.as_ref().map(|r| r.instance.pid);
         let applied = match (plan.bin_capture(), pid, self.hot.as_mut()) {
             (Some(capture), Some(pid), Some(hot)) => {
                 let invocation = reload::build::Invocation::from_capture(capture);
@@ -141,7 +141,7 @@ impl Session<'_> {
                 if let Some(pid) = pid.filter(|_| outcome.functions > 0) {
                     super::redraw::after_reload(self.shell, pid);
                 }
-                return (true, true);
+                return Replayed::Handled;
             }
             Err(Refusal::Restart(why)) => {
                 self.shell.warn(format_args!("{why}: restarting"));
@@ -155,7 +155,7 @@ impl Session<'_> {
             }
         }
         if self.stopping.load(Ordering::SeqCst) {
-            return (true, true);
+            return Replayed::Handled;
         }
         let built = plan.run_bin(self.shell);
         if let (Ok(true), Some(e)) = (&built, patch_failure) {
@@ -187,7 +187,7 @@ impl Session<'_> {
         let rss = self
             .running
             .as_ref()
-            .and_then(|(i, _)| resident_kib(i.pid))
+            .and_then(|r| resident_kib(r.instance.pid))
             .map(|k| format!(", {} resident", crate::shell::human_size(k * 1024)))
             .unwrap_or_default();
         self.shell.verbose_status(

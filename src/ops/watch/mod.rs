@@ -103,6 +103,35 @@ struct Built {
 /// content hash (none when the file does not exist).
 type Fingerprint = Option<(u64, std::time::SystemTime, String)>;
 
+/// The last good build, for the fast path: its units, and how to start
+/// the program again.
+struct Fast {
+    path: FastPath,
+    command: Command,
+    /// The command as shown to the user.
+    shown: String,
+}
+
+/// The instance of the program that runs, and its command as shown.
+struct Running {
+    instance: Instance,
+    shown: String,
+}
+
+/// What became of a save offered to the fast path.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replayed {
+    /// Done: the program rebuilt and restarted, reloaded, or a compile
+    /// error shown while it keeps running. The fast path holds.
+    Handled,
+    /// Cargo must build this save; the fast path holds for later ones.
+    ToCargo,
+    /// Cargo must build, and the fast path is gone (it failed, or what it
+    /// builds against changed).
+    ToCargoAfresh,
+}
+
 struct Session<'a> {
     shell: &'a Shell,
     mode: Mode<'a>,
@@ -117,14 +146,13 @@ struct Session<'a> {
     watched: BTreeSet<PathBuf>,
     inputs: Inputs,
     fingerprints: BTreeMap<PathBuf, Fingerprint>,
-    running: Option<(Instance, String)>,
+    running: Option<Running>,
     /// The terminal, handed to the program while it runs.
     terminal: Option<Terminal>,
     /// Where captured rustc commands are, when the fast path is on.
     captures: Option<PathBuf>,
-    /// The last good build, for the fast path: its units, and how to
-    /// start the program again.
-    fast: Option<(FastPath, Command, String)>,
+    /// The last good build, for the fast path.
+    fast: Option<Fast>,
     /// `--hot`: reloads of the running instance.
     hot: Option<Hot>,
     announced: bool,
@@ -362,7 +390,11 @@ impl<'a> Session<'a> {
             Ok(built) => {
                 self.set_inputs(built.inputs);
                 if let Some(fast) = built.fast {
-                    self.fast = Some((fast, clone_command(&built.command), built.shown.clone()));
+                    self.fast = Some(Fast {
+                        path: fast,
+                        command: clone_command(&built.command),
+                        shown: built.shown.clone(),
+                    });
                 }
                 if self.stopping.load(Ordering::SeqCst) {
                     return;
@@ -423,7 +455,7 @@ impl<'a> Session<'a> {
                     ),
                     None => self.shell.status("Running", format_args!("`{shown}`")),
                 }
-                self.running = Some((instance, shown));
+                self.running = Some(Running { instance, shown });
             }
             Err(e) => self
                 .shell
@@ -437,22 +469,21 @@ impl<'a> Session<'a> {
         let Some(state) = self.fast.take() else {
             return false;
         };
-        let (handled, keep) = self.replay_with(&state, saved, changed);
-        if keep {
+        let replayed = self.replay_with(&state, saved, changed);
+        if replayed != Replayed::ToCargoAfresh {
             self.fast = Some(state);
         }
-        handled
+        replayed == Replayed::Handled
     }
 
-    /// Whether the change was handled, and whether the state still holds.
-    fn replay_with(
-        &mut self,
-        (fast, command, shown): &(FastPath, Command, String),
-        saved: Instant,
-        changed: &[PathBuf],
-    ) -> (bool, bool) {
+    fn replay_with(&mut self, fast: &Fast, saved: Instant, changed: &[PathBuf]) -> Replayed {
+        let Fast {
+            path: fast,
+            command,
+            shown,
+        } = fast;
         let Some(plan) = fast.plan(changed) else {
-            return (false, true);
+            return Replayed::ToCargo;
         };
         if self.options.clear {
             use std::io::Write;
@@ -465,7 +496,7 @@ impl<'a> Session<'a> {
             Ok(lock) => lock,
             Err(e) => {
                 self.shell.warn(format_args!("{e:#}"));
-                return (false, true);
+                return Replayed::ToCargo;
             }
         };
         // A replay compiles against the bundle and starts the program on
@@ -476,7 +507,7 @@ impl<'a> Session<'a> {
             .flatten()
             .is_some_and(|s| !s.damage().is_empty())
         {
-            return (false, false);
+            return Replayed::ToCargoAfresh;
         }
         if self.hot.is_some() && self.running.is_some() {
             let handled = self.reload(&plan, saved, changed, command, shown);
@@ -500,7 +531,7 @@ impl<'a> Session<'a> {
 
     /// After a replay: a program built (`Ok(true)`) replaces the running
     /// one; a compile error (`Ok(false)`) leaves it; a replay that could
-    /// not run says so and hands over to cargo (`(false, false)`).
+    /// not run says so and hands over to cargo.
     fn finish_replay(
         &mut self,
         replayed: Result<bool>,
@@ -508,11 +539,11 @@ impl<'a> Session<'a> {
         shown: &str,
         saved: Instant,
         how: &str,
-    ) -> (bool, bool) {
+    ) -> Replayed {
         match replayed {
             Ok(true) => {
                 if self.stopping.load(Ordering::SeqCst) {
-                    return (true, true);
+                    return Replayed::Handled;
                 }
                 let replaced = self.stop_running();
                 self.launch(
@@ -522,26 +553,26 @@ impl<'a> Session<'a> {
                     replaced,
                     how,
                 );
-                (true, true)
+                Replayed::Handled
             }
             Ok(false) => {
                 if !self.stopping.load(Ordering::SeqCst) {
                     self.wait_message();
                 }
-                (true, true)
+                Replayed::Handled
             }
             Err(e) => {
                 self.shell.warn(format_args!(
                     "the fast path failed, building with cargo: {e:#}"
                 ));
-                (false, false)
+                Replayed::ToCargoAfresh
             }
         }
     }
 
     fn wait_message(&self) {
         match &self.running {
-            Some((_, shown)) => self.shell.status(
+            Some(Running { shown, .. }) => self.shell.status(
                 "Waiting",
                 format_args!("for changes; `{shown}` keeps running the last good build"),
             ),
@@ -636,7 +667,7 @@ impl<'a> Session<'a> {
 
     /// Stops the running instance, if any; true when there was one.
     fn stop_running(&mut self) -> bool {
-        let Some((instance, _)) = self.running.take() else {
+        let Some(Running { instance, .. }) = self.running.take() else {
             return false;
         };
         let (t, pid) = (Instant::now(), instance.pid);
@@ -657,7 +688,8 @@ impl<'a> Session<'a> {
     /// The running instance ended by itself: say how, and make sure what
     /// it started ends too.
     fn exited(&mut self, pid: u32, status: std::io::Result<ExitStatus>) {
-        let Some((instance, shown)) = self.running.take_if(|(i, _)| i.pid == pid) else {
+        let Some(Running { instance, shown }) = self.running.take_if(|r| r.instance.pid == pid)
+        else {
             // An instance that was stopped.
             return;
         };
@@ -701,7 +733,7 @@ impl<'a> Session<'a> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        if let Some((_, shown)) = &self.running {
+        if let Some(Running { shown, .. }) = &self.running {
             self.shell
                 .verbose_status("Stopping", format_args!("`{shown}`"));
         }
