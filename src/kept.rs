@@ -21,6 +21,9 @@ const KEPT_LINKS: usize = 3;
 /// What one link of an executable was made of, kept for reload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptLink {
+    /// [`KeptLink::VERSION`] when written; a record of another version is
+    /// no record (the link happens as cargo asks).
+    pub version: u32,
     /// The C compiler driver that links, and rustc's arguments to it, in
     /// which the crate's objects and rlibs name their kept copies.
     pub driver: String,
@@ -38,30 +41,35 @@ pub struct KeptLink {
     pub dir: PathBuf,
     /// Files rustc wrote for this link alone in a temporary directory
     /// (`symbols.o`), kept copies.
-    #[serde(default)]
     pub temps: Vec<PathBuf>,
     /// The `PATH` rustc ran the linker with (it finds `rust-lld` there).
-    #[serde(default)]
     pub path_env: Option<String>,
     /// The links to workspace libraries' shared versions the output was
     /// linked against instead of their rlibs ([`crate::cutoff::shared`]);
     /// `args` are the static link's.
-    #[serde(default)]
     pub shared: Vec<String>,
     /// What each kept copy was copied from, as it was then, by the copy's
     /// path: two kept links whose copies came from one unchanged file
     /// (an object rustc's incremental cache served twice) hold the same
     /// bytes, with no need to read them.
-    #[serde(default)]
     pub origins: BTreeMap<PathBuf, FileId>,
 }
 
 impl KeptLink {
+    /// Bumped whenever a record's meaning changes.
+    pub const VERSION: u32 = 2;
+
+    /// A record as written, if it is one of this version.
+    fn parse(bytes: &[u8]) -> Option<KeptLink> {
+        serde_json::from_slice::<KeptLink>(bytes)
+            .ok()
+            .filter(|k| k.version == KeptLink::VERSION)
+    }
+
     /// The record of the newest kept link of `output` under `root`.
     pub fn latest(root: &Path, output: &Path) -> Option<KeptLink> {
         let name = output.file_name()?.to_string_lossy().into_owned();
-        let text = std::fs::read(root.join(format!("{name}.json"))).ok()?;
-        serde_json::from_slice(&text).ok()
+        KeptLink::parse(&std::fs::read(root.join(format!("{name}.json"))).ok()?)
     }
 
     /// Whether kept copy `mine` of this link and `theirs` of `other` were
@@ -139,7 +147,7 @@ impl KeptLink {
             .ok()?
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| serde_json::from_slice::<KeptLink>(&std::fs::read(e.path()).ok()?).ok())
+            .filter_map(|e| KeptLink::parse(&std::fs::read(e.path()).ok()?))
             .find(|k| k.linked.is_some_and(|l| (l.dev, l.ino) == (id.dev, id.ino)))
     }
 }
@@ -188,6 +196,7 @@ pub fn keep(
     let dir = new_kept_dir(root, &name)?;
     let out_dir = output.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut kept = KeptLink {
+        version: KeptLink::VERSION,
         driver: driver.to_owned(),
         args: Vec::with_capacity(args.len()),
         objects: Vec::new(),

@@ -241,7 +241,9 @@ impl BundleState {
     }
 }
 
-/// What the wrapper saw of one member unit during one build.
+/// What the wrapper saw of one member unit during one build. Journals
+/// live for one build (the run's directory is removed after it), so no
+/// journal of an older dyndev is ever read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
     /// The unit's own stem (`app-0123abcd`, `libcore-4567ef01`).
@@ -254,7 +256,6 @@ pub struct JournalEntry {
     pub probe_reason: Option<String>,
     pub executable: bool,
     /// `lib`, `bin`, `test` or `example`, for `plan`.
-    #[serde(default)]
     pub kind: String,
     /// The compiler cargo asked for.
     pub rustc: PathBuf,
@@ -271,14 +272,11 @@ pub struct JournalEntry {
     /// A library that build scripts, proc-macros or non-Rust libraries
     /// link, compiled as cargo compiles it
     /// ([`crate::workspace::Workspace::host_linked_member_libs`]).
-    #[serde(default)]
     pub host_linked: bool,
     /// Where the unit sets a `#[global_allocator]` (`src/main.rs:12`),
     /// which a shared standard library ignores.
-    #[serde(default)]
     pub global_allocator: Option<String>,
     /// What the early cutoff ([`crate::cutoff`]) did with it.
-    #[serde(default)]
     pub cutoff: Option<Cutoff>,
 }
 

@@ -433,6 +433,7 @@ mod tests {
     #[test]
     fn the_thin_link_drops_what_the_executable_alone_needs() {
         let kept = KeptLink {
+            version: KeptLink::VERSION,
             driver: "cc".into(),
             args: [
                 "-m64",
@@ -483,6 +484,7 @@ mod tests {
     #[test]
     fn the_patch_links_with_rustcs_own_lld_whatever_the_program_chose() {
         let kept = KeptLink {
+            version: KeptLink::VERSION,
             driver: "cc".into(),
             args: [
                 "/k/game-1.a.s.rcgu.o",
