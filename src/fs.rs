@@ -84,6 +84,17 @@ pub fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
+/// The process a temporary of [`write_atomic`], [`Scratch`] or a link
+/// into one (`.<name>.<pid>.tmp`, or a linker's own `….tmp.tmpXXXXXX`
+/// beside that) was made by; `None` when `name` is no such temporary.
+pub fn temporary_owner(name: &str) -> Option<u32> {
+    let parts: Vec<&str> = name.strip_prefix('.')?.split('.').collect();
+    parts
+        .windows(2)
+        .find(|w| w[1] == "tmp")
+        .and_then(|w| w[0].parse().ok())
+}
+
 /// `a/./b/../c` as `a/c`, without asking the file system (a path may not
 /// exist, and links count as named).
 pub fn normalize(path: &Path) -> std::path::PathBuf {
@@ -217,6 +228,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["libx.so"]);
+    }
+
+    #[test]
+    fn a_temporary_names_the_process_that_made_it() {
+        assert_eq!(temporary_owner(".libcore-1-2.so.4321.tmp"), Some(4321));
+        assert_eq!(temporary_owner(".libcore-1-2.facts.77.tmp"), Some(77));
+        // A linker's own temporary beside its output.
+        assert_eq!(temporary_owner(".libcore-1-2.77.tmp.tmpa1B2c3"), Some(77));
+        assert_eq!(temporary_owner(".lock"), None);
+        assert_eq!(temporary_owner("libcore-1-2.so"), None);
+        assert_eq!(temporary_owner(".libcore.x.tmp"), None);
     }
 
     #[test]

@@ -55,9 +55,13 @@ pub fn relink(ctx: &Context<'_>, inv: &Invocation, record: &UnitRecord) -> Resul
         link_again(&output, &kept, &args)?;
     }
     let linked = FileId::of(&output).context("the relinked binary is missing")?;
-    // The kept link now stands for the new binary.
+    // The kept link now stands for the new binary; one linked again is
+    // static, and no later edit repoints it.
     let mut link = kept.clone();
     link.linked = Some(linked);
+    if !repointed {
+        link.shared.clear();
+    }
     let json = serde_json::to_vec(&link)?;
     let name = output.file_name().context("no file name")?;
     crate::fs::write_atomic(
@@ -98,8 +102,9 @@ fn newly_used(
 
 /// Points each of the binary's links to a workspace library at the
 /// library's current shared version; `false` when one of its workspace
-/// libraries is linked statically, or the new code needs what the binary
-/// does not load.
+/// libraries is linked statically or shows another interface than the
+/// binary was linked against (its link's name holds the interface), or
+/// the new code needs what the binary does not load.
 fn repoint(
     ctx: &Context<'_>,
     kept: &KeptLink,
@@ -119,7 +124,9 @@ fn repoint(
         if !ctx.is_member(stem) {
             continue;
         }
-        let name = shared::link_name(rlib, &kept.output).context("an rlib without a name")?;
+        let interface = shared::interface(root, rlib)?;
+        let name =
+            shared::link_name(rlib, &kept.output, &interface).context("an rlib without a name")?;
         if !kept.shared.contains(&name) {
             return Ok(false);
         }

@@ -34,6 +34,12 @@ pub struct RlibFacts {
     /// symbols: `linkme`'s distributed slices), which a shared library
     /// would split from the executable's part.
     pub gathered: Option<String>,
+    /// The hash of its metadata: the interface dependents were compiled
+    /// against. Two rlibs with one interface differ in bodies alone (the
+    /// cutoff kept the metadata, [`write_with_metadata`]); a program
+    /// compiled against one may run the other's code.
+    #[serde(default)]
+    pub interface: String,
 }
 
 /// The members of the archive `data`, by name, in order.
@@ -55,7 +61,11 @@ pub fn facts(rlib: &Path) -> Result<RlibFacts> {
     let mut defined = BTreeSet::new();
     let mut used = BTreeSet::new();
     let mut gathered = None;
+    let mut interface = String::new();
     for (name, bytes) in members {
+        if name == METADATA_MEMBER {
+            interface = super::record::hash(bytes);
+        }
         if !name.ends_with(".o") {
             continue;
         }
@@ -90,6 +100,7 @@ pub fn facts(rlib: &Path) -> Result<RlibFacts> {
         defined: defined.into_iter().collect(),
         undefined,
         gathered,
+        interface,
     })
 }
 
@@ -168,8 +179,13 @@ mod tests {
         let mixed = dir.path().join("mixed.rlib");
         write_with_metadata(&new, &old_meta, &mixed).unwrap();
         assert_eq!(metadata(&mixed).unwrap(), old_meta);
-        // The code is the new compile's, with the same symbols.
-        assert_eq!(facts(&mixed).unwrap(), facts(&new).unwrap());
+        // The code is the new compile's, with the same symbols; the
+        // interface is the old one's.
+        let (mixed_facts, new_facts) = (facts(&mixed).unwrap(), facts(&new).unwrap());
+        assert_eq!(mixed_facts.defined, new_facts.defined);
+        assert_eq!(mixed_facts.undefined, new_facts.undefined);
+        assert_eq!(mixed_facts.interface, facts(&old).unwrap().interface);
+        assert_ne!(mixed_facts.interface, new_facts.interface);
         let objects = |p: &Path| {
             let data = std::fs::read(p).unwrap();
             members(&data)

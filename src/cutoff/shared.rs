@@ -1,22 +1,37 @@
-//! Workspace libraries as shared libraries for test binaries.
+//! Workspace libraries as shared libraries for programs.
 //!
 //! A workspace library's rlib holds its code and every generic instance it
-//! made (a small axum service: 21 MB), and each test binary links it
-//! again. Under `cargo dyndev test`, the linker proxy links the rlib once
-//! into a shared library per version of the library, and each test binary
-//! against that, through a symbolic link of its own:
+//! made (a small axum service: 21 MB), and each program (every test binary
+//! above all) links it again. The linker proxy links the rlib once into a
+//! shared library per version of the library, and each program against
+//! that, through a symbolic link of its own:
 //!
 //! ```text
-//! <store>/so/v/lib<stem>-<version>.so        one per compile of the library
-//! <store>/so/lib<stem>~<test binary>.so      -> v/lib<stem>-<version>.so
+//! <store>/so/v/lib<stem>-<version>.so     one per compile of the library
+//! <store>/so/v/lib<stem>-<version>.made   its size and time, as linked
+//! <store>/so/lib<stem>~<program>~<interface>.so -> v/lib<stem>-<version>.so
 //! ```
 //!
-//! The test binary needs its own link's name, so a test crate the early
-//! cutoff reuses is pointed at the library's new version by replacing that
-//! link, without linking anything; a test binary left behind keeps the
-//! version it was checked against.
+//! The program needs its own link's name, so a program the early cutoff
+//! reuses is pointed at the library's new version by replacing that link,
+//! without linking anything; a program left behind keeps the version it
+//! was checked against.
 //!
-//! The shared library is only made when the test binary's link has no
+//! The name holds the library's interface (the hash of the metadata the
+//! program was compiled against), and a link is only ever pointed at
+//! versions of its own interface: a body edit repoints it; an edit that
+//! changes a type's layout under the same symbol names makes another
+//! name. So a program never loads code compiled for another layout. One
+//! whose new link was interrupted keeps the library it had; once the new
+//! link succeeds, the program's links to other interfaces go
+//! ([`retire`]), and a copy of the old program stops at its start
+//! ("cannot open shared object file") instead of running.
+//!
+//! A version is used only as it was linked (its `.made` record): one
+//! missing or damaged is linked again, and the driver has the programs
+//! that load one linked again before cargo runs ([`repair`]).
+//!
+//! The shared library is only made when the program's link has no
 //! static code but the standard library's and the workspace libraries'
 //! (no third-party rlib linked statically, no native library): code they
 //! hold would be linked once into the executable and missing from the
@@ -27,7 +42,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::contract::FileId;
+use crate::kept::KeptLink;
 use crate::rustc_args::{crate_of_stem, unit_stem_of};
+use crate::state::{Damage, Stamp};
 
 /// The libraries every Rust executable links on Linux: rustc's own choice.
 const SYSTEM_LIBS: &[&str] = &["gcc_s", "util", "rt", "pthread", "m", "dl", "c"];
@@ -37,11 +55,23 @@ pub fn dir(root: &Path) -> PathBuf {
     root.join("so")
 }
 
-/// The link a test binary `output` needs for the library `rlib`.
-pub fn link_name(rlib: &Path, output: &Path) -> Option<String> {
+/// The files of one version, by extension: the library, the record of it
+/// as linked, the rlib's facts, and why it could not be linked.
+const VERSION_FILES: &[&str] = &["so", "made", "facts", "failed"];
+
+/// The link the program `output` needs for the library `rlib`, whose
+/// interface is `interface` ([`interface`]).
+pub fn link_name(rlib: &Path, output: &Path, interface: &str) -> Option<String> {
     let stem = unit_stem_of(rlib)?;
     let exe = output.file_name()?.to_string_lossy();
-    Some(format!("{stem}~{exe}.so"))
+    Some(format!("{stem}~{exe}~{interface}.so"))
+}
+
+/// The library and program a link's name is for, without the interface:
+/// `lib<stem>~<program>`.
+fn owner_of(link: &str) -> Option<&str> {
+    let (owner, _interface) = link.strip_suffix(".so")?.rsplit_once('~')?;
+    owner.contains('~').then_some(owner)
 }
 
 /// The indices of the workspace libraries' rlibs among a link's
@@ -109,15 +139,16 @@ fn as_needed_at(args: &[String], index: usize) -> bool {
     flag_at(args, index, &["--as-needed"], &["--no-as-needed"])
 }
 
-/// The version of the library `rlib` as it is now, built if need be: a
-/// shared library of all its code, linked as the test binary's `args`
-/// link (same driver, linker and libraries).
+/// The version of the library `rlib` as it is now, linked if need be
+/// (again, when it is not as it was linked): a shared library of all its
+/// code, linked as the program's `args` link (same driver, linker and
+/// libraries).
 pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Result<PathBuf> {
     let (stem, tag) = version_tag(rlib)?;
     let stem = stem.as_str();
     let versions = dir(root).join("v");
     let so = versions.join(format!("{stem}-{tag}.so"));
-    if so.exists() {
+    if damage(&so).is_none() {
         return Ok(so);
     }
     crate::fs::create_dir_all(&versions)?;
@@ -130,9 +161,12 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
         .with_context(|| format!("failed to open `{}`", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("failed to lock `{}`", lock_path.display()))?;
-    if so.exists() {
+    if damage(&so).is_none() {
         return Ok(so);
     }
+    // Whatever is there is not what the link made.
+    let _ = std::fs::remove_file(&so);
+    let _ = std::fs::remove_file(so.with_extension("made"));
     // One failure is enough: the other test binaries link statically.
     let failed = versions.join(format!("{stem}-{tag}.failed"));
     if let Ok(why) = std::fs::read_to_string(&failed) {
@@ -169,8 +203,44 @@ pub fn version(root: &Path, driver: &str, args: &[String], rlib: &Path) -> Resul
         anyhow::bail!("{why}");
     }
     std::fs::rename(&tmp, &so).with_context(|| format!("failed to write `{}`", so.display()))?;
+    // Recorded once it is in place: a version without a record is linked
+    // again.
+    let made = Stamp::of(&so).with_context(|| format!("`{}` is missing", so.display()))?;
+    crate::fs::write_atomic(&so.with_extension("made"), &serde_json::to_vec(&made)?)?;
     remove_unlinked_versions(root, stem, &so);
     Ok(so)
+}
+
+/// What is wrong with the version `so` against the record of it as
+/// linked; `None` when it is as linked. A `stat` and a small read: size
+/// and time, as for the bundle's libraries.
+pub fn damage(so: &Path) -> Option<Damage> {
+    let record = so.with_extension("made");
+    let found = Stamp::of(so);
+    let made = std::fs::read(&record)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Stamp>(&b).ok());
+    let missing = |file: &Path| Damage {
+        file: file.to_path_buf(),
+        made: Stamp::default(),
+        found: None,
+    };
+    match made {
+        Some(made) => Damage::check(so, made, found),
+        None if found.is_none() => Some(missing(so)),
+        // A link that did not finish, or the record is gone.
+        None => Some(missing(&record)),
+    }
+}
+
+/// The interface of the library `rlib` as it is now (the hash of its
+/// metadata), which the names of programs' links to it hold.
+pub fn interface(root: &Path, rlib: &Path) -> Result<String> {
+    let interface = facts(root, rlib)?.interface;
+    if interface.is_empty() {
+        anyhow::bail!("`{}` holds no metadata", rlib.display());
+    }
+    Ok(interface)
 }
 
 /// The facts of the rlib as it is now, read once per version of it.
@@ -179,7 +249,8 @@ fn facts(root: &Path, rlib: &Path) -> Result<super::RlibFacts> {
     let cache = dir(root).join("v").join(format!("{stem}-{tag}.facts"));
     if let Some(facts) = std::fs::read(&cache)
         .ok()
-        .and_then(|t| serde_json::from_slice(&t).ok())
+        .and_then(|t| serde_json::from_slice::<super::RlibFacts>(&t).ok())
+        .filter(|f| !f.interface.is_empty())
     {
         return Ok(facts);
     }
@@ -206,15 +277,22 @@ fn tag_of(id: crate::contract::FileId) -> String {
 }
 
 /// An rlib left as it was but touched (`was` its identity before): its
-/// shared version, if one was made, stands for it still.
-pub fn carry_version(root: &Path, rlib: &Path, was: crate::contract::FileId) {
-    let (Ok((stem, tag)), Some(versions)) = (version_tag(rlib), Some(dir(root).join("v"))) else {
+/// shared version, if one was made and is as it was linked, stands for it
+/// still. A damaged one is linked again when a program needs it.
+pub fn carry_version(root: &Path, rlib: &Path, was: FileId) {
+    let Ok((stem, tag)) = version_tag(rlib) else {
         return;
     };
-    let old = tag_of(was);
-    for ext in ["so", "facts"] {
-        let from = versions.join(format!("{stem}-{old}.{ext}"));
-        let to = versions.join(format!("{stem}-{tag}.{ext}"));
+    let versions = dir(root).join("v");
+    let from = versions.join(format!("{stem}-{}.so", tag_of(was)));
+    let to = versions.join(format!("{stem}-{tag}.so"));
+    let carried: &[&str] = if damage(&from).is_none() {
+        &["so", "made", "facts"]
+    } else {
+        &["facts"]
+    };
+    for ext in carried {
+        let (from, to) = (from.with_extension(ext), to.with_extension(ext));
         if from.exists() && !to.exists() {
             let _ = std::fs::hard_link(&from, &to);
         }
@@ -264,7 +342,7 @@ fn shared_library_args(args: &[String], rlib: &Path, out: &Path) -> Vec<String> 
     out_args
 }
 
-/// Removes the versions of `stem` no test binary's link names, but `keep`.
+/// Removes the versions of `stem` no program's link names, but `keep`.
 fn remove_unlinked_versions(root: &Path, stem: &str, keep: &Path) {
     let so_dir = dir(root);
     let linked: Vec<PathBuf> = std::fs::read_dir(&so_dir)
@@ -282,19 +360,115 @@ fn remove_unlinked_versions(root: &Path, stem: &str, keep: &Path) {
     {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        // A version's files: its library, its symbol list, its failure.
         let so = path.with_extension("so");
-        if name.starts_with(&prefix)
-            && (name.ends_with(".so") || name.ends_with(".failed") || name.ends_with(".facts"))
-            && so != keep
-            && !linked.contains(&so)
-        {
+        let of_a_version = path
+            .extension()
+            .is_some_and(|e| VERSION_FILES.iter().any(|v| e == *v));
+        if name.starts_with(&prefix) && of_a_version && so != keep && !linked.contains(&so) {
             let _ = std::fs::remove_file(&path);
         }
     }
 }
 
-/// Points the test binary's link for a library at `version`.
+/// Removes the links of the programs and libraries of `links` to the
+/// libraries' other interfaces, once a link of the programs against
+/// `links` succeeded: a copy of a program as it was then stops at its
+/// start, naming the link, instead of running code compiled for another
+/// layout. Until then, a program whose new link was interrupted keeps
+/// working as it was.
+pub fn retire(root: &Path, links: &[String]) {
+    let owners: Vec<&str> = links.iter().filter_map(|l| owner_of(l)).collect();
+    for entry in std::fs::read_dir(dir(root)).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !links.contains(&name) && owner_of(&name).is_some_and(|o| owners.contains(&o)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes what links and writes of processes that ended left in the
+/// shared libraries' dirs: a killed link's half-made library, a link
+/// never renamed into place. A process that runs still owns its own; one
+/// killed but not yet reaped (a zombie) does not.
+pub fn remove_leftovers(root: &Path) {
+    let so_dir = dir(root);
+    for d in [so_dir.join("v"), so_dir] {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let owner = crate::fs::temporary_owner(&name.to_string_lossy());
+            if owner.is_some_and(|pid| !crate::process::runs(pid)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// The programs whose links to shared versions are not as dyndev made
+/// them (a version missing, truncated or written to, a link gone), by
+/// crate name, with what is wrong. Nothing changed for cargo, which would
+/// start them as they are: each one's binary is removed, so that cargo
+/// runs its compile, and the cutoff points it at versions linked again
+/// (or links it again). `links` is where the kept links are. Run by the
+/// driver with the state lock held, before cargo.
+pub fn repair(root: &Path, links: &Path) -> Vec<(String, Vec<Damage>)> {
+    let mut repaired = Vec::new();
+    for entry in std::fs::read_dir(links).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Some(kept) = std::fs::read(&path)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<KeptLink>(&t).ok())
+        else {
+            continue;
+        };
+        // Only the binary that link made: another one is cargo's to make.
+        let same = |a: FileId, b: FileId| (a.dev, a.ino) == (b.dev, b.ino);
+        if kept.shared.is_empty()
+            || !kept
+                .linked
+                .zip(FileId::of(&kept.output))
+                .is_some_and(|(a, b)| same(a, b))
+        {
+            continue;
+        }
+        let damage = link_damage(root, &kept.shared);
+        if damage.is_empty() || std::fs::remove_file(&kept.output).is_err() {
+            continue;
+        }
+        let name = kept
+            .output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = name.rsplit_once('-').map_or(name.as_str(), |(n, _)| n);
+        repaired.push((name.to_owned(), damage));
+    }
+    repaired
+}
+
+/// What is wrong with each of a program's `links` and the version it
+/// names.
+fn link_damage(root: &Path, links: &[String]) -> Vec<Damage> {
+    let so_dir = dir(root);
+    links
+        .iter()
+        .filter_map(|name| {
+            let link = so_dir.join(name);
+            match std::fs::read_link(&link) {
+                Ok(target) => damage(&so_dir.join(target)),
+                Err(_) => Some(Damage {
+                    file: link,
+                    made: Stamp::default(),
+                    found: None,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Points the program's link for a library at `version`.
 pub fn point(root: &Path, link: &str, version: &Path) -> Result<()> {
     let so_dir = dir(root);
     let target = version.strip_prefix(&so_dir).unwrap_or(version);
@@ -309,9 +483,9 @@ pub fn point(root: &Path, link: &str, version: &Path) -> Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("failed to write `{}`", path.display()))
 }
 
-/// A test binary's link against shared versions of its workspace
-/// libraries: the arguments, and the links they name. `None` when its
-/// link must stay static.
+/// A program's link against shared versions of its workspace libraries:
+/// the arguments, and the links they name. `None` when its link must stay
+/// static.
 pub fn dynamic_link(
     root: &Path,
     driver: &str,
@@ -346,7 +520,8 @@ pub fn dynamic_link(
     for &i in &indices {
         let rlib = Path::new(&args[i]);
         let version = version(root, driver, args, rlib)?;
-        let name = link_name(rlib, &output).context("an rlib without a name")?;
+        let interface = interface(root, rlib)?;
+        let name = link_name(rlib, &output, &interface).context("an rlib without a name")?;
         point(root, &name, &version)?;
         names.push((i, name));
     }
@@ -504,13 +679,93 @@ mod tests {
                 "-nodefaultlibs",
             ])
         );
-        assert_eq!(
-            link_name(
-                Path::new("/t/deps/libshop-1.rlib"),
-                Path::new("/t/deps/api-1")
-            )
-            .as_deref(),
-            Some("libshop-1~api-1.so")
+        let name = link_name(
+            Path::new("/t/deps/libshop-1.rlib"),
+            Path::new("/t/deps/api-1"),
+            "c0ffee",
         );
+        assert_eq!(name.as_deref(), Some("libshop-1~api-1~c0ffee.so"));
+    }
+
+    #[test]
+    fn a_program_keeps_only_its_links_to_the_interface_it_was_linked_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let so_dir = super::dir(dir.path());
+        std::fs::create_dir_all(&so_dir).unwrap();
+        let names = [
+            "libshop-1~api-1~old.so",
+            "libshop-1~api-1~new.so",
+            "libcore-2~api-1~old.so",
+            "libshop-1~web-3~old.so",
+            ".libshop-1~api-1~new.so.12.tmp",
+        ];
+        for name in names {
+            std::os::unix::fs::symlink("v/x.so", so_dir.join(name)).unwrap();
+        }
+        retire(
+            dir.path(),
+            &s(&["libshop-1~api-1~new.so", "libcore-2~api-1~old.so"]),
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&so_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            s(&[
+                ".libshop-1~api-1~new.so.12.tmp",
+                "libcore-2~api-1~old.so",
+                "libshop-1~api-1~new.so",
+                "libshop-1~web-3~old.so",
+            ])
+        );
+    }
+
+    #[test]
+    fn a_version_is_used_only_as_it_was_linked_and_carried_only_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let versions = super::dir(root).join("v");
+        std::fs::create_dir_all(&versions).unwrap();
+        let rlib = root.join("libshop-1.rlib");
+        std::fs::write(&rlib, b"rlib").unwrap();
+        let was = FileId::of(&rlib).unwrap();
+        let so = versions.join(format!("libshop-1-{}.so", tag_of(was)));
+        std::fs::write(&so, b"a shared library").unwrap();
+        assert!(damage(&so).is_some(), "no record of its link");
+        let made = Stamp::of(&so).unwrap();
+        std::fs::write(
+            so.with_extension("made"),
+            serde_json::to_vec(&made).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(damage(&so), None);
+
+        // Touched, the rlib stands for the same code: so does the version.
+        let touch = |at: u64| {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at);
+            std::fs::File::open(&rlib)
+                .unwrap()
+                .set_modified(time)
+                .unwrap();
+        };
+        touch(1_000_000);
+        carry_version(root, &rlib, was);
+        let (_, tag) = version_tag(&rlib).unwrap();
+        let carried = versions.join(format!("libshop-1-{tag}.so"));
+        assert_eq!(damage(&carried), None);
+
+        // Truncated, it is neither used nor carried.
+        std::fs::File::create(&carried).unwrap();
+        let truncated = damage(&carried).unwrap();
+        assert_eq!(truncated.found.map(|f| f.len), Some(0));
+        let was = FileId::of(&rlib).unwrap();
+        touch(2_000_000);
+        carry_version(root, &rlib, was);
+        let (_, tag) = version_tag(&rlib).unwrap();
+        let not_carried = versions.join(format!("libshop-1-{tag}.so"));
+        assert!(!not_carried.exists());
+        assert_eq!(damage(&not_carried).map(|d| d.file), Some(not_carried));
     }
 }

@@ -9,6 +9,7 @@
 //! libs/<stem>/published.json  what its rlib and rmeta hold now ([`Published`])
 //! links/                      the kept links of executables
 //! so/                         workspace libraries as shared libraries
+//!                             ([`super::shared`])
 //! stage/                      libraries being compiled
 //! ```
 //!
@@ -24,7 +25,10 @@ use super::record::{LibSnapshot, Published, UnitRecord, hash};
 
 /// Bumped whenever a record's meaning changes; a store of another version
 /// is cleared, and every unit compiles once.
-const STORE_VERSION: u32 = 3;
+///
+/// 3: records hold the static libraries a unit links.
+/// 4: programs name their libraries' shared versions by interface.
+const STORE_VERSION: u32 = 4;
 
 /// The cutoff's records for one workspace.
 #[derive(Debug, Clone)]
@@ -44,12 +48,14 @@ impl Store {
     }
 
     /// Clears a store another version of dyndev wrote. Run by the driver,
-    /// with the state lock held, before any wrapper reads it.
-    pub fn open(&self) {
+    /// with the state lock held, before any wrapper reads it. Returns
+    /// whether the store was cleared or missing: the shared versions
+    /// programs load may be gone with it, and nothing says which programs.
+    pub fn open(&self) -> bool {
         let version = self.root.join("version");
         let current = std::fs::read_to_string(&version).ok();
         if current.as_deref().map(str::trim) == Some(&STORE_VERSION.to_string()) {
-            return;
+            return false;
         }
         for dir in ["blobs", "units", "libs", "tests", "links", "so", "stage"] {
             let _ = std::fs::remove_dir_all(self.root.join(dir));
@@ -58,6 +64,7 @@ impl Store {
         // The linker proxy keeps one link of each executable here: the
         // one its binary was made from.
         let _ = crate::fs::write_atomic(&self.links().join(".newest"), b"1");
+        true
     }
 
     /// Where the linker proxy keeps executables' links.

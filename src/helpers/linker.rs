@@ -238,6 +238,7 @@ fn link() -> Result<i32> {
             let (status, millis, rss, stderr) = run_linker(&mut cmd)?;
             if status.success() {
                 eprint!("{stderr}");
+                crate::cutoff::shared::retire(Path::new(&root), &links);
                 shared = links;
                 outcome = Some((status, millis, rss));
             }

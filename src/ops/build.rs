@@ -152,7 +152,9 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     // build is writing one.
     let _ = std::fs::remove_dir_all(req.layout.state_dir.join("runs"));
     bundle::remove_leftovers(&req.layout);
-    crate::cutoff::Store::new(&req.layout.state_dir).open();
+    let store = crate::cutoff::Store::new(&req.layout.state_dir);
+    let cleared = store.open();
+    repair_shared(req.shell, &store);
     // Member executables link through it ([`crate::cutoff`]).
     crate::helpers::install(
         &req.layout.state_dir.join("bin"),
@@ -162,6 +164,9 @@ pub fn build(req: &BuildRequest<'_>) -> Result<Outcome> {
     let bundle_env = match &previous {
         None => env::NONE,
         Some(state) if repair(req.shell, state) => env::PROBE,
+        // What the programs were linked against may have gone with the
+        // store: every member compiles again.
+        Some(_) if cleared => env::PROBE,
         Some(state) => state.id.as_str(),
     };
 
@@ -259,6 +264,23 @@ fn repair(shell: &Shell, state: &BundleState) -> bool {
         list.join(", ")
     ));
     true
+}
+
+/// Links again the programs that load shared versions of workspace
+/// libraries no longer as dyndev made them; says which and why
+/// ([`crate::cutoff::shared::repair`]). To cargo nothing changed: it would
+/// start a program that cannot load its libraries. Leftovers of links
+/// that were killed go first.
+fn repair_shared(shell: &Shell, store: &crate::cutoff::Store) {
+    crate::cutoff::shared::remove_leftovers(store.root());
+    for (program, damage) in crate::cutoff::shared::repair(store.root(), &store.links()) {
+        let list: Vec<String> = damage.iter().map(ToString::to_string).collect();
+        shell.warn(format_args!(
+            "the shared libraries of `{program}` are not as dyndev made them: {}; \
+             linking `{program}` again",
+            list.join(", ")
+        ));
+    }
 }
 
 /// What the build does after its edit pass.

@@ -48,6 +48,12 @@ pub fn exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether a process `pid` runs still: it exists and is not a zombie (one
+/// that ended, not yet reaped), which writes nothing more.
+pub fn runs(pid: u32) -> bool {
+    tree::process(pid).is_some_and(|p| p.alive())
+}
+
 /// Sends `signal` to every process of the group `pgid`; false when none is
 /// left. Async-signal-safe: a signal handler may call it.
 #[allow(unsafe_code)]
@@ -176,5 +182,20 @@ mod tests {
     fn describes_codes_and_signals() {
         assert_eq!(describe(ExitStatus::from_raw(3 << 8)), "exit status 3");
         assert_eq!(describe(ExitStatus::from_raw(11)), "signal 11 (SIGSEGV)");
+    }
+
+    #[test]
+    fn a_process_that_ended_runs_no_more_before_it_is_reaped() {
+        assert!(runs(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runs(pid) {
+            assert!(std::time::Instant::now() < deadline, "`true` never ended");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // A zombie: it exists until its parent waits for it.
+        assert!(exists(pid));
+        child.wait().unwrap();
     }
 }

@@ -78,6 +78,12 @@ pub fn processes() -> Option<Vec<Proc>> {
     )
 }
 
+/// The process `pid`, from `/proc`; `None` when there is none.
+pub fn process(pid: u32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &stat)
+}
+
 /// `pid (comm) S ppid pgrp session ... starttime ...`, where `comm` may
 /// hold spaces and parentheses; the start time is the 22nd field.
 fn parse_stat(pid: u32, stat: &str) -> Option<Proc> {

@@ -229,3 +229,150 @@ fn a_full_disk_during_the_bundle_link_is_named_as_such() {
     let out = run_with_fake_cc(&p, None, &["run", "-q"]).success();
     assert_eq!(out.stdout, "n=5\n");
 }
+
+/// A workspace of `<name>-core` (`value()` returns `n`), `<name>-mid`
+/// (`twice()`) and the program `name` printing both.
+fn three_crates(name: &str) -> Project {
+    project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"core\", \"mid\", \"app\"]\nresolver = \"2\"\n",
+        )
+        .file("core/Cargo.toml", &manifest(&format!("{name}-core"), ""))
+        .file("core/src/lib.rs", &core_rs(1))
+        .file(
+            "mid/Cargo.toml",
+            &manifest(
+                &format!("{name}-mid"),
+                &format!(
+                    "[dependencies]\ncore = {{ path = \"../core\", package = \"{name}-core\" }}\n"
+                ),
+            ),
+        )
+        .file(
+            "mid/src/lib.rs",
+            "pub fn twice() -> u64 {\n    core::value() * 2\n}\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                name,
+                &format!(
+                    "[dependencies]\ncore = {{ path = \"../core\", package = \"{name}-core\" }}\n\
+                     mid = {{ path = \"../mid\", package = \"{name}-mid\" }}\n"
+                ),
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() {\n    println!(\"value={} twice={}\", core::value(), mid::twice());\n}\n",
+        )
+        .build()
+}
+
+fn core_rs(n: u8) -> String {
+    format!("pub fn value() -> u64 {{\n    {n}\n}}\n")
+}
+
+/// The files of `dir` whose names end in `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| name_of(p).ends_with(suffix))
+        .collect()
+}
+
+#[test]
+fn shared_versions_damaged_or_gone_are_linked_again_before_the_program_starts() {
+    let app = "so-damage";
+    let p = three_crates(app);
+    let run = || p.dyndev(&["run", "-p", app]);
+    assert_eq!(run().success().stdout, "value=1 twice=2\n");
+    let store = cutoff_store(&p);
+    let versions = store.join("so/v");
+    let made = files_ending(&versions, ".so");
+    assert_eq!(made.len(), 2, "{made:?}");
+
+    // Nothing changed for cargo: the program would start as it is.
+    for so in &made {
+        std::fs::remove_file(so).unwrap();
+    }
+    let out = run().success();
+    assert_eq!(out.stdout, "value=1 twice=2\n", "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the shared libraries of `{}` are not as dyndev made them: `libso_damage_",
+            app.replace('-', "_")
+        )),
+        "{out}"
+    );
+    assert!(out.stderr.contains(".so` is missing"), "{out}");
+    assert!(out.stderr.contains("; linking `so_damage` again"), "{out}");
+    assert_eq!(
+        run_outside_cargo(&p.bin(app), &[]).success().stdout,
+        "value=1 twice=2\n"
+    );
+
+    // Truncated in place, then a body edit: linked again, and the edit
+    // reaches the program.
+    for so in files_ending(&versions, ".so") {
+        std::fs::File::create(&so).unwrap();
+    }
+    let out = run().success();
+    assert_eq!(out.stdout, "value=1 twice=2\n", "{out}");
+    assert!(
+        out.stderr.contains(".so` is 0 B where dyndev made "),
+        "{out}"
+    );
+    for so in files_ending(&versions, ".so") {
+        std::fs::File::create(&so).unwrap();
+    }
+    p.write("core/src/lib.rs", &core_rs(2));
+    assert_eq!(run().success().stdout, "value=2 twice=4\n");
+
+    // The whole dir of shared versions and links, then the whole store.
+    std::fs::remove_dir_all(store.join("so")).unwrap();
+    let out = run().success();
+    assert_eq!(out.stdout, "value=2 twice=4\n", "{out}");
+    assert!(out.stderr.contains("~so_damage-"), "{out}");
+    std::fs::remove_dir_all(&store).unwrap();
+    assert_eq!(run().success().stdout, "value=2 twice=4\n");
+    assert_eq!(
+        run_outside_cargo(&p.bin(app), &[]).success().stdout,
+        "value=2 twice=4\n"
+    );
+
+    // Repaired: nothing more to say.
+    let out = run().success();
+    assert!(!out.stderr.contains("warning"), "{out}");
+}
+
+/// What a shared-versions dir holds of links that never finished.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| name_of(&e.unwrap().path()))
+        .filter(|n| n.contains(".tmp"))
+        .collect()
+}
+
+#[test]
+fn a_shared_library_link_that_was_killed_leaves_nothing_behind() {
+    let app = "so-killed";
+    let p = three_crates(app);
+    // The process linking `core`'s shared version is killed midway.
+    let out = dyndev_interrupting(
+        &p,
+        Some(("*/so/v/.libso_killed_core-*", "kill-caller")),
+        &["build", "-p", app],
+    );
+    assert_ne!(out.code, Some(0), "{out}");
+    let versions = cutoff_store(&p).join("so/v");
+    assert_eq!(temporaries(&versions).len(), 1, "{out}");
+
+    let out = dyndev_interrupting(&p, None, &["run", "-p", app]).success();
+    assert_eq!(out.stdout, "value=1 twice=2\n", "{out}");
+    assert_eq!(temporaries(&versions), Vec::<String>::new(), "{out}");
+    assert_eq!(temporaries(&versions.join("..")), Vec::<String>::new());
+}

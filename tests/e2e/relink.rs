@@ -351,3 +351,92 @@ fn split_debuginfo_keeps_a_librarys_lines_in_a_backtrace() {
     // The frame of `value` itself, beyond the panic's own message.
     assert!(run.stderr.contains("at ./lib/src/lib.rs:2:7"), "{run}");
 }
+
+/// A library whose `P` has `pad` of `[u64; n]` before `a`, and whose
+/// `show` returns `a` times `k`: `n` changes the layout under the same
+/// symbol names, `k` a body alone.
+fn layout_rs(n: u32, k: u32) -> String {
+    format!(
+        "pub struct P {{\n    pub pad: [u64; {n}],\n    pub a: u64,\n}}\n\n\
+         pub fn show(p: &P) -> u64 {{\n    p.a * {k}\n}}\n"
+    )
+}
+
+/// The shared library `needed` names for the workspace library `lib`.
+fn link_to<'a>(needed: &'a [String], lib: &str) -> &'a str {
+    needed
+        .iter()
+        .find(|n| n.starts_with(&format!("lib{lib}-")))
+        .unwrap_or_else(|| panic!("no link to `{lib}` in {needed:?}"))
+}
+
+/// A program runs the code of a later body edit of its library (the
+/// point of its own link), never code compiled for another layout of the
+/// library's types: not when its new link is interrupted, and not as a
+/// copy taken before the edit, which stops at its start instead.
+#[test]
+fn a_program_never_runs_a_library_compiled_for_another_layout() {
+    let app = "layout-app";
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"core\", \"app\"]\nresolver = \"2\"\n",
+        )
+        .file("core/Cargo.toml", &manifest("layout-core", ""))
+        .file("core/src/lib.rs", &layout_rs(4, 1))
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                app,
+                "[dependencies]\ncore = { path = \"../core\", package = \"layout-core\" }\n",
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() {\n    let p = core::P { pad: Default::default(), a: 7 };\n    \
+             println!(\"show={}\", core::show(&p));\n}\n",
+        )
+        .build();
+    let build = |interrupt| dyndev_interrupting(&p, interrupt, &["build", "-p", app]);
+    build(None).success();
+    let exe = p.bin(app);
+    assert_eq!(run_outside_cargo(&exe, &[]).success().stdout, "show=7\n");
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join(app);
+    std::fs::copy(&exe, &copy).unwrap();
+
+    // A body edit: the program is pointed at the new code, and so is the
+    // copy, which loads the library through the same link.
+    p.write("core/src/lib.rs", &layout_rs(4, 2));
+    build(None).success();
+    assert_eq!(run_outside_cargo(&exe, &[]).success().stdout, "show=14\n");
+    assert_eq!(run_outside_cargo(&copy, &[]).success().stdout, "show=14\n");
+    assert_eq!(needed(&exe), needed(&copy));
+
+    // A field's type changes, its name does not: the program compiles
+    // again, and its link is interrupted. The program left from before
+    // runs as it did.
+    p.write("core/src/lib.rs", &layout_rs(1, 2));
+    let deps_output = format!("*/deps/{}-*", app.replace('-', "_"));
+    let out = build(Some((&deps_output, "fail")));
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("was interrupted"), "{out}");
+    assert_eq!(run_outside_cargo(&exe, &[]).success().stdout, "show=14\n");
+    assert_eq!(run_outside_cargo(&copy, &[]).success().stdout, "show=14\n");
+
+    // Linked to the end, the program names the library's new interface;
+    // the copy stops at its start, naming what it cannot load.
+    build(None).success();
+    assert_eq!(run_outside_cargo(&exe, &[]).success().stdout, "show=14\n");
+    let old = link_to(&needed(&copy), "layout_core").to_owned();
+    assert_ne!(link_to(&needed(&exe), "layout_core"), old);
+    let stale = run_outside_cargo(&copy, &[]);
+    assert_eq!(stale.code, Some(127), "{stale}");
+    assert!(
+        stale
+            .stderr
+            .contains(&format!("{old}: cannot open shared object file")),
+        "{stale}"
+    );
+    assert_eq!(stale.stdout, "");
+}

@@ -363,3 +363,61 @@ pub fn collect_output(
     });
     text
 }
+
+/// A linker that links as `cc` does, except the link whose output matches
+/// the glob `FAKE_CC_FAIL`: that one fails as an interrupted link does
+/// (`FAKE_CC_HOW=fail`), or writes a part of its output and has the
+/// process that started it killed (`kill-caller`).
+const INTERRUPTING_CC: &str = r#"#!/bin/sh
+out=
+prev=
+for a in "$@"; do
+    if [ "$prev" = "-o" ]; then out=$a; fi
+    prev=$a
+done
+if [ -n "$FAKE_CC_FAIL" ]; then
+    case "$out" in
+    $FAKE_CC_FAIL)
+        if [ "$FAKE_CC_HOW" = kill-caller ]; then
+            head -c 4096 /dev/zero > "$out"
+            kill -KILL $PPID
+        fi
+        echo "fake-cc: the link of $out was interrupted" >&2
+        exit 1;;
+    esac
+fi
+exec cc "$@"
+"#;
+
+/// `cargo dyndev ARGS` in `p`, linking through [`INTERRUPTING_CC`] (every
+/// build of `p` must, or cargo's fingerprints change); `interrupt` names
+/// the link to interrupt (a glob of its output) and how.
+pub fn dyndev_interrupting(p: &Project, interrupt: Option<(&str, &str)>, args: &[&str]) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+    let cc = p.root.join("interrupting-cc");
+    if !cc.exists() {
+        std::fs::write(&cc, INTERRUPTING_CC).unwrap();
+        std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = dyndev_cmd(&p.root, args);
+    cmd.env("RUSTFLAGS", format!("-C linker={}", cc.display()));
+    match interrupt {
+        Some((output, how)) => cmd.env("FAKE_CC_FAIL", output).env("FAKE_CC_HOW", how),
+        None => cmd.env_remove("FAKE_CC_FAIL"),
+    };
+    run(cmd)
+}
+
+/// Where the cutoff of `p`'s builds keeps its records and the workspace
+/// libraries' shared versions (`so/`, `so/v/`).
+pub fn cutoff_store(p: &Project) -> PathBuf {
+    let root = p.root.canonicalize().unwrap();
+    cargo_dyndev::layout::Layout::new(shared_target_dir(), "debug", &root)
+        .state_dir
+        .join("cutoff")
+}
+
+/// The shared libraries an ELF file needs (`DT_NEEDED`).
+pub fn needed(path: &Path) -> Vec<String> {
+    cargo_dyndev::inspect::dynamic_info(path).unwrap().needed
+}
