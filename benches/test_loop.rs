@@ -32,10 +32,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cargo_dyndev::contract::{CompileRecord, LinkRecord, env, names};
-use cargo_dyndev::measure;
-use cargo_dyndev::ops::compare::program;
-use cargo_dyndev::ops::compare::stats::Summary;
+use cargo_dyndev::testing::program;
+use cargo_dyndev::testing::{CompileRecord, LinkRecord, env, names};
+use cargo_dyndev::testing::{Summary, read_log};
 
 const RUNNER_FLAG: &str = "--test-loop-runner";
 const TESTS: usize = 12;
@@ -311,9 +310,9 @@ impl Bench {
         self.clear_logs();
         let started = now_ns();
         let (total, cpu) = self.run(mode, false);
-        let links: Vec<LinkRecord> = measure::read_log(&self.link_log).unwrap_or_default();
-        let compiles: Vec<CompileRecord> = measure::read_log(&self.rustc_log).unwrap_or_default();
-        let runs: Vec<BinaryRun> = measure::read_log(&self.runner_log).unwrap_or_default();
+        let links: Vec<LinkRecord> = read_log(&self.link_log).unwrap_or_default();
+        let compiles: Vec<CompileRecord> = read_log(&self.rustc_log).unwrap_or_default();
+        let runs: Vec<BinaryRun> = read_log(&self.runner_log).unwrap_or_default();
         let ms = |ns: u128| ns as f64 / 1e6;
         let link: f64 = links.iter().map(|l| l.millis as f64).sum();
         let total_ms = total.as_secs_f64() * 1000.0;

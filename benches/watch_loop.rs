@@ -44,8 +44,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use cargo_dyndev::ops::compare::mirror::{Mirror, make_workspace_root};
-use cargo_dyndev::process::signal_group;
+use cargo_dyndev::testing::signal_group;
+use cargo_dyndev::testing::{Mirror, make_workspace_root};
 
 const MARKER: &str = "dyndev-watch-bench";
 
@@ -96,7 +96,7 @@ fn options() -> Options {
             "--settle" => {
                 o.settle = args
                     .next()
-                    .and_then(|s| cargo_dyndev::cli::parse_duration(&s).ok())
+                    .and_then(|s| cargo_dyndev::testing::parse_duration(&s).ok())
                     .unwrap_or_else(|| usage())
             }
             "--crate" => o.crate_name = Some(args.next().unwrap_or_else(|| usage())),

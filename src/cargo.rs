@@ -4,7 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{Context, Result};
@@ -53,16 +53,6 @@ impl CargoCommand {
     pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
         self.envs
             .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
-        self
-    }
-
-    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
-        self.envs.push((key.as_ref().to_owned(), None));
-        self
-    }
-
-    pub fn current_dir(&mut self, dir: &Path) -> &mut Self {
-        self.cwd = Some(dir.to_owned());
         self
     }
 
@@ -228,25 +218,7 @@ pub fn host_triple(rustc: &OsStr) -> Result<String> {
         .with_context(|| format!("`{shown} -vV` did not name its host"))
 }
 
-impl CargoCommand {
-    /// Becomes this cargo command: its output, exit status and signals are
-    /// the user's directly.
-    pub fn exec_replace(&self, shell: &Shell) -> Result<()> {
-        shell.verbose_status("Running", format_args!("`{}`", self.display()));
-        let mut cmd = self.command();
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            let err = cmd.exec();
-            Err(err).with_context(|| self.spawn_error())
-        }
-        #[cfg(not(unix))]
-        {
-            let status = cmd.status().with_context(|| self.spawn_error())?;
-            std::process::exit(exit_code(status));
-        }
-    }
-}
+impl CargoCommand {}
 
 /// The code to exit with for a finished process: its exit code, or 128 +
 /// the signal that killed it, as a shell reports it.

@@ -7,36 +7,54 @@
 //! cargo's and rustc's processes ([`helpers`]). `docs/architecture.md` maps
 //! the modules.
 
-pub mod bundle;
-pub mod cargo;
-pub mod cargo_config;
-pub mod cli;
-pub mod closure;
-pub mod contract;
-pub mod cutoff;
-pub mod depinfo;
-pub mod doctest;
-pub mod error;
-pub mod fs;
-pub mod helpers;
-pub mod inspect;
-pub mod kept;
-pub mod layout;
-pub mod measure;
-pub mod ops;
-pub mod plan;
-pub mod pool;
-pub mod process;
-pub mod program_env;
-pub mod reload;
-pub mod rustc_args;
-pub mod settings;
-pub mod shell;
-pub mod split;
-pub mod state;
-pub mod templates;
-pub mod test_binaries;
-pub mod workspace;
+pub(crate) mod bundle;
+pub(crate) mod cargo;
+pub(crate) mod cargo_config;
+pub(crate) mod cli;
+pub(crate) mod closure;
+pub(crate) mod contract;
+pub(crate) mod cutoff;
+pub(crate) mod depinfo;
+pub(crate) mod doctest;
+pub(crate) mod error;
+pub(crate) mod fs;
+pub(crate) mod helpers;
+pub(crate) mod inspect;
+pub(crate) mod kept;
+pub(crate) mod layout;
+pub(crate) mod measure;
+pub(crate) mod ops;
+pub(crate) mod plan;
+pub(crate) mod pool;
+pub(crate) mod process;
+pub(crate) mod program_env;
+pub(crate) mod reload;
+pub(crate) mod rustc_args;
+pub(crate) mod settings;
+pub(crate) mod shell;
+pub(crate) mod split;
+pub(crate) mod state;
+pub(crate) mod templates;
+pub(crate) mod test_binaries;
+pub(crate) mod workspace;
+
+/// What the end-to-end tests and the benchmarks reach inside dyndev, and
+/// nothing else: no interface, and no promise.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::cli::parse_duration;
+    pub use crate::contract::{CompileRecord, LinkRecord, env, names};
+    pub use crate::inspect::{defines_symbol_containing, dynamic_info};
+    pub use crate::layout::Layout;
+    pub use crate::measure::read_log;
+    pub use crate::ops::compare::mirror::{Mirror, make_workspace_root};
+    pub use crate::ops::compare::program;
+    pub use crate::ops::compare::stats::Summary;
+    pub use crate::process::signal_group;
+    pub use crate::reload::build::{Invocation, PatchLink};
+    pub use crate::reload::elf::Image;
+    pub use crate::reload::{Refusal, Session, demangle_path, kept_links};
+}
 
 use cli::{Cli, Command};
 use error::{Failure, code};

@@ -268,13 +268,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn bundled(&self) -> impl Iterator<Item = &str> {
-        self.placements
-            .iter()
-            .filter(|(_, p)| p.is_bundled())
-            .map(|(id, _)| id.as_str())
-    }
-
     pub fn placement(&self, id: &str) -> Option<&Placement> {
         self.placements.get(id)
     }

@@ -271,15 +271,6 @@ impl Invocation {
         }
     }
 
-    /// `-L dependency=` directories.
-    pub fn dependency_dirs(&self) -> impl Iterator<Item = &Path> {
-        self.search_paths.iter().filter_map(|s| {
-            s.strip_prefix("dependency=")
-                .or_else(|| (!s.contains('=')).then_some(s.as_str()))
-                .map(Path::new)
-        })
-    }
-
     /// Codegen options that shape a link and so belong on the bundle's own
     /// command line too: the linker, its arguments, the target features.
     /// Options that name this particular unit are left out.
@@ -446,10 +437,12 @@ mod tests {
         assert_eq!(inv.externs.len(), 2);
         assert_eq!(inv.externs[0].name, "itoa");
         assert_eq!(inv.externs[0].unit_stem(), Some("libitoa-d62e748016f8bd79"));
-        assert_eq!(
-            inv.dependency_dirs().collect::<Vec<_>>(),
-            [Path::new("/t/debug/deps")]
+        assert!(
+            inv.search_paths
+                .iter()
+                .any(|p| p == "dependency=/t/debug/deps")
         );
+        assert_eq!(inv.native_search_dirs().count(), 0);
         assert_eq!(inv.codegen_value("link-arg"), Some("-fuse-ld=lld"));
     }
 

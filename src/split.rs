@@ -54,13 +54,6 @@ impl Split {
     pub fn lib_of(&self, stem: &str) -> Option<usize> {
         self.libs.iter().position(|l| l.crates.contains(stem))
     }
-
-    /// Every library a unit loading `lib` loads, `lib` included.
-    pub fn loaded_with(&self, lib: usize) -> BTreeSet<usize> {
-        let mut out = BTreeSet::from([lib]);
-        out.extend(self.libs[lib].deps.iter().copied());
-        out
-    }
 }
 
 /// Rule 1: the bundled crates each unit uses, through member libraries too.
@@ -169,7 +162,8 @@ mod tests {
         let mut loaded = BTreeSet::new();
         for root in &u.roots {
             if let Some(lib) = split.lib_of(root) {
-                loaded.extend(split.loaded_with(lib));
+                loaded.insert(lib);
+                loaded.extend(split.libs[lib].deps.iter().copied());
             }
         }
         let mut out: BTreeSet<String> = loaded

@@ -29,7 +29,6 @@ mod units;
 
 pub use gc::{collect_garbage, remove_leftovers};
 use link::Linked;
-pub use space::{NoRoom, Shortage};
 use toolchain::Toolchain;
 
 /// Everything a new bundle is made from.

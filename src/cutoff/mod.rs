@@ -43,7 +43,7 @@ use crate::kept::KeptLink;
 use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, unit_stem_of};
 use crate::state::Cutoff;
 
-pub use record::{UnitRecord, compiled_opaquely};
+pub use record::UnitRecord;
 pub use rlib::RlibFacts;
 pub use store::Store;
 

@@ -25,14 +25,9 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::invoked_as;
-use crate::contract::{LinkRecord, env, names};
+use crate::contract::{LinkRecord, env};
 use crate::kept::{keep, output_of};
 use crate::measure::{append_json_line, run_measured};
-
-pub fn is_linker_invocation() -> bool {
-    invoked_as().as_deref() == Some(names::LINKER)
-}
 
 /// How one mode links: the C compiler driver rustc would run, with the
 /// linker-selecting arguments replaced.

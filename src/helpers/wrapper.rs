@@ -14,18 +14,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::contract::{env, names};
+use crate::contract::env;
 use crate::layout::Layout;
 use crate::rustc_args::{Invocation, UnitKind, crate_of_stem, set_extern_path};
 use crate::state::{BundleState, Cutoff, Damage, JournalEntry, JournalExtern, Stamp};
-
-/// Whether this process was started by cargo as the rustc wrapper: it
-/// runs under the wrapper's name, never as `cargo-dyndev`, so a program
-/// that inherits the wrapper's environment (a test that runs
-/// `cargo dyndev`, say) is still the command.
-pub fn is_wrapper_invocation() -> bool {
-    crate::helpers::invoked_as().as_deref() == Some(names::WRAPPER)
-}
 
 /// What to do with one member compilation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -74,42 +74,6 @@ impl Objects {
                 .find(|n| super::demangle_path(n) == path)
         })
     }
-
-    /// The function the objects' C `main` hands to the runtime: the
-    /// program's own `main`, which the runtime calls once.
-    pub fn program_main(&self) -> Result<Option<String>> {
-        for (path, data) in &self.files {
-            let file = Elf::parse(&**data)
-                .with_context(|| format!("failed to read the object `{}`", path.display()))?;
-            let Some(c_main) = file.symbols().find(|s| {
-                s.is_definition() && s.kind() == SymbolKind::Text && s.name() == Ok("main")
-            }) else {
-                continue;
-            };
-            let Some(index) = c_main.section_index() else {
-                continue;
-            };
-            let section = file.section_by_index(index)?;
-            // `lea` of the Rust `main` (its address is an argument of
-            // `lang_start`); the calls are to `lang_start` itself.
-            for (_, rel) in section.relocations() {
-                let object::RelocationFlags::Elf { r_type } = rel.flags() else {
-                    continue;
-                };
-                let RelocationTarget::Symbol(i) = rel.target() else {
-                    continue;
-                };
-                if r_type != elf::R_X86_64_PC32 {
-                    continue;
-                }
-                let target = file.symbol_by_index(i)?;
-                if let Some(f) = function_at(&file, &target, rel.addend() + 4)? {
-                    return Ok(Some(f));
-                }
-            }
-        }
-        Ok(None)
-    }
 }
 
 /// Whether function `name` has other code in `new` than in `old`: `None`
@@ -370,7 +334,7 @@ fn main() {{
     fn main_changes_only_with_its_own_code() {
         let dir = tempfile::tempdir().unwrap();
         let old = compile(dir.path(), "old", &program("", "x + 1000", "tick"));
-        let main = old.program_main().unwrap().expect("the program's main");
+        let main = old.function_named("app::main").expect("the program's main");
         assert!(main.starts_with("_ZN3app4main17h"), "{main}");
         // Another function's body, with a new constant and lines added
         // above `main`: `main` refers to its constants by contents and its

@@ -25,7 +25,6 @@ mod statics;
 pub mod thin;
 
 use jumps::{TrampolinePage, reaches};
-pub use jumps::{jump, step_out, trampoline};
 pub use names::demangle_path;
 pub use statics::Statics;
 

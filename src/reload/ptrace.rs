@@ -54,11 +54,7 @@ pub struct SavedState {
     xstate_len: usize,
 }
 
-impl SavedState {
-    pub fn rip(&self) -> u64 {
-        self.regs.rip
-    }
-}
+impl SavedState {}
 
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)

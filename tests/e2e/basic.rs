@@ -258,7 +258,7 @@ fn a_panic_exits_101_and_a_signal_passes_through() {
 fn the_binary_links_the_bundle_and_std_dynamically() {
     let f = fixture();
     let bin = f.project.bin("basic-app");
-    let info = cargo_dyndev::inspect::dynamic_info(&bin).unwrap();
+    let info = cargo_dyndev::testing::dynamic_info(&bin).unwrap();
     let bundle = f.project.bundle_file();
     let bundle_name = bundle.file_name().unwrap().to_str().unwrap();
     assert!(
@@ -283,7 +283,7 @@ fn the_binary_links_the_bundle_and_std_dynamically() {
         imported.len() >= 10,
         "serde_json's code is imported: {imported:?}"
     );
-    let bundle_info = cargo_dyndev::inspect::dynamic_info(&bundle).unwrap();
+    let bundle_info = cargo_dyndev::testing::dynamic_info(&bundle).unwrap();
     for s in &imported {
         assert!(
             bundle_info.defined.binary_search(s).is_ok(),
@@ -292,7 +292,7 @@ fn the_binary_links_the_bundle_and_std_dynamically() {
     }
     // ...and not copied into the binary.
     assert!(imported.iter().any(|s| s.contains("parse_whitespace")));
-    assert!(!cargo_dyndev::inspect::defines_symbol_containing(&bin, "parse_whitespace").unwrap());
+    assert!(!cargo_dyndev::testing::defines_symbol_containing(&bin, "parse_whitespace").unwrap());
     // C compiled by a bundled crate's build script is exported by the
     // bundle, so the binary's direct call binds to it.
     for c_fn in ["native_add", "native_mul"] {
@@ -309,7 +309,7 @@ fn the_binary_links_the_bundle_and_std_dynamically() {
     // zlib hides its symbols, so libz-sys stays static: the code is in the
     // binary and not imported.
     assert!(!info.imported.iter().any(|s| s == "zlibVersion"));
-    assert!(cargo_dyndev::inspect::defines_symbol_containing(&bin, "zlibVersion").unwrap());
+    assert!(cargo_dyndev::testing::defines_symbol_containing(&bin, "zlibVersion").unwrap());
 }
 
 #[test]

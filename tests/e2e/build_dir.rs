@@ -71,7 +71,7 @@ fn a_dependency_cargo_built_is_not_compiled_again_by_dyndev() {
     let again = cargo_build(&p, &target);
     assert_eq!(compiled(&again), Vec::<&str>::new(), "{again}");
     let own = target.join("debug/shared-app");
-    let needed = cargo_dyndev::inspect::dynamic_info(&own).unwrap().needed;
+    let needed = cargo_dyndev::testing::dynamic_info(&own).unwrap().needed;
     assert!(
         !needed.iter().any(|n| n.starts_with("libdyndev_")),
         "{needed:?}"

@@ -178,7 +178,7 @@ fn units_a_shared_std_cannot_serve_build_statically_beside_the_others() {
             name.starts_with("abort_mixed-") && p.extension().is_none()
         })
         .any(|p| {
-            cargo_dyndev::inspect::dynamic_info(&p)
+            cargo_dyndev::testing::dynamic_info(&p)
                 .unwrap()
                 .needed
                 .iter()
@@ -186,7 +186,7 @@ fn units_a_shared_std_cannot_serve_build_statically_beside_the_others() {
         });
     assert!(lib_tests, "a test harness of abort-mixed needs the bundle");
     let bin = shared_target_dir().join("dyndev/debug/abort-mixed");
-    let needed = cargo_dyndev::inspect::dynamic_info(&bin).unwrap().needed;
+    let needed = cargo_dyndev::testing::dynamic_info(&bin).unwrap().needed;
     assert!(
         !needed
             .iter()

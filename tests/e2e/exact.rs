@@ -88,7 +88,7 @@ fn loaded_crates(file: &Path, libs: &BTreeMap<String, BTreeSet<String>>) -> BTre
     let mut crates = BTreeSet::new();
     let mut todo = vec![file.to_path_buf()];
     while let Some(f) = todo.pop() {
-        let info = cargo_dyndev::inspect::dynamic_info(&f).unwrap();
+        let info = cargo_dyndev::testing::dynamic_info(&f).unwrap();
         for needed in info.needed {
             let Some(in_lib) = libs.get(&needed) else {
                 continue;
@@ -104,7 +104,7 @@ fn loaded_crates(file: &Path, libs: &BTreeMap<String, BTreeSet<String>>) -> BTre
 
 /// Where the bundle's libraries are: the run path entry that holds them.
 fn libs_dir(file: &Path) -> std::path::PathBuf {
-    let info = cargo_dyndev::inspect::dynamic_info(file).unwrap();
+    let info = cargo_dyndev::testing::dynamic_info(file).unwrap();
     info.runpath
         .iter()
         .map(std::path::PathBuf::from)

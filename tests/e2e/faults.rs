@@ -160,7 +160,7 @@ fn run_with_fake_cc(p: &Project, fail: Option<&str>, args: &[&str]) -> Run {
 /// The library dir of `p`'s bundle (one per workspace), made or not.
 fn lib_dir_of(p: &Project) -> PathBuf {
     let root = p.root.canonicalize().unwrap();
-    cargo_dyndev::layout::Layout::new(shared_target_dir(), "debug", &root).lib_dir()
+    cargo_dyndev::testing::Layout::new(shared_target_dir(), "debug", &root).lib_dir()
 }
 
 /// What in a library dir was left half-made: a library's output, rustc's

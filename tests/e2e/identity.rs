@@ -140,7 +140,7 @@ fn one_static_thread_local_type_id_and_function_address_across_libraries() {
 
     // Two libraries of the bundle, loaded by the program.
     let app = p.bin("ident-app");
-    let info = cargo_dyndev::inspect::dynamic_info(&app).unwrap();
+    let info = cargo_dyndev::testing::dynamic_info(&app).unwrap();
     let libs: Vec<&String> = info
         .needed
         .iter()
@@ -159,7 +159,7 @@ fn one_static_thread_local_type_id_and_function_address_across_libraries() {
             continue;
         }
         let path = dir.join(&l);
-        let needed = cargo_dyndev::inspect::dynamic_info(&path).unwrap().needed;
+        let needed = cargo_dyndev::testing::dynamic_info(&path).unwrap().needed;
         todo.extend(
             needed
                 .into_iter()

@@ -8,9 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use cargo_dyndev::reload::build::{Invocation, PatchLink};
-use cargo_dyndev::reload::elf::Image;
-use cargo_dyndev::reload::{Refusal, Session};
+use cargo_dyndev::testing::{Image, Invocation, PatchLink, Refusal, Session};
 
 use crate::support::*;
 
@@ -136,8 +134,8 @@ fn build_recorded_as(p: &Project, kept: bool) -> Invocation {
         // Linked as under `watch --hot`: the workspace's libraries in the
         // program, where reloads patch it.
         .env(
-            cargo_dyndev::contract::env::HOT_KEEP,
-            cargo_dyndev::reload::kept_links(&scratch(p)),
+            cargo_dyndev::testing::env::HOT_KEEP,
+            cargo_dyndev::testing::kept_links(&scratch(p)),
         );
     if kept {
         let tools = p.root.join("../tools");
@@ -145,8 +143,10 @@ fn build_recorded_as(p: &Project, kept: bool) -> Invocation {
         let proxy = tools.join("dyndev-linker");
         let _ = std::fs::remove_file(&proxy);
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cargo-dyndev"), &proxy).unwrap();
-        cmd.env("RECORD_PROXY", &proxy)
-            .env("RECORD_KEEP", cargo_dyndev::reload::kept_links(&scratch(p)));
+        cmd.env("RECORD_PROXY", &proxy).env(
+            "RECORD_KEEP",
+            cargo_dyndev::testing::kept_links(&scratch(p)),
+        );
     }
     run(cmd).success();
     Invocation::read_recorded(&record).unwrap()
@@ -696,7 +696,7 @@ fn a_patch_holds_only_the_changed_code() {
         .unwrap()
         .functions
         .keys()
-        .map(|f| cargo_dyndev::reload::demangle_path(f))
+        .map(|f| cargo_dyndev::testing::demangle_path(f))
         .collect();
     assert!(
         defined.iter().any(|f| f.starts_with("hot_thin::")),

@@ -290,7 +290,7 @@ pub fn assert_loads_a_bundle(path: &Path) {
 /// Asserts the ELF file at `path` needs a dyndev bundle.
 #[track_caller]
 pub fn assert_needs_a_bundle(path: &Path) {
-    let info = cargo_dyndev::inspect::dynamic_info(path).unwrap();
+    let info = cargo_dyndev::testing::dynamic_info(path).unwrap();
     assert!(
         info.needed
             .iter()
@@ -412,12 +412,12 @@ pub fn dyndev_interrupting(p: &Project, interrupt: Option<(&str, &str)>, args: &
 /// libraries' shared versions (`so/`, `so/v/`).
 pub fn cutoff_store(p: &Project) -> PathBuf {
     let root = p.root.canonicalize().unwrap();
-    cargo_dyndev::layout::Layout::new(shared_target_dir(), "debug", &root)
+    cargo_dyndev::testing::Layout::new(shared_target_dir(), "debug", &root)
         .state_dir
         .join("cutoff")
 }
 
 /// The shared libraries an ELF file needs (`DT_NEEDED`).
 pub fn needed(path: &Path) -> Vec<String> {
-    cargo_dyndev::inspect::dynamic_info(path).unwrap().needed
+    cargo_dyndev::testing::dynamic_info(path).unwrap().needed
 }

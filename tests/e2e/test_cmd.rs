@@ -539,7 +539,7 @@ mod tests {
     assert_needs_a_bundle(&newest_harness("user"));
     // The proc-macro crate's harness is cargo's: its dependencies linked in.
     let mac = newest_harness("mac");
-    let needed = cargo_dyndev::inspect::dynamic_info(&mac).unwrap().needed;
+    let needed = cargo_dyndev::testing::dynamic_info(&mac).unwrap().needed;
     assert!(
         !needed.iter().any(|n| n.starts_with("libdyndev_bundle_")),
         "{}: {needed:?}",
@@ -597,7 +597,7 @@ fn a_body_edit_relinks_the_tests_and_other_edits_compile_them() {
     // The library is a shared library for its tests, each through a link
     // of its own (for the library's interface).
     let harness = newest_harness("shows");
-    let needed = cargo_dyndev::inspect::dynamic_info(&harness)
+    let needed = cargo_dyndev::testing::dynamic_info(&harness)
         .unwrap()
         .needed;
     let own = format!("~{}~", harness.file_name().unwrap().to_str().unwrap());
@@ -710,7 +710,7 @@ pub fn fmt(n: u32) -> String {
         )
         .build();
     p.dyndev(&["test", "--test", "reads"]).success();
-    let needed = cargo_dyndev::inspect::dynamic_info(&newest_harness("reads"))
+    let needed = cargo_dyndev::testing::dynamic_info(&newest_harness("reads"))
         .unwrap()
         .needed;
     assert!(

@@ -406,10 +406,6 @@ impl Replay<'_> {
     pub fn len(&self) -> usize {
         self.units.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.units.is_empty()
-    }
 }
 
 #[cfg(test)]
