@@ -83,6 +83,7 @@ pub fn compile(ctx: &Context<'_>, inv: &Invocation, args: &[String]) -> Result<C
         stem: stem.clone(),
         dep_info,
     };
+    let _held = ctx.store.lock_stage(&stem)?;
     let stage = ctx.store.stage(&stem);
     let _ = std::fs::remove_dir_all(&stage);
     crate::fs::create_dir_all(&stage)?;

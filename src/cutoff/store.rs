@@ -72,11 +72,32 @@ impl Store {
         self.root.join("links")
     }
 
-    /// Where a library compiles before its outputs are published.
+    /// Where a library compiles before its outputs are published: the
+    /// same directory for every compile of the unit, since rustc's
+    /// incremental cache serves the code it generated before only to a
+    /// compile that writes where the earlier one wrote (a directory of
+    /// its own for each compile made rustc generate all of the library's
+    /// code every time). One compile of a unit at a time: see
+    /// [`Store::lock_stage`].
     pub fn stage(&self, stem: &str) -> PathBuf {
-        self.root
-            .join("stage")
-            .join(format!("{stem}.{}", std::process::id()))
+        self.root.join("stage").join(stem)
+    }
+
+    /// Holds the unit's stage until the returned file is dropped. dyndev
+    /// builds of one workspace take turns already; the stage does not
+    /// rely on it.
+    pub fn lock_stage(&self, stem: &str) -> Result<std::fs::File> {
+        let path = self.root.join("stage").join(format!("{stem}.lock"));
+        crate::fs::create_dir_all(path.parent().unwrap_or(&self.root))?;
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("failed to open `{}`", path.display()))?;
+        file.lock()
+            .with_context(|| format!("failed to lock `{}`", path.display()))?;
+        Ok(file)
     }
 
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String> {
