@@ -56,10 +56,11 @@ pub fn decide(inv: &Invocation, facts: &Facts<'_>) -> Decision {
     if let Some(setting) = inv.unsupported() {
         return Decision::Static(format!("{setting} cannot link with a shared std"));
     }
-    // Compiled even while the bundle is planned: what links it cannot
-    // wait for the bundle, and cannot load it.
+    // Compiled even while the bundle is planned, as cargo asks: what links
+    // it cannot wait for the bundle, and cannot load it. Through the
+    // cutoff like any library, so a body edit of it compiles it alone.
     if is_host_linked(inv, facts.host_linked) {
-        return Decision::Static("build scripts or proc-macros link it".into());
+        return Decision::Compile(inv.args.clone());
     }
     if facts.bundle_env == env::PROBE {
         return Decision::Probe("the bundle is being planned".into());
@@ -574,7 +575,14 @@ mod tests {
         };
         let lib = "--crate-name util --crate-type lib --emit=dep-info,metadata,link \
                    --extern log=/t/deps/liblog-1.rmeta";
-        assert!(matches!(decide_lib(lib), Decision::Static(_)));
+        // Compiled as cargo asks, never probed, never against facades.
+        let Decision::Compile(args) = decide_lib(lib) else {
+            panic!("{lib}: not compiled");
+        };
+        assert!(
+            args.iter().any(|a| a == "log=/t/deps/liblog-1.rmeta"),
+            "{args:?}"
+        );
         // Its tests are a program like any other.
         let tests = "--crate-name util --test --emit=dep-info,link";
         assert!(matches!(decide_lib(tests), Decision::Probe(_)));

@@ -340,8 +340,8 @@ fn note_static_units(req: &BuildRequest<'_>, journal: &[JournalEntry]) {
         req.shell.verbose_status(
             "Static",
             format_args!(
-                "{} ({}): build scripts or proc-macros link it, so it is compiled as cargo \
-                 compiles it",
+                "{} ({}): build scripts or proc-macros link it, so it is compiled with \
+                 cargo's arguments, not against the bundle",
                 e.package, e.kind
             ),
         );

@@ -1,7 +1,8 @@
 //! Member libraries that host code links: a build script and a proc-macro
 //! use a workspace library that the program uses too. Cargo builds one
-//! unit of it for all three; dyndev compiles it as cargo does, since a
-//! build script cannot wait for the bundle nor load it.
+//! unit of it for all three; dyndev compiles it with cargo's arguments,
+//! since a build script cannot wait for the bundle nor load it, and a body
+//! edit of it compiles it alone, as for any workspace library.
 
 use crate::support::*;
 
@@ -68,8 +69,13 @@ fn a_library_that_a_build_script_and_a_proc_macro_use_builds_and_follows_edits()
         "util/src/lib.rs",
         "pub fn label(n: u8) -> String { format!(\"m={}\", itoa::Buffer::new().format(n)) }\n",
     );
-    let run = p.dyndev(&["run", "-p", "host-app"]).success();
+    let run = p.dyndev(&["run", "-v", "-p", "host-app"]).success();
     assert_eq!(run.stdout, "m=7 m=9 m=3 4\n", "{run}");
+    assert!(
+        run.stderr
+            .contains("its interface is unchanged: only bodies no dependent sees changed"),
+        "{run}"
+    );
     // Nothing was left half-built: another build has nothing to do.
     let again = p.dyndev(&["build", "-p", "host-app"]).success();
     assert!(!again.stderr.contains("Compiling"), "{again}");
