@@ -69,6 +69,13 @@ impl Mirror {
         if name == ".git" || self.skip.iter().any(|s| path.starts_with(s)) {
             return true;
         }
+        // Cargo's configuration in a directory the copy lies in: cargo
+        // finds it from the copy as it is, and a second copy of it would
+        // count twice (its `rustflags` passed twice, every unit's flags
+        // other than the user's builds').
+        if name == ".cargo" && path.parent().is_some_and(|p| self.dest.starts_with(p)) {
+            return true;
+        }
         // Any cargo target dir: cargo marks them with CACHEDIR.TAG.
         name == "target" && path.join("CACHEDIR.TAG").exists()
     }
@@ -268,6 +275,35 @@ mod tests {
         assert!(!dest.join("gone.txt").exists());
         assert!(!dest.join("made-by-a-build.txt").exists());
         assert!(dest.join("src/main.rs").exists());
+    }
+
+    #[test]
+    fn cargos_configuration_is_copied_only_where_cargo_would_not_find_it() {
+        let user = tempfile::tempdir().unwrap();
+        let ws = user.path().join("ws");
+        std::fs::create_dir_all(ws.join(".cargo")).unwrap();
+        std::fs::write(
+            ws.join(".cargo/config.toml"),
+            "[build]\nrustflags = [\"-Dx\"]\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(ws.join("src")).unwrap();
+        std::fs::write(ws.join("src/main.rs"), "fn main() {}").unwrap();
+        // Under the project: cargo reads the project's own from the copy.
+        std::fs::create_dir_all(ws.join("target")).unwrap();
+        std::fs::write(ws.join("target/CACHEDIR.TAG"), "x").unwrap();
+        let inside = ws.join("target/dyndev-compare/src");
+        Mirror::new(&inside, std::slice::from_ref(&ws), &[])
+            .sync()
+            .unwrap();
+        assert!(inside.join("src/main.rs").exists());
+        assert!(!inside.join(".cargo").exists());
+        // Elsewhere (a target dir outside it): copied.
+        let out = tempfile::tempdir().unwrap();
+        Mirror::new(out.path(), std::slice::from_ref(&ws), &[])
+            .sync()
+            .unwrap();
+        assert!(out.path().join(".cargo/config.toml").exists());
     }
 
     #[test]
