@@ -86,6 +86,12 @@ impl<'a> Comparison<'a> {
                 roots.push(d.as_std_path().to_owned());
             }
         }
+        // The file to edit, found before the copy (which can take a while).
+        let (kind, user_file) = match (&args.edit, &args.touch) {
+            (Some(f), _) => (Kind::Edit, absolute(f)?),
+            (None, Some(f)) => (Kind::Touch, absolute(f)?),
+            (None, None) => (Kind::Edit, target.src_path.clone().into_std_path_buf()),
+        };
         let mirror = Mirror::new(&dir.join("src"), &roots, std::slice::from_ref(&base));
         let synced = mirror.sync()?;
         shell.verbose_status(
@@ -106,11 +112,6 @@ impl<'a> Comparison<'a> {
             .map(package.manifest_path.as_std_path())
             .context("the package is not in the copy")?;
 
-        let (kind, user_file) = match (&args.edit, &args.touch) {
-            (Some(f), _) => (Kind::Edit, absolute(f)?),
-            (None, Some(f)) => (Kind::Touch, absolute(f)?),
-            (None, None) => (Kind::Edit, target.src_path.clone().into_std_path_buf()),
-        };
         let copy_file = mirror
             .map(&user_file)
             .filter(|f| f.exists())
@@ -216,9 +217,15 @@ fn as_typed(path: &Path) -> PathBuf {
         .unwrap_or_else(|| path.to_owned())
 }
 
+/// `p` as an absolute path: relative to the current directory, as cargo
+/// takes the paths it is given.
 fn absolute(p: &Path) -> Result<PathBuf> {
-    p.canonicalize()
-        .with_context(|| format!("failed to find `{}`", p.display()))
+    p.canonicalize().with_context(|| {
+        format!(
+            "failed to find `{}` (a path relative to the current directory)",
+            p.display()
+        )
+    })
 }
 
 /// The package whose tests `--tests` measures, and its library: the one
