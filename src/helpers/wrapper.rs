@@ -7,6 +7,7 @@
 //! again. Everything else (build scripts, proc-macros, cdylibs, queries)
 //! goes to rustc untouched.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -368,28 +369,127 @@ fn passthrough(rustc: &OsString, args: &[OsString]) -> Result<i32> {
 }
 
 /// Where the crate sets a `#[global_allocator]`, from the sources its
-/// dep-info lists. With std linked dynamically, std's own allocator shim
-/// serves every allocation and the crate's allocator goes unused.
+/// compile read (`src/main.rs:12`), leaving out what its `cfg`s turn off.
 fn global_allocator_in(inv: &Invocation) -> Option<String> {
     let dep_info = std::fs::read_to_string(inv.dep_info_path()?).ok()?;
     let (_, files) = dep_info.lines().next()?.split_once(": ")?;
+    let cfgs = cfgs_of(inv);
     for file in files.split_whitespace().filter(|f| f.ends_with(".rs")) {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        if let Some(line) = sets_global_allocator(&text) {
+        if let Some(line) = sets_global_allocator(&text, &cfgs) {
             return Some(format!("{file}:{}", line + 1));
         }
     }
     None
 }
 
-/// The line (from 0) that starts with the attribute: an attribute starts
-/// its line, where the same words inside a string or a comment do not.
-fn sets_global_allocator(source: &str) -> Option<usize> {
-    source
-        .lines()
-        .position(|l| l.trim_start().starts_with("#[global_allocator]"))
+/// The `--cfg` values of a compile (`feature="dhat"`, `test`), spaces out.
+fn cfgs_of(inv: &Invocation) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut args = inv.args.iter();
+    while let Some(a) = args.next() {
+        let value = match a.strip_prefix("--cfg=") {
+            Some(v) => Some(v),
+            None if a == "--cfg" => args.next().map(String::as_str),
+            None => None,
+        };
+        if let Some(v) = value {
+            out.insert(v.split_whitespace().collect());
+        }
+    }
+    out
+}
+
+/// The line (from 0) of the first `#[global_allocator]` attribute of an
+/// item its `cfg` attributes leave in. A `cfg` this cannot decide (a
+/// target's, say) leaves the item in.
+fn sets_global_allocator(source: &str, cfgs: &BTreeSet<String>) -> Option<usize> {
+    use syn::visit::Visit;
+    struct Find<'a> {
+        cfgs: &'a BTreeSet<String>,
+        line: Option<usize>,
+    }
+    impl Find<'_> {
+        fn off(&self, attrs: &[syn::Attribute]) -> bool {
+            attrs.iter().any(|a| {
+                a.path().is_ident("cfg")
+                    && a.parse_args::<syn::Meta>()
+                        .is_ok_and(|m| cfg_holds(&m, self.cfgs) == Some(false))
+            })
+        }
+    }
+    impl<'ast> Visit<'ast> for Find<'_> {
+        fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+            if !self.off(&m.attrs) {
+                syn::visit::visit_item_mod(self, m);
+            }
+        }
+        fn visit_item_static(&mut self, s: &'ast syn::ItemStatic) {
+            if self.line.is_some() || self.off(&s.attrs) {
+                return;
+            }
+            if let Some(a) = s
+                .attrs
+                .iter()
+                .find(|a| a.path().is_ident("global_allocator"))
+            {
+                self.line = Some(a.pound_token.span.start().line.saturating_sub(1));
+            }
+        }
+    }
+    let file = syn::parse_file(source).ok()?;
+    let mut find = Find { cfgs, line: None };
+    find.visit_file(&file);
+    find.line
+}
+
+/// Whether a `cfg` predicate holds for a compile with `cfgs`, when that
+/// can be told: features and `--cfg` names are all on the command line;
+/// anything else (`target_os`, `debug_assertions`) is not decided here.
+fn cfg_holds(meta: &syn::Meta, cfgs: &BTreeSet<String>) -> Option<bool> {
+    use quote::ToTokens;
+    match meta {
+        syn::Meta::Path(p) => {
+            let name = p.get_ident()?.to_string();
+            (name == "test").then(|| cfgs.contains(&name))
+        }
+        syn::Meta::NameValue(nv) if nv.path.is_ident("feature") => {
+            let value = nv.value.to_token_stream().to_string();
+            Some(cfgs.contains(&format!("feature={value}")))
+        }
+        syn::Meta::NameValue(_) => None,
+        syn::Meta::List(list) => {
+            let inner: Vec<syn::Meta> = list
+                .parse_args_with(
+                    syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+                )
+                .ok()?
+                .into_iter()
+                .collect();
+            let each: Vec<Option<bool>> = inner.iter().map(|m| cfg_holds(m, cfgs)).collect();
+            if list.path.is_ident("not") {
+                return match each.as_slice() {
+                    [one] => one.map(|b| !b),
+                    _ => None,
+                };
+            }
+            if list.path.is_ident("all") {
+                if each.contains(&Some(false)) {
+                    return Some(false);
+                }
+                return each.iter().all(|e| *e == Some(true)).then_some(true);
+            }
+            if list.path.is_ident("any") {
+                if each.contains(&Some(true)) {
+                    return Some(true);
+                }
+                return each.iter().all(|e| *e == Some(false)).then_some(false);
+            }
+            None
+        }
+    }
 }
 
 /// A probed unit still leaves the dep-info cargo expects, naming the probe
@@ -429,7 +529,7 @@ fn append_env_dep(inv: &Invocation, bundle: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::state::Root;
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
@@ -590,11 +690,39 @@ mod tests {
 
     #[test]
     fn a_global_allocator_is_an_attribute_not_words() {
+        let none = BTreeSet::new();
         let set = "use std::alloc::System;\n\n#[global_allocator]\nstatic A: System = System;\n";
-        assert_eq!(sets_global_allocator(set), Some(2));
-        let quoted = "let src = \"#[global_allocator]\\nstatic A: System = System;\";\n\
+        assert_eq!(sets_global_allocator(set, &none), Some(2));
+        let quoted = "fn f() { let src = \"#[global_allocator]\\nstatic A: System = System;\"; }\n\
                       // #[global_allocator] in a comment\n";
-        assert_eq!(sets_global_allocator(quoted), None);
+        assert_eq!(sets_global_allocator(quoted, &none), None);
+        // Behind a feature: only when the compile turns it on.
+        let gated = "#[cfg(feature = \"mimalloc\")]\n#[global_allocator]\nstatic A: M = M;\n";
+        assert_eq!(sets_global_allocator(gated, &none), None);
+        let on = BTreeSet::from(["feature=\"mimalloc\"".to_owned()]);
+        assert_eq!(sets_global_allocator(gated, &on), Some(1));
+        let not =
+            "#[cfg(all(not(feature = \"x\"), unix))]\n#[global_allocator]\nstatic A: M = M;\n";
+        assert_eq!(
+            sets_global_allocator(not, &none),
+            Some(1),
+            "undecided: kept"
+        );
+        let inv = Invocation::parse(
+            [
+                "--crate-name",
+                "a",
+                "--cfg",
+                "feature=\"mimalloc\"",
+                "--cfg=test",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        assert_eq!(
+            cfgs_of(&inv),
+            BTreeSet::from(["feature=\"mimalloc\"".to_owned(), "test".to_owned()])
+        );
     }
 
     #[test]
