@@ -285,8 +285,12 @@ fn run(argv: Vec<OsString>) -> Result<i32> {
                     cutoff: Some(cutoff),
                     ..entry
                 };
+                // Compiled against the bundle: again when it changes. A
+                // library host code links is compiled against no bundle.
                 if code == 0 && compiled {
-                    append_env_dep(&inv, &bundle_env)?;
+                    if !entry.host_linked {
+                        append_env_dep(&inv, &bundle_env)?;
+                    }
                     entry.global_allocator = global_allocator_in(&inv);
                 }
                 entry.write(&run_dir)?;
