@@ -61,6 +61,12 @@ pub fn crate_of_stem(stem: &str) -> &str {
     stem.rsplit_once('-').map_or(stem, |(name, _)| name)
 }
 
+/// The hash in a unit stem: `libregex-0123` -> `0123`; empty when it has
+/// none.
+pub fn hash_of_stem(stem: &str) -> &str {
+    stem.rsplit_once('-').map_or("", |(_, hash)| hash)
+}
+
 /// What a unit is, as far as linking goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitKind {
@@ -444,6 +450,14 @@ mod tests {
         );
         assert_eq!(inv.native_search_dirs().count(), 0);
         assert_eq!(inv.codegen_value("link-arg"), Some("-fuse-ld=lld"));
+    }
+
+    #[test]
+    fn a_stem_has_a_crate_and_a_hash() {
+        assert_eq!(crate_of_stem("libregex-0123"), "regex");
+        assert_eq!(hash_of_stem("libregex-0123"), "0123");
+        assert_eq!(crate_of_stem("app-9"), "app");
+        assert_eq!(hash_of_stem("app"), "");
     }
 
     #[test]

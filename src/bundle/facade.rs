@@ -66,7 +66,7 @@ fn compile_facade(
         .file_stem()
         .and_then(|s| s.to_str())
         .context("facade path without a name")?;
-    let hash = file_stem.rsplit_once('-').map_or("", |(_, h)| h);
+    let hash = crate::rustc_args::hash_of_stem(file_stem);
     // Not `libNAME-HASH.rs`: rustc takes a `lib<crate>*.rs` in a search
     // dir for the interface of an `sdylib` and compiles it again, in a
     // child process, in every compile that loads the crate.

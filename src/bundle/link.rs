@@ -41,8 +41,11 @@ pub(super) enum Linked {
 const LINK_ARGS: &[&str] = &["-Wl,-Bsymbolic-functions"];
 
 fn alias_of(stem: &str) -> String {
-    let hash = stem.rsplit_once('-').map_or("", |(_, h)| h);
-    format!("{}_{hash}", crate_of_stem(stem))
+    format!(
+        "{}_{}",
+        crate_of_stem(stem),
+        crate::rustc_args::hash_of_stem(stem)
+    )
 }
 
 pub(super) fn link(

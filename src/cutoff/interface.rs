@@ -465,7 +465,10 @@ fn decide(
 fn newly_loaded<'a>(inv: &'a Invocation, shown: &[u8], new: &[u8]) -> Option<&'a str> {
     inv.externs.iter().find_map(|ext| {
         let stem = ext.path.as_deref()?.file_stem()?.to_str()?;
-        let (_, hash) = stem.rsplit_once('-')?;
+        let hash = crate::rustc_args::hash_of_stem(stem);
+        if hash.is_empty() {
+            return None;
+        }
         let suffix = format!("-{hash}");
         let lists = |metadata: &[u8]| memchr::memmem::find(metadata, suffix.as_bytes()).is_some();
         (lists(new) && !lists(shown)).then_some(ext.name.as_str())

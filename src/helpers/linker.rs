@@ -291,16 +291,10 @@ fn link() -> Result<i32> {
 fn killed_by(status: std::process::ExitStatus) -> Option<String> {
     use std::os::unix::process::ExitStatusExt;
     let signal = status.signal()?;
-    let name = match signal {
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGINT => "SIGINT",
-        _ => return Some(format!("signal {signal}")),
-    };
-    Some(format!("signal {signal} ({name})"))
+    Some(match crate::process::signal_name(signal) {
+        Some(name) => format!("signal {signal} ({name})"),
+        None => format!("signal {signal}"),
+    })
 }
 
 /// Runs the real linker, its stderr kept aside (a failed attempt at a
