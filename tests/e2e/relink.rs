@@ -51,6 +51,27 @@ fn base_rs(n: &str) -> String {
     format!("pub fn value() -> u32 {{\n    {n}\n}}\n")
 }
 
+/// The workspace of the library `lib` (package `{app}-lib`, with
+/// `lib_deps` in its manifest) and the program `app` that uses it, with
+/// `root_extra` after the workspace table. Their sources are the caller's.
+fn lib_and_app(app: &str, lib_deps: &str, root_extra: &str) -> ProjectBuilder {
+    project()
+        .file(
+            "Cargo.toml",
+            &format!("[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n{root_extra}"),
+        )
+        .file("lib/Cargo.toml", &manifest(&format!("{app}-lib"), lib_deps))
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                app,
+                &format!(
+                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
+                ),
+            ),
+        )
+}
+
 fn inode(path: &std::path::Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
 }
@@ -169,28 +190,8 @@ fn a_body_that_starts_to_call_a_crate_compiles_the_dependents() {
              assert_eq!(itoa::Buffer::new().format(1u8), \"1\");\n    }}\n}}\n"
         )
     };
-    let p = project()
-        .file(
-            "Cargo.toml",
-            "[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n",
-        )
-        .file(
-            "lib/Cargo.toml",
-            &manifest(
-                &format!("{app}-lib"),
-                "[dependencies]\nitoa = \"=1.0.18\"\n",
-            ),
-        )
+    let p = lib_and_app(app, "[dependencies]\nitoa = \"=1.0.18\"\n", "")
         .file("lib/src/lib.rs", &lib("String::from(\"1\")"))
-        .file(
-            "app/Cargo.toml",
-            &manifest(
-                app,
-                &format!(
-                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
-                ),
-            ),
-        )
         .file(
             "app/src/main.rs",
             "fn main() {\n    println!(\"{}\", lib::value());\n}\n",
@@ -277,27 +278,13 @@ fn a_static_library_from_a_build_script_is_an_input() {
         println!(\"cargo:rustc-link-search=native={out}\");\n    \
         println!(\"cargo:rustc-link-lib=static=cee\");\n    \
         println!(\"cargo:rerun-if-changed=cee.c\");\n}\n";
-    let p = project()
-        .file(
-            "Cargo.toml",
-            "[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n",
-        )
-        .file("lib/Cargo.toml", &manifest(&format!("{app}-lib"), ""))
+    let p = lib_and_app(app, "", "")
         .file("lib/build.rs", build)
         .file("lib/cee.c", "int cee_value(void) { return 1; }\n")
         .file(
             "lib/src/lib.rs",
             "extern \"C\" {\n    fn cee_value() -> i32;\n}\n\n\
              pub fn value() -> i32 {\n    unsafe { cee_value() }\n}\n",
-        )
-        .file(
-            "app/Cargo.toml",
-            &manifest(
-                app,
-                &format!(
-                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
-                ),
-            ),
         )
         .file(
             "app/src/main.rs",
@@ -320,25 +307,10 @@ fn a_static_library_from_a_build_script_is_an_input() {
 #[test]
 fn split_debuginfo_keeps_a_librarys_lines_in_a_backtrace() {
     let app = "relink-split";
-    let p = project()
-        .file(
-            "Cargo.toml",
-            "[workspace]\nmembers = [\"lib\", \"app\"]\nresolver = \"2\"\n\n\
-             [profile.dev]\nsplit-debuginfo = \"packed\"\n",
-        )
-        .file("lib/Cargo.toml", &manifest(&format!("{app}-lib"), ""))
+    let p = lib_and_app(app, "", "\n[profile.dev]\nsplit-debuginfo = \"packed\"\n")
         .file(
             "lib/src/lib.rs",
             "pub fn value(x: Option<u32>) -> u32 {\n    x.unwrap()\n}\n",
-        )
-        .file(
-            "app/Cargo.toml",
-            &manifest(
-                app,
-                &format!(
-                    "[dependencies]\nlib = {{ path = \"../lib\", package = \"{app}-lib\" }}\n"
-                ),
-            ),
         )
         .file(
             "app/src/main.rs",
