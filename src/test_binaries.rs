@@ -140,6 +140,52 @@ pub fn from_artifacts(artifacts: &[Artifact], packages: &[Package]) -> Vec<TestB
     out
 }
 
+/// Where a test binary runs from, as under `cargo test`: beside the
+/// programs of the same build. Cargo runs test binaries from
+/// `<target-dir>/debug/deps`, and tests find the package's programs from
+/// there (`current_exe()` then `../name`, as ripgrep's do). dyndev's units
+/// are built in the build dir it shares with the user's builds, whose
+/// `debug/` holds the user's static programs (absent, or older than the
+/// code under test), while dyndev's programs are in
+/// `<target-dir>/dyndev/debug`. So the binary runs from a hard link (a
+/// copy across file systems) in `<target-dir>/dyndev/debug/deps`, made
+/// again when the build dir's file is new. A build dir the user configured
+/// is left as it is: cargo runs the binaries from there too.
+pub fn beside_programs(exe: &Path, layout: &crate::layout::Layout) -> Result<PathBuf> {
+    let deps = layout.profile_dir.join("deps");
+    let (Some(name), Some(dir)) = (exe.file_name(), exe.parent()) else {
+        return Ok(exe.to_owned());
+    };
+    if crate::fs::same_dir(dir, &deps) {
+        return Ok(exe.to_owned());
+    }
+    let to = deps.join(name);
+    if crate::fs::same_inode(exe, &to) {
+        return Ok(to);
+    }
+    crate::fs::create_dir_all(&deps)?;
+    let tmp = deps.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let placed = std::fs::hard_link(exe, &tmp)
+        .or_else(|_| std::fs::copy(exe, &tmp).map(drop))
+        .and_then(|()| std::fs::rename(&tmp, &to));
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    placed.with_context(|| {
+        format!(
+            "failed to place `{}` in `{}`",
+            exe.display(),
+            deps.display()
+        )
+    })?;
+    Ok(to)
+}
+
 /// Whether the target uses libtest, from `harness` in its manifest table.
 fn harness(package: &Package, kind: Kind, name: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(&package.manifest_path) else {

@@ -5,7 +5,7 @@
 //! metadata in the user's environment, so the tests see nothing of dyndev.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -178,7 +178,11 @@ pub fn exec(shell: &Shell, args: &NextestArgs) -> Result<()> {
     // The build above showed cargo's output; this pass compiles nothing.
     list.arg("--cargo-quiet");
     list.arg(format!("--target-dir={}", req.layout.target_dir.display()));
-    crate::fs::write_atomic(&binaries, &list.output(shell)?)?;
+    let mut listed = list.output(shell)?;
+    if !ws.build_dir_configured {
+        listed = beside_programs(&listed, &req.layout)?;
+    }
+    crate::fs::write_atomic(&binaries, &listed)?;
     let metadata = meta_dir.join("cargo-metadata.json");
     let mut meta = crate::cargo::CargoCommand::new("metadata");
     let mut meta_args = vec!["--format-version=1".to_owned()];
@@ -201,6 +205,29 @@ pub fn exec(shell: &Shell, args: &NextestArgs) -> Result<()> {
         }
         .into())
     }
+}
+
+/// nextest's list of binaries with each test binary run from beside the
+/// build's programs, as `cargo dyndev test` runs them
+/// ([`crate::test_binaries::beside_programs`]).
+fn beside_programs(listed: &[u8], layout: &crate::layout::Layout) -> Result<Vec<u8>> {
+    let mut list: serde_json::Value =
+        serde_json::from_slice(listed).context("nextest's list of binaries is not JSON")?;
+    if let Some(binaries) = list
+        .get_mut("rust-binaries")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for binary in binaries.values_mut() {
+            let Some(path) = binary.get_mut("binary-path") else {
+                continue;
+            };
+            if let Some(exe) = path.as_str() {
+                let placed = crate::test_binaries::beside_programs(Path::new(exe), layout)?;
+                *path = serde_json::Value::String(placed.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(serde_json::to_vec(&list)?)
 }
 
 #[cfg(test)]

@@ -84,7 +84,12 @@ pub fn exec(shell: &Shell, args: &TestArgs) -> Result<()> {
         });
     }
     let outcome = build(&req)?;
-    let binaries = test_binaries::from_artifacts(&outcome.artifacts, &ws.metadata.packages);
+    let mut binaries = test_binaries::from_artifacts(&outcome.artifacts, &ws.metadata.packages);
+    if !ws.build_dir_configured {
+        for b in &mut binaries {
+            b.exe = test_binaries::beside_programs(&b.exe, &req.layout)?;
+        }
+    }
     if args.no_run {
         for b in &binaries {
             shell.status("Executable", b.display(&cwd));

@@ -2,6 +2,7 @@
 //! and doctests all run, with the test binaries linked against the bundle.
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use crate::support::*;
 
@@ -814,4 +815,59 @@ fn a_body_that_reaches_for_new_code_is_linked_or_compiled_again() {
         uses_y.stderr.contains("it starts to use the crate `y`"),
         "{uses_y}"
     );
+}
+
+/// Tests that find the package's program beside their own binary
+/// (`current_exe()` then `../name`, as ripgrep's do) run the program this
+/// build made, as under `cargo test`: not the user's static one of an
+/// older build, which lies beside the build dir's units.
+#[test]
+fn a_test_finds_the_program_of_its_own_build_beside_it() {
+    let finds = r#"
+#[test]
+fn runs_the_program_beside_it() {
+    let exe = std::env::current_exe().unwrap();
+    let program = exe.parent().unwrap().join("../beside-programs");
+    let out = std::process::Command::new(&program).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "two\n", "{}", program.display());
+}
+"#;
+    let p = project()
+        .file(
+            "Cargo.toml",
+            &manifest("beside-programs", "[dependencies]\nitoa = \"=1.0.18\"\n"),
+        )
+        .file(
+            "src/main.rs",
+            "fn main() { println!(\"{}\", if itoa::Buffer::new().format(1) == \"1\" { \"one\" } else { \"?\" }); }\n",
+        )
+        .file("tests/finds.rs", finds)
+        .build();
+    // The user's own build, of the first sources, in the shared build dir.
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .arg("build")
+        .current_dir(&p.root)
+        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS");
+    run(cargo).success();
+    let stale = shared_target_dir().join("debug/beside-programs");
+    assert_eq!(run_outside_cargo(&stale, &[]).stdout, "one\n");
+
+    p.write(
+        "src/main.rs",
+        "fn main() { println!(\"{}\", if itoa::Buffer::new().format(2) == \"2\" { \"two\" } else { \"?\" }); }\n",
+    );
+    let out = p.dyndev(&["test"]).success();
+    assert!(
+        out.stdout
+            .contains("test runs_the_program_beside_it ... ok"),
+        "{out}"
+    );
+    require_tool("cargo-nextest");
+    let out = p.dyndev(&["nextest", "run"]).success();
+    assert!(out.stderr.contains("1 test run: 1 passed"), "{out}");
+    // The user's program is left as the user built it.
+    assert_eq!(run_outside_cargo(&stale, &[]).stdout, "one\n");
 }
