@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench differential -- --manifest-path PATH [--edits N]
 //!     [--seed N] [--package NAME]... [--run BIN] [--cargo-arg ARG]...
+//!     [--timeout SECS]
 //! ```
 //!
 //! The workspace is copied under `<target-dir>/dyndev-differential` (the
@@ -15,7 +16,11 @@
 //! a program's output and exit code.
 //! Edits are drawn from the sources of `--package`s (all members by
 //! default). Exit code 1 when a mismatch is found: its edits are printed,
-//! in order, to replay it.
+//! in order, to replay it. A side that has not ended after `--timeout`
+//! seconds (default 600: an edit can make a test loop for ever) is ended
+//! with everything it started; both ending so counts as agreeing, and the
+//! edit is taken back, as one that fails to build on both sides is. A
+//! difference before any edit stops the run there.
 
 #[path = "../tests/differential/checker.rs"]
 mod checker;
@@ -25,7 +30,7 @@ use std::path::PathBuf;
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench differential -- --manifest-path PATH [--edits N] [--seed N] \
-         [--package NAME]... [--run BIN] [--cargo-arg ARG]..."
+         [--package NAME]... [--run BIN] [--cargo-arg ARG]... [--timeout SECS]"
     );
     std::process::exit(2)
 }
@@ -34,6 +39,7 @@ fn main() {
     let mut manifest: Option<PathBuf> = None;
     let mut edits = 50;
     let mut seed = 1;
+    let mut timeout = 600;
     let mut packages = Vec::new();
     let mut compare = checker::Compare::Tests(vec!["--workspace".into()]);
     let mut cargo_args: Vec<String> = Vec::new();
@@ -49,6 +55,12 @@ fn main() {
             }
             "--seed" => {
                 seed = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--timeout" => {
+                timeout = args
                     .next()
                     .and_then(|n| n.parse().ok())
                     .unwrap_or_else(|| usage())
@@ -94,6 +106,7 @@ fn main() {
         compare,
         packages,
         verbose: true,
+        timeout: std::time::Duration::from_secs(timeout),
     };
     let started = std::time::Instant::now();
     match checker::run(&opts) {

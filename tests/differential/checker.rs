@@ -54,6 +54,10 @@ pub struct Options {
     pub packages: Vec<String>,
     /// Say each step on stderr.
     pub verbose: bool,
+    /// How long one side's build and run may take: an edit can make a
+    /// program or a test loop for ever (on both sides alike). Both timing
+    /// out counts as agreeing, and the edit is taken back.
+    pub timeout: std::time::Duration,
 }
 
 /// What the two sides made after one edit, where they differ.
@@ -70,7 +74,7 @@ pub struct Report {
     /// Each step's edit, in order.
     pub edits: Vec<String>,
     pub mismatches: Vec<Mismatch>,
-    /// Steps after which both sides failed to build.
+    /// Steps after which both sides failed to build, or to end in time.
     pub both_failed: usize,
     /// Steps whose result differed from the step before (the edit was seen).
     pub observable: usize,
@@ -116,6 +120,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let mut previous: Option<String> = None;
     // The starting point, before any edit: both must agree there too.
     let first = compare_once(opts, &copy, 0, "(no edit)", &mut report)?;
+    if !report.mismatches.is_empty() {
+        // Every later step would differ the same way and say nothing new.
+        return Ok(report);
+    }
     previous = first.or(previous);
     for step in 1..=opts.edits {
         let sites = sites(&copy, &opts.packages, step, &mut rng)?;
@@ -145,11 +153,21 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let seen = compare_once(opts, &copy, step, &what, &mut report)?;
         if seen
             .as_deref()
-            .is_some_and(|s| s.starts_with("build failed"))
+            .is_some_and(|s| s.starts_with("build failed") || s.starts_with(TIMED_OUT))
         {
-            // Both agree it does not build: take the edit back, so that
-            // later edits change a workspace that builds.
+            // Both agree it does not build (or does not end): take the
+            // edit back, so that later edits change a workspace that does.
             write(&site.file, &before)?;
+            if opts.verbose {
+                eprintln!(
+                    "       taken back: {}",
+                    seen.as_deref()
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                );
+            }
             report
                 .edits
                 .push(format!("{}: the edit above, taken back", rel.display()));
@@ -229,11 +247,14 @@ fn compare_once(
         });
         return Ok(None);
     }
-    if cargo.starts_with("build failed") {
+    if cargo.starts_with("build failed") || cargo.starts_with(TIMED_OUT) {
         report.both_failed += 1;
     }
     Ok(Some(cargo))
 }
+
+/// What a side that did not end within [`Options::timeout`] made.
+const TIMED_OUT: &str = "timed out";
 
 /// What one side made, as comparable text.
 fn outcome(opts: &Options, copy: &Path, dyndev: bool) -> Result<String, String> {
@@ -243,13 +264,16 @@ fn outcome(opts: &Options, copy: &Path, dyndev: bool) -> Result<String, String> 
         "target-cargo"
     });
     let command = |args: &[String]| {
-        let mut cmd = if dyndev {
-            let mut c = Command::new(&opts.dyndev);
-            c.arg("dyndev");
-            c
+        // coreutils' `timeout` runs the command in a process group of its
+        // own and ends the whole group: tests' children too.
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-k", "10"])
+            .arg(format!("{}", opts.timeout.as_secs().max(1)));
+        if dyndev {
+            cmd.arg(&opts.dyndev).arg("dyndev");
         } else {
-            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        };
+            cmd.arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        }
         cmd.args(args)
             .current_dir(copy)
             .env("CARGO_TARGET_DIR", &target)
@@ -266,6 +290,9 @@ fn outcome(opts: &Options, copy: &Path, dyndev: bool) -> Result<String, String> 
             let out = command(&full)
                 .output()
                 .map_err(|e| format!("failed to run the tests: {e}"))?;
+            if timed_out(&out.status) {
+                return Ok(format!("{TIMED_OUT} after {:?}", opts.timeout));
+            }
             Ok(test_results(&out))
         }
         Compare::Programs(programs) => {
@@ -284,6 +311,9 @@ fn outcome(opts: &Options, copy: &Path, dyndev: bool) -> Result<String, String> 
                 let out = command(&full)
                     .output()
                     .map_err(|e| format!("failed to run `{bin}`: {e}"))?;
+                if timed_out(&out.status) {
+                    return Ok(format!("{TIMED_OUT} after {:?}: `{bin}`", opts.timeout));
+                }
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 if !out.status.success() && is_build_failure(&stderr) {
                     return Ok(format!("build failed\n{}", errors(&stderr)));
@@ -301,6 +331,11 @@ fn outcome(opts: &Options, copy: &Path, dyndev: bool) -> Result<String, String> 
 }
 
 /// Whether cargo's output says the build failed (not a program or test).
+/// Whether `timeout` ended the command (124, or 137 when it had to kill).
+fn timed_out(status: &std::process::ExitStatus) -> bool {
+    matches!(status.code(), Some(124 | 137))
+}
+
 fn is_build_failure(stderr: &str) -> bool {
     stderr.contains("error: could not compile")
         || stderr.contains("error[E")
@@ -457,7 +492,15 @@ fn sites(copy: &Path, only: &[String], step: usize, rng: &mut Rng) -> Result<Vec
     for dir in member_dirs(copy, only)? {
         for entry in walkdir::WalkDir::new(&dir)
             .into_iter()
-            .filter_entry(|e| e.file_name() != "target" && e.file_name() != ".git")
+            // A package nested in a member's directory is not the member's
+            // (rand's `benches/`): its files never compile as the member's.
+            .filter_entry(|e| {
+                e.file_name() != "target"
+                    && e.file_name() != ".git"
+                    && (e.depth() == 0
+                        || !e.file_type().is_dir()
+                        || !e.path().join("Cargo.toml").exists())
+            })
             .flatten()
         {
             let path = entry.path();
@@ -797,7 +840,7 @@ impl LitText for syn::Lit {
 /// The mismatches as a report a person can act on.
 pub fn describe(report: &Report) -> String {
     let mut text = format!(
-        "{} edits, {} observable, {} where both failed to build, {} mismatches\n",
+        "{} edits, {} observable, {} where both failed to build or to end, {} mismatches\n",
         report.edits.len(),
         report.observable,
         report.both_failed,

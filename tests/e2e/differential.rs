@@ -144,6 +144,7 @@ fn options(p: &Project, scratch: &Path, dyndev: &Path, edits: usize) -> checker:
         compare: checker::Compare::Programs(vec![("diff-app".into(), Vec::new())]),
         packages: Vec::new(),
         verbose: false,
+        timeout: std::time::Duration::from_secs(600),
     }
 }
 
