@@ -76,10 +76,19 @@ pub(super) fn inputs(
                 .or_insert_with(|| package.clone());
         }
         // A root rebuilt since is stale for the selection that used it;
-        // that selection brings its units back when it builds again.
+        // that selection brings its units back when it builds again. So is
+        // one outside the build dir this build uses (an older dyndev's
+        // units, in a dir of its own, or a build dir configured since):
+        // the bundle's link finds crates only there.
         let current: BTreeSet<String> = candidates.keys().cloned().collect();
+        let deps_dir = req.layout.deps_dir();
         let fresh = |stem: &str| match prev.roots.get(stem) {
-            Some(root) => crate::fs::mtime_nanos(&root.rlib) == Some(root.rlib_mtime),
+            Some(root) => {
+                root.rlib
+                    .parent()
+                    .is_some_and(|dir| crate::fs::same_dir(dir, &deps_dir))
+                    && crate::fs::mtime_nanos(&root.rlib) == Some(root.rlib_mtime)
+            }
             None => prev.plan.static_stems.contains(stem) || current.contains(stem),
         };
         for (stem, unit) in &prev.plan.units {

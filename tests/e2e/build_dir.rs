@@ -139,3 +139,95 @@ fn compare_compiles_no_dependency_the_user_built() {
         "42\n"
     );
 }
+
+/// A build dir that moved (configured elsewhere since, or an older dyndev
+/// that kept its units in a dir of its own) leaves the bundle's state
+/// naming dependency units there. When a new bundle is made, units of
+/// another selection carried over from that state must not bring them
+/// back: the bundle's link finds crates only in the build dir in use, and
+/// a dependency of theirs (here `inner`, which `outer` uses) is not there.
+/// (helix, built by a dyndev from before the build dir was shared: "can't
+/// find crate for `serde_derive` which `serde` depends on".)
+#[test]
+fn units_of_a_build_dir_no_longer_in_use_stay_out_of_the_bundle() {
+    let p = project()
+        .file(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"app\", \"tool\"]\nresolver = \"2\"\n\n\
+             [workspace.metadata.dyndev]\ninclude = [\"outer\", \"inner\"]\n",
+        )
+        .file(
+            "app/Cargo.toml",
+            &manifest(
+                "moved-app",
+                "[features]\nloud = [\"dep:cfg-if\"]\n\n[dependencies]\nitoa = \"=1.0.18\"\n\
+                 cfg-if = { version = \"=1.0.5\", optional = true }\n",
+            ),
+        )
+        .file(
+            "app/src/main.rs",
+            "fn main() { println!(\"{}\", itoa::Buffer::new().format(7)); }\n",
+        )
+        .file(
+            "tool/Cargo.toml",
+            &manifest(
+                "moved-tool",
+                "[dependencies]\nouter = { path = \"../../outer\" }\n",
+            ),
+        )
+        .file(
+            "tool/src/main.rs",
+            "fn main() { println!(\"{}\", outer::twice(4)); }\n",
+        )
+        .file(
+            "../outer/Cargo.toml",
+            &manifest("outer", "[dependencies]\ninner = { path = \"../inner\" }\n"),
+        )
+        .file(
+            "../outer/src/lib.rs",
+            "pub fn twice(n: u32) -> u32 { inner::add(n, n) }\n",
+        )
+        .file("../inner/Cargo.toml", &manifest("inner", ""))
+        .file(
+            "../inner/src/lib.rs",
+            "pub fn add(a: u32, b: u32) -> u32 { a + b }\n",
+        )
+        .build();
+    let target = p.root.join("target");
+    let old_build_dir = p.root.join("old-build");
+
+    // Both programs, with the build dir elsewhere.
+    let mut first = dyndev_cmd(&p.root, &["build"]);
+    first
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_BUILD_BUILD_DIR", &old_build_dir);
+    run(first).success();
+    assert_eq!(
+        run_outside_cargo(&target.join("dyndev/debug/moved-tool"), &[])
+            .success()
+            .stdout,
+        "8\n"
+    );
+
+    // One program, in the default build dir, with a dependency the bundle
+    // lacks: a new bundle, without `outer`'s unit in the old dir.
+    let mut second = dyndev_cmd(&p.root, &["build", "-p", "moved-app", "--features", "loud"]);
+    second.env("CARGO_TARGET_DIR", &target);
+    run(second).success();
+    assert_eq!(
+        run_outside_cargo(&target.join("dyndev/debug/moved-app"), &[])
+            .success()
+            .stdout,
+        "7\n"
+    );
+    // And the other selection builds again in the build dir in use.
+    let mut third = dyndev_cmd(&p.root, &["build"]);
+    third.env("CARGO_TARGET_DIR", &target);
+    run(third).success();
+    assert_eq!(
+        run_outside_cargo(&target.join("dyndev/debug/moved-tool"), &[])
+            .success()
+            .stdout,
+        "8\n"
+    );
+}
