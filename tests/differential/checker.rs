@@ -359,7 +359,7 @@ fn panics(text: &str) -> String {
         .lines()
         .filter_map(|l| {
             l.split_once("panicked at ")
-                .map(|(_, at)| at.trim_end_matches(':').to_owned())
+                .map(|(_, at)| doctest_dir_named(at.trim_end_matches(':')))
         })
         .collect();
     found.sort();
@@ -367,6 +367,19 @@ fn panics(text: &str) -> String {
         .into_iter()
         .map(|p| format!("panic at {p}\n"))
         .collect()
+}
+
+/// A panic location with rustdoc's temporary directory for merged
+/// doctests (`/tmp/rustdoctestAbC123/doctest_bundle_2024.rs`) under one
+/// name: it is new on every run, under cargo and dyndev alike.
+fn doctest_dir_named(at: &str) -> String {
+    const DIR: &str = "rustdoctest";
+    let Some(start) = at.find(DIR) else {
+        return at.to_owned();
+    };
+    let rest = &at[start + DIR.len()..];
+    let end = rest.find('/').unwrap_or(rest.len());
+    format!("{}{DIR}*{}", &at[..start], &rest[end..])
 }
 
 /// Each test binary's results: the binary (as cargo announces it, without
@@ -872,4 +885,21 @@ pub fn kinds(report: &Report) -> BTreeMap<String, usize> {
         *out.entry(kind.to_owned()).or_insert(0) += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rustdocs_temporary_dir_is_left_out_of_a_panic_location() {
+        assert_eq!(
+            super::panics(
+                "thread 'main' panicked at /tmp/rustdoctestFVEySW/doctest_bundle_2024.rs:64:1:\n"
+            ),
+            "panic at /tmp/rustdoctest*/doctest_bundle_2024.rs:64:1\n"
+        );
+        assert_eq!(
+            super::panics("thread 't' panicked at src/lib.rs:3:5:\n"),
+            "panic at src/lib.rs:3:5\n"
+        );
+    }
 }
