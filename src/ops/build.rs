@@ -336,13 +336,19 @@ fn note_static_units(req: &BuildRequest<'_>, journal: &[JournalEntry]) {
             units.join(", ")
         ));
     }
-    for e in journal.iter().filter(|e| e.host_linked) {
+    // A library can be two units (one for the build script's host, one
+    // for the program): said once.
+    let host_linked: BTreeSet<(&str, &str)> = journal
+        .iter()
+        .filter(|e| e.host_linked)
+        .map(|e| (e.package.as_str(), e.kind.as_str()))
+        .collect();
+    for (package, kind) in host_linked {
         req.shell.verbose_status(
             "Static",
             format_args!(
-                "{} ({}): build scripts or proc-macros link it, so it is compiled with \
-                 cargo's arguments, not against the bundle",
-                e.package, e.kind
+                "{package} ({kind}): build scripts or proc-macros link it, so it is compiled \
+                 with cargo's arguments, not against the bundle"
             ),
         );
     }
