@@ -470,6 +470,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
             std::fs::create_dir_all(&dest).map_err(|e| e.to_string())?;
         } else if entry.file_type().is_file() {
             std::fs::copy(entry.path(), &dest).map_err(|e| e.to_string())?;
+        } else if entry.file_type().is_symlink() {
+            // A link stays a link (crossbeam's crates share one module
+            // file this way): an edit of the file reaches every crate
+            // that links to it, as in the workspace itself.
+            let link = std::fs::read_link(entry.path()).map_err(|e| e.to_string())?;
+            std::os::unix::fs::symlink(&link, &dest).map_err(|e| e.to_string())?;
         }
     }
     Ok(())
